@@ -1,0 +1,317 @@
+//! Redis Streams: the bus. Key layout, appends, consumer groups, reads and claims.
+//!
+//! # Keys
+//! Every key of a bus carries the bus name as a hash tag, so a bus lives on one Redis
+//! Cluster shard and one MULTI/EXEC can span its bus stream and its target streams.
+//!
+//! | key | type | holds |
+//! |-----|------|-------|
+//! | `sluice:{BUS}:events` | stream | every accepted event of the bus; consumer group `router` |
+//! | `sluice:{BUS}:t:RULE:TARGET` | stream | events routed to one target, waiting for delivery; consumer group `dispatch` |
+//!
+//! # Entries
+//! An entry has the fields `a` (context attributes, a JSON object), `k` (data kind: `j`
+//! JSON, `t` text, `b` binary) and `d` (the data bytes exactly as received); `k` and `d`
+//! are absent for events without data. Target entries add `b`, the bus entry id they came
+//! from.
+//!
+//! # Connections
+//! Appends and acknowledgements share one multiplexed connection: commands issued
+//! concurrently by many requests are written to the socket together and so travel as one
+//! pipeline. Blocking reads (`XREADGROUP ... BLOCK`) get a connection of their own, since
+//! a blocked multiplexed connection would stall every other command on it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::{RedisError, Value};
+
+use crate::event::{Data, DataKind, EncodedEvent, Event};
+
+/// Consumer group of the router on a bus stream.
+pub const ROUTER_GROUP: &str = "router";
+/// Consumer group of the dispatchers on a target stream.
+pub const DISPATCH_GROUP: &str = "dispatch";
+
+/// How long a command may take before the caller treats Redis as unavailable.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Key of a bus stream.
+pub fn bus_key(bus: &str) -> String {
+    format!("sluice:{{{bus}}}:events")
+}
+
+/// Key of a target stream.
+pub fn target_key(bus: &str, rule: &str, target: &str) -> String {
+    format!("sluice:{{{bus}}}:t:{rule}:{target}")
+}
+
+/// How a bus stream is trimmed on append.
+#[derive(Debug, Clone, Copy)]
+pub enum Retention {
+    /// Drop entries older than this (`XADD ... MINID ~`).
+    Age(Duration),
+    /// Keep about this many entries (`XADD ... MAXLEN ~`).
+    Length(u64),
+}
+
+/// A bus as the ingress sees it.
+#[derive(Debug, Clone)]
+pub struct BusSpec {
+    pub name: String,
+    pub key: String,
+    pub retention: Retention,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("redis: {0}")]
+    Redis(#[from] RedisError),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Opens the shared multiplexed connection. It connects lazily and reconnects by
+/// itself; a command sent while Redis is down fails within a few seconds.
+pub fn connect(url: &str) -> Result<ConnectionManager, RedisError> {
+    connect_with_timeout(url, RESPONSE_TIMEOUT)
+}
+
+/// Opens a connection for blocking reads, whose responses may take `block` longer.
+pub fn connect_blocking(url: &str, block: Duration) -> Result<ConnectionManager, RedisError> {
+    connect_with_timeout(url, RESPONSE_TIMEOUT + block)
+}
+
+fn connect_with_timeout(url: &str, timeout: Duration) -> Result<ConnectionManager, RedisError> {
+    let client = redis::Client::open(url)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client, config)
+}
+
+/// Runs a command future with an overall deadline, mapping a timeout to `BusError`.
+pub async fn within<T>(
+    fut: impl std::future::Future<Output = Result<T, RedisError>>,
+) -> Result<T, BusError> {
+    let limit = RESPONSE_TIMEOUT * 2;
+    match tokio::time::timeout(limit, fut).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(BusError::Timeout(limit)),
+    }
+}
+
+/// Appends events to a bus; returns once Redis has acknowledged them. Several events
+/// go in one MULTI/EXEC: all are appended or none.
+pub async fn append(
+    conn: &mut ConnectionManager,
+    bus: &BusSpec,
+    events: &[EncodedEvent],
+) -> Result<(), BusError> {
+    let mut pipe = redis::pipe();
+    if events.len() > 1 {
+        pipe.atomic();
+    }
+    let trim = match bus.retention {
+        Retention::Age(age) => {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            ("MINID", format!("{}-0", now.saturating_sub(age).as_millis()))
+        }
+        Retention::Length(n) => ("MAXLEN", n.to_string()),
+    };
+    for ev in events {
+        let cmd = pipe
+            .cmd("XADD")
+            .arg(&bus.key)
+            .arg(trim.0)
+            .arg("~")
+            .arg(&trim.1)
+            .arg("*")
+            .arg("a")
+            .arg(&ev.attrs);
+        if let Some(data) = &ev.event.data {
+            cmd.arg("k").arg(data.kind.code()).arg("d").arg(data.bytes.as_ref());
+        }
+        cmd.ignore();
+    }
+    within(pipe.query_async::<()>(conn)).await
+}
+
+/// Creates a consumer group (and the stream) if missing. The group starts at the
+/// beginning of the stream so nothing appended before it existed is skipped.
+pub async fn ensure_group(conn: &mut ConnectionManager, key: &str, group: &str) -> Result<(), BusError> {
+    let created = within(
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(key)
+            .arg(group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async::<()>(conn),
+    )
+    .await;
+    match created {
+        Err(BusError::Redis(e)) if e.code() == Some("BUSYGROUP") => Ok(()),
+        other => other,
+    }
+}
+
+/// True when Redis says the consumer group (or stream) is gone, e.g. after a restart
+/// without persistence: the caller recreates it.
+pub fn is_missing_group(err: &BusError) -> bool {
+    matches!(err, BusError::Redis(e) if e.code() == Some("NOGROUP"))
+}
+
+/// Reads new entries for `consumer`, waiting up to `block` for some to arrive.
+pub async fn read_group(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+    consumer: &str,
+    count: usize,
+    block: Duration,
+) -> Result<Vec<StreamId>, BusError> {
+    let reply: Option<StreamReadReply> = tokio::time::timeout(
+        block + RESPONSE_TIMEOUT * 2,
+        redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(key)
+            .arg(">")
+            .query_async(conn),
+    )
+    .await
+    .map_err(|_| BusError::Timeout(block + RESPONSE_TIMEOUT * 2))??;
+    Ok(reply
+        .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+        .unwrap_or_default())
+}
+
+/// Takes over entries that have been pending on any consumer for at least `min_idle`
+/// (their consumer is presumed dead). Entries deleted meanwhile are dropped by Redis.
+pub async fn autoclaim(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+    consumer: &str,
+    min_idle: Duration,
+    count: usize,
+) -> Result<Vec<StreamId>, BusError> {
+    let mut claimed = Vec::new();
+    let mut cursor = "0-0".to_string();
+    loop {
+        let reply: StreamAutoClaimReply = within(
+            redis::cmd("XAUTOCLAIM")
+                .arg(key)
+                .arg(group)
+                .arg(consumer)
+                .arg(min_idle.as_millis() as u64)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(count - claimed.len())
+                .query_async(conn),
+        )
+        .await?;
+        claimed.extend(reply.claimed);
+        cursor = reply.next_stream_id;
+        if cursor == "0-0" || claimed.len() >= count {
+            return Ok(claimed);
+        }
+    }
+}
+
+/// Resets the idle time of an entry this consumer is still working on (a retry in
+/// progress), so no other replica takes it over.
+pub async fn touch(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+    consumer: &str,
+    id: &str,
+) -> Result<(), BusError> {
+    within(
+        redis::cmd("XCLAIM")
+            .arg(key)
+            .arg(group)
+            .arg(consumer)
+            .arg(0)
+            .arg(id)
+            .arg("JUSTID")
+            .query_async::<Value>(conn),
+    )
+    .await
+    .map(drop)
+}
+
+/// Acknowledges delivered entries and deletes them from the target stream, in one
+/// pipeline: a target stream holds only what is still to be delivered.
+pub async fn ack_delete(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+    ids: &[String],
+) -> Result<(), BusError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("XACK").arg(key).arg(group).arg(ids).ignore();
+    pipe.cmd("XDEL").arg(key).arg(ids).ignore();
+    within(pipe.query_async::<()>(conn)).await
+}
+
+/// The fields of a stream entry, as stored.
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    pub attrs: Bytes,
+    pub data: Option<(DataKind, Bytes)>,
+}
+
+/// Why an entry could not be read back; it was not written by Sluice.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed stream entry: {0}")]
+pub struct MalformedEntry(&'static str);
+
+impl RawEntry {
+    pub fn from_stream_id(entry: &mut StreamId) -> Result<RawEntry, MalformedEntry> {
+        let mut take = |field: &str| match entry.map.remove(field) {
+            Some(Value::BulkString(b)) => Some(Bytes::from(b)),
+            _ => None,
+        };
+        let attrs = take("a").ok_or(MalformedEntry("field a is missing"))?;
+        let data = match (take("k"), take("d")) {
+            (Some(k), Some(d)) => Some((
+                DataKind::from_code(&k).ok_or(MalformedEntry("unknown data kind"))?,
+                d,
+            )),
+            (None, None) => None,
+            _ => return Err(MalformedEntry("field k or d is missing")),
+        };
+        Ok(RawEntry { attrs, data })
+    }
+
+    /// Parses the attributes.
+    pub fn attrs_map(&self) -> Result<serde_json::Map<String, serde_json::Value>, MalformedEntry> {
+        serde_json::from_slice(&self.attrs).map_err(|_| MalformedEntry("field a is not a JSON object"))
+    }
+
+    /// Decodes into an event.
+    pub fn to_event(&self) -> Result<Event, MalformedEntry> {
+        let attrs = self.attrs_map()?;
+        Ok(Event {
+            attrs,
+            data: self.data.as_ref().map(|(kind, bytes)| Data {
+                kind: *kind,
+                bytes: bytes.clone(),
+            }),
+        })
+    }
+}
+

@@ -1,0 +1,232 @@
+//! Semantic checks of a parsed configuration; each error carries the path of the value.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use super::Config;
+use crate::rules::Pattern;
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Path of the offending value, e.g. `rules[2].targets[0].url`.
+    pub path: String,
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Names end up in Redis keys and URLs: keep them to a safe alphabet.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("must be 1 to 64 characters".into());
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(format!(
+            "{name:?} may contain only letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let mut err = |path: String, message: String| {
+        errors.push(ConfigError {
+            path,
+            line: None,
+            message,
+        })
+    };
+
+    if config.listen.parse::<std::net::SocketAddr>().is_err() {
+        err("listen".into(), format!("{:?} is not an address such as 127.0.0.1:8080", config.listen));
+    }
+    if let Some(redis) = &config.redis {
+        if redis::Client::open(redis.as_str()).is_err() {
+            err("redis".into(), format!("{redis:?} is not a Redis URL such as redis://127.0.0.1:6379"));
+        }
+    }
+    let limits = &config.limits;
+    if limits.max_event_bytes == 0 {
+        err("limits.max_event_bytes".into(), "must be greater than 0".into());
+    }
+    if limits.max_request_bytes < limits.max_event_bytes {
+        err("limits.max_request_bytes".into(), "must be at least max_event_bytes".into());
+    }
+    let delivery = &config.delivery;
+    if delivery.batch_size == 0 {
+        err("delivery.batch_size".into(), "must be greater than 0".into());
+    }
+
+    let mut bus_names = HashSet::new();
+    for (i, bus) in config.buses.iter().enumerate() {
+        if let Err(m) = check_name(&bus.name) {
+            err(format!("buses[{i}].name"), m);
+        }
+        if !bus_names.insert(bus.name.as_str()) {
+            err(format!("buses[{i}].name"), format!("duplicate bus name {:?}", bus.name));
+        }
+        if bus.retention.is_some() && bus.max_len.is_some() {
+            err(format!("buses[{i}]"), "set retention or max_len, not both".into());
+        }
+        if bus.retention.is_some_and(|r| r.is_zero()) {
+            err(format!("buses[{i}].retention"), "must be greater than 0".into());
+        }
+        if bus.max_len == Some(0) {
+            err(format!("buses[{i}].max_len"), "must be greater than 0".into());
+        }
+    }
+
+    let mut rule_names = HashSet::new();
+    for (r, rule) in config.rules.iter().enumerate() {
+        let at = format!("rules[{r}]");
+        if let Err(m) = check_name(&rule.name) {
+            err(format!("{at}.name"), m);
+        }
+        if !rule_names.insert((rule.bus.as_str(), rule.name.as_str())) {
+            err(format!("{at}.name"), format!("duplicate rule name {:?} on bus {:?}", rule.name, rule.bus));
+        }
+        if !bus_names.contains(rule.bus.as_str()) {
+            err(format!("{at}.bus"), format!("no bus named {:?} in buses", rule.bus));
+        }
+        if let Some(pattern) = &rule.pattern {
+            if let Err(e) = Pattern::parse(pattern) {
+                err(format!("{at}.pattern{}", e.path), e.message);
+            }
+        }
+        if rule.targets.is_empty() {
+            err(format!("{at}.targets"), "a rule needs at least one target".into());
+        }
+        let mut target_names = HashSet::new();
+        for (t, target) in rule.targets.iter().enumerate() {
+            let at = format!("{at}.targets[{t}]");
+            if let Err(m) = check_name(&target.name) {
+                err(format!("{at}.name"), m);
+            }
+            if !target_names.insert(target.name.as_str()) {
+                err(format!("{at}.name"), format!("duplicate target name {:?} in this rule", target.name));
+            }
+            match url::Url::parse(&target.url) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+                    if u.host_str().is_none_or(str::is_empty) {
+                        err(format!("{at}.url"), "URL has no host".into());
+                    }
+                }
+                Ok(u) => err(format!("{at}.url"), format!("scheme {:?} is not http or https", u.scheme())),
+                Err(url::ParseError::RelativeUrlWithoutBase) => {
+                    err(format!("{at}.url"), "relative URL".into())
+                }
+                Err(e) => err(format!("{at}.url"), format!("invalid URL: {e}")),
+            }
+            if !matches!(target.method.as_str(), "POST" | "PUT" | "PATCH") {
+                err(format!("{at}.method"), format!("{:?} is not POST, PUT or PATCH", target.method));
+            }
+            for (name, value) in &target.headers {
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    err(format!("{at}.headers.{name}"), "invalid header name".into());
+                } else if reqwest::header::HeaderValue::from_str(value).is_err() {
+                    err(format!("{at}.headers.{name}"), "invalid header value".into());
+                }
+            }
+            if target.timeout.is_zero() {
+                err(format!("{at}.timeout"), "must be greater than 0".into());
+            }
+            if target.concurrency == 0 {
+                err(format!("{at}.concurrency"), "must be at least 1".into());
+            }
+            if delivery.claim_idle <= target.timeout + delivery.retry_delay {
+                err(
+                    "delivery.claim_idle".into(),
+                    format!(
+                        "must exceed {at}.timeout + delivery.retry_delay ({}), or live deliveries would be taken over",
+                        humantime::format_duration(target.timeout + delivery.retry_delay)
+                    ),
+                );
+            }
+        }
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn errors(yaml: &str) -> Vec<String> {
+        match Config::parse(yaml) {
+            Ok(_) => vec![],
+            Err(es) => es.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn valid_config_parses() {
+        let yaml = r#"
+buses: [{name: orders, retention: 1d}]
+rules:
+  - name: r
+    bus: orders
+    pattern: {type: [order.paid]}
+    targets: [{name: t, kind: http, url: "http://127.0.0.1:9000/x", timeout: 2s}]
+"#;
+        assert_eq!(errors(yaml), Vec::<String>::new());
+    }
+
+    #[test]
+    fn errors_name_their_path() {
+        let yaml = r#"
+buses: [{name: orders}, {name: orders}]
+rules:
+  - name: r
+    bus: nope
+    pattern: {type: order.paid}
+    targets:
+      - {name: t, kind: http, url: "/relative"}
+      - {name: t, kind: http, url: "ftp://x/y", method: GET, concurrency: 0}
+"#;
+        let got = errors(yaml);
+        for expected in [
+            "buses[1].name: duplicate bus name \"orders\"",
+            "rules[0].bus: no bus named \"nope\" in buses",
+            "rules[0].pattern.type: ",
+            "rules[0].targets[0].url: relative URL",
+            "rules[0].targets[1].name: duplicate target name \"t\" in this rule",
+            "rules[0].targets[1].url: scheme \"ftp\" is not http or https",
+            "rules[0].targets[1].method: \"GET\" is not POST, PUT or PATCH",
+            "rules[0].targets[1].concurrency: must be at least 1",
+        ] {
+            assert!(got.iter().any(|g| g.starts_with(expected)), "missing {expected:?} in {got:#?}");
+        }
+    }
+
+    #[test]
+    fn type_errors_carry_path_and_line() {
+        let yaml = "buses:\n  - name: a\nrules:\n  - name: r\n    bus: a\n    targets:\n      - {name: t, kind: http, url: \"http://x/\", timeout: soon}\n";
+        let got = errors(yaml);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with("line 7: rules[0].targets[0].timeout: invalid duration"), "{got:?}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let got = errors("buses: [{name: a, retension: 1d}]\n");
+        assert!(got[0].contains("buses[0]") && got[0].contains("unknown field `retension`"), "{got:?}");
+    }
+}

@@ -1,0 +1,170 @@
+//! One Sluice replica: the HTTP ingress, a router per bus and a dispatcher per target,
+//! wired to one Redis, with a graceful shutdown on SIGINT/SIGTERM.
+//!
+//! Shutdown order: stop accepting requests and finish the ones in progress (their
+//! appends complete), then stop reading streams, give in-flight deliveries
+//! `delivery.shutdown_timeout`, and leave everything else pending in Redis.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::bus::{self, BusSpec, Retention};
+use crate::config::Config;
+use crate::dispatch::{self, DeliverySettings, TargetSpec};
+use crate::ingress::{self, EchoSink, Ingress};
+use crate::router::{self, BusRoutes, StreamSettings};
+use crate::targets::HttpTarget;
+
+/// How long a blocking stream read waits for new entries.
+const READ_BLOCK: Duration = Duration::from_secs(1);
+
+/// What a replica runs with, after command-line and environment overrides.
+pub struct Settings {
+    pub config: Config,
+    pub redis_url: String,
+    pub listen: String,
+    /// Mount the `/dev/echo` target (`sluice dev`).
+    pub dev_echo: bool,
+}
+
+/// A consumer name unique to this process, so replicas never share pending entries.
+fn consumer_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sluice".into());
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &id[..8])
+}
+
+/// Runs a replica until SIGINT or SIGTERM.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let Settings { config, redis_url, listen, dev_echo } = settings;
+    let shared = bus::connect(&redis_url).with_context(|| format!("invalid Redis URL {redis_url}"))?;
+    let shutdown = CancellationToken::new();
+    let consumer = consumer_name();
+    info!(%consumer, redis = %redact(&redis_url), "starting replica");
+
+    let stream = StreamSettings {
+        consumer,
+        batch_size: config.delivery.batch_size,
+        block: READ_BLOCK,
+        claim_idle: config.delivery.claim_idle,
+    };
+    let delivery = DeliverySettings {
+        retry_delay: config.delivery.retry_delay,
+        shutdown_timeout: config.delivery.shutdown_timeout,
+    };
+
+    let mut workers = tokio::task::JoinSet::new();
+    for routes in BusRoutes::from_config(&config) {
+        let reader = bus::connect_blocking(&redis_url, READ_BLOCK)?;
+        workers.spawn(router::run(Arc::new(routes), reader, stream.clone(), shutdown.clone()));
+    }
+    for rule in &config.rules {
+        for target in &rule.targets {
+            let spec = TargetSpec {
+                bus: rule.bus.clone(),
+                rule: rule.name.clone(),
+                name: target.name.clone(),
+                key: bus::target_key(&rule.bus, &rule.name, &target.name),
+                concurrency: target.concurrency,
+                target: HttpTarget::new(target)
+                    .with_context(|| format!("target {}/{}", rule.name, target.name))?,
+            };
+            let reader = bus::connect_blocking(&redis_url, READ_BLOCK)?;
+            workers.spawn(dispatch::run(
+                Arc::new(spec),
+                reader,
+                shared.clone(),
+                stream.clone(),
+                delivery.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
+
+    let buses: HashMap<String, BusSpec> = config
+        .buses
+        .iter()
+        .map(|b| {
+            let retention = match b.retention_age() {
+                Some(age) => Retention::Age(age),
+                None => Retention::Length(b.max_len.expect("validated: retention or max_len")),
+            };
+            let spec = BusSpec {
+                name: b.name.clone(),
+                key: bus::bus_key(&b.name),
+                retention,
+            };
+            (b.name.clone(), spec)
+        })
+        .collect();
+    let ingress = web::Data::new(Ingress {
+        buses,
+        redis: shared.clone(),
+        limits: config.limits.clone(),
+    });
+    let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(ingress.clone())
+            .configure(|cfg| ingress::configure(cfg, echo.clone()))
+            .default_service(web::to(ingress::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(config.delivery.shutdown_timeout.as_secs().max(1))
+    .bind(&listen)
+    .with_context(|| format!("cannot listen on {listen}"))?
+    .run();
+    let handle = server.handle();
+    let mut server = tokio::spawn(server);
+    info!(%listen, buses = config.buses.len(), rules = config.rules.len(), "listening");
+
+    tokio::select! {
+        signal = shutdown_signal() => info!(signal, "shutting down"),
+        result = &mut server => {
+            shutdown.cancel();
+            result??;
+            anyhow::bail!("HTTP server stopped unexpectedly");
+        }
+    }
+    // Finish in-flight requests (and their appends) before anything else stops.
+    handle.stop(true).await;
+    shutdown.cancel();
+    while let Some(result) = workers.join_next().await {
+        if let Err(e) = result {
+            warn!(error = %e, "a worker ended abnormally");
+        }
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// A Redis URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

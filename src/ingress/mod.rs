@@ -1,0 +1,199 @@
+//! The HTTP ingress (actix-web): CloudEvents in, appended to a bus, 202 once Redis has
+//! them. Also the health endpoints and, in `sluice dev`, an echo target.
+
+mod echo;
+mod error;
+
+use std::collections::HashMap;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use tracing::{debug, warn};
+
+use crate::bus::{self, BusSpec};
+use crate::config::Limits;
+use crate::event::cloudevents::{self, FieldError};
+use crate::event::EncodedEvent;
+
+pub use echo::EchoSink;
+pub use error::ApiError;
+
+/// Shared state of every ingress worker.
+pub struct Ingress {
+    pub buses: HashMap<String, BusSpec>,
+    pub redis: ConnectionManager,
+    pub limits: Limits,
+}
+
+/// Registers the ingress routes on an actix app.
+pub fn configure(cfg: &mut web::ServiceConfig, echo: Option<web::Data<EchoSink>>) {
+    cfg.service(
+        web::resource("/buses/{bus}/events")
+            .route(web::post().to(ingest))
+            .default_service(web::to(|| async { method_not_allowed("POST") })),
+    )
+    .service(web::resource("/healthz").route(web::get().to(healthz)))
+    .service(web::resource("/readyz").route(web::get().to(readyz)));
+    if let Some(echo) = echo {
+        cfg.app_data(echo).service(
+            web::resource("/dev/echo")
+                .route(web::post().to(echo::record))
+                .route(web::get().to(echo::list)),
+        );
+    }
+}
+
+/// JSON 404 for every unknown path.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {} {}", req.method(), req.path()))
+        .error_response_json()
+}
+
+fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("use {allow}"),
+    )
+    .error_response_json();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
+}
+
+impl ApiError {
+    fn error_response_json(&self) -> HttpResponse {
+        actix_web::ResponseError::error_response(self)
+    }
+}
+
+/// The CloudEvents HTTP mode of a request, from its Content-Type.
+enum Mode {
+    Binary,
+    Structured,
+    Batch,
+}
+
+/// `POST /buses/{bus}/events`: CloudEvents in binary, structured or batch mode.
+async fn ingest(
+    req: HttpRequest,
+    bus: web::Path<String>,
+    mut payload: web::Payload,
+    state: web::Data<Ingress>,
+) -> Result<HttpResponse, ApiError> {
+    let bus = state.buses.get(bus.as_str()).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_bus", format!("no bus named {:?}", bus.as_str())).field("bus")
+    })?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_header", "Content-Type is not ASCII").field("content-type")))
+        .transpose()?;
+    let mode = match content_type.map(media_type) {
+        Some(t) if t.eq_ignore_ascii_case(cloudevents::STRUCTURED) => Mode::Structured,
+        Some(t) if t.eq_ignore_ascii_case(cloudevents::BATCH) => Mode::Batch,
+        Some(t) if t.to_ascii_lowercase().starts_with("application/cloudevents") => {
+            return Err(unsupported(content_type));
+        }
+        _ if req.headers().keys().any(|k| k.as_str().starts_with("ce-")) => Mode::Binary,
+        _ => return Err(unsupported(content_type)),
+    };
+
+    let limit = state.limits.max_request_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(format!("request body exceeds {limit} bytes")));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", format!("reading the body failed: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(format!("request body exceeds {limit} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+
+    let events = match mode {
+        Mode::Binary => {
+            let headers = req.headers().iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
+            vec![cloudevents::parse_binary(headers, content_type, body).map_err(|e| ApiError::invalid(vec![e]))?]
+        }
+        Mode::Structured => vec![cloudevents::parse_structured(&body).map_err(|e| ApiError::invalid(vec![e]))?],
+        Mode::Batch => cloudevents::parse_batch(&body).map_err(ApiError::invalid)?,
+    };
+
+    let max_event = state.limits.max_event_bytes;
+    let encoded: Vec<EncodedEvent> = events.into_iter().map(|e| e.encode()).collect();
+    let oversized: Vec<FieldError> = encoded
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.size() > max_event)
+        .map(|(i, e)| FieldError {
+            index: matches!(mode, Mode::Batch).then_some(i),
+            field: "data".into(),
+            message: format!("event is {} bytes, over the {max_event}-byte limit", e.size()),
+        })
+        .collect();
+    if !oversized.is_empty() {
+        let mut err = ApiError::invalid(oversized);
+        err.status = StatusCode::PAYLOAD_TOO_LARGE;
+        err.error = "event_too_large";
+        return Err(err);
+    }
+
+    if !encoded.is_empty() {
+        let mut redis = state.redis.clone();
+        bus::append(&mut redis, bus, &encoded).await.map_err(|e| {
+            warn!(bus = %bus.name, error = %e, "append failed; answering 503");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "bus_unavailable", "the event store is unavailable; retry later")
+        })?;
+    }
+    let ids: Vec<&str> = encoded.iter().map(|e| e.event.id()).collect();
+    debug!(bus = %bus.name, count = ids.len(), "accepted");
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "ids": ids })))
+}
+
+fn media_type(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or("").trim()
+}
+
+fn unsupported(content_type: Option<&str>) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!(
+            "content type {:?} is not a CloudEvents mode: send {}, {}, or binary mode with ce-* headers",
+            content_type.unwrap_or(""),
+            cloudevents::STRUCTURED,
+            cloudevents::BATCH
+        ),
+    )
+    .field("content-type")
+}
+
+fn too_large(message: String) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", message)
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when Redis answers (the configuration was loaded before the server started).
+async fn readyz(state: web::Data<Ingress>) -> HttpResponse {
+    let mut redis = state.redis.clone();
+    match bus::within(redis::cmd("PING").query_async::<String>(&mut redis)).await {
+        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "unavailable", "error": e.to_string()})),
+    }
+}
+

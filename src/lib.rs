@@ -1,0 +1,18 @@
+//! Sluice: a stateless webhook and CloudEvents gateway on Redis Streams.
+//!
+//! The modules mirror the data path (see `docs/architecture.md`):
+//! `ingress` accepts CloudEvents over HTTP and appends them through `bus`; the `router`
+//! reads each bus, asks `rules` which (rule, target) pairs match and writes one entry per
+//! match into that target's stream; `dispatch` reads target streams and calls `targets`.
+
+pub mod bus;
+pub mod config;
+pub mod dev;
+pub mod dispatch;
+pub mod event;
+pub mod gateway;
+pub mod ingress;
+pub mod observability;
+pub mod router;
+pub mod rules;
+pub mod targets;

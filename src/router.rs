@@ -1,0 +1,239 @@
+//! The router: reads a bus stream through the `router` consumer group, asks the bus's
+//! [`Matcher`] which rules match each event, and appends one entry per matching
+//! (rule, target) to that target's stream.
+//!
+//! The target appends and the XACK of the bus entries go in one MULTI/EXEC, so a crash
+//! can never leave an event acknowledged but not routed. If the router dies before EXEC,
+//! the entries stay pending on its consumer and another replica claims them after
+//! `delivery.claim_idle` (at-least-once: an event may be routed twice, never zero times).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::streams::StreamId;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::bus::{self, RawEntry, ROUTER_GROUP};
+use crate::config::Config;
+use crate::event::DataKind;
+use crate::rules::{EventView, Matcher, Pattern};
+
+/// Everything the router needs to know about one bus.
+pub struct BusRoutes {
+    pub bus: String,
+    pub key: String,
+    pub matcher: Matcher,
+    /// For rule `i` of the matcher, the keys of its target streams.
+    pub targets: Vec<Vec<String>>,
+}
+
+impl BusRoutes {
+    /// Compiles the rules of every bus of a (validated) configuration.
+    pub fn from_config(config: &Config) -> Vec<BusRoutes> {
+        config
+            .buses
+            .iter()
+            .map(|b| {
+                let rules: Vec<_> = config.rules.iter().filter(|r| r.bus == b.name).collect();
+                let patterns = rules
+                    .iter()
+                    .map(|r| match &r.pattern {
+                        Some(p) => Pattern::parse(p).expect("validated with the config"),
+                        None => Pattern::match_all(),
+                    })
+                    .collect();
+                BusRoutes {
+                    bus: b.name.clone(),
+                    key: bus::bus_key(&b.name),
+                    matcher: Matcher::new(patterns),
+                    targets: rules
+                        .iter()
+                        .map(|r| {
+                            r.targets
+                                .iter()
+                                .map(|t| bus::target_key(&b.name, &r.name, &t.name))
+                                .collect()
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Tuning shared by routers and dispatchers.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub consumer: String,
+    pub batch_size: usize,
+    pub block: Duration,
+    pub claim_idle: Duration,
+}
+
+impl StreamSettings {
+    /// How often to look for entries abandoned by dead consumers.
+    pub fn claim_interval(&self) -> Duration {
+        (self.claim_idle / 2).max(Duration::from_millis(500))
+    }
+}
+
+/// Runs the router of one bus until `shutdown` is cancelled.
+pub async fn run(
+    routes: Arc<BusRoutes>,
+    mut conn: ConnectionManager,
+    settings: StreamSettings,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Backoff::default();
+    let mut last_claim = tokio::time::Instant::now();
+    let mut group_ready = false;
+    while !shutdown.is_cancelled() {
+        if !group_ready {
+            match bus::ensure_group(&mut conn, &routes.key, ROUTER_GROUP).await {
+                Ok(()) => group_ready = true,
+                Err(e) => {
+                    warn!(bus = %routes.bus, error = %e, "cannot create router group; retrying");
+                    backoff.wait(&shutdown).await;
+                    continue;
+                }
+            }
+        }
+        let entries = if last_claim.elapsed() >= settings.claim_interval() {
+            last_claim = tokio::time::Instant::now();
+            bus::autoclaim(
+                &mut conn,
+                &routes.key,
+                ROUTER_GROUP,
+                &settings.consumer,
+                settings.claim_idle,
+                settings.batch_size,
+            )
+            .await
+            .inspect(|c| {
+                if !c.is_empty() {
+                    info!(bus = %routes.bus, count = c.len(), "claimed entries abandoned by another replica");
+                }
+            })
+        } else {
+            bus::read_group(
+                &mut conn,
+                &routes.key,
+                ROUTER_GROUP,
+                &settings.consumer,
+                settings.batch_size,
+                settings.block,
+            )
+            .await
+        };
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(e) => {
+                group_ready = !bus::is_missing_group(&e);
+                warn!(bus = %routes.bus, error = %e, "reading the bus failed; retrying");
+                backoff.wait(&shutdown).await;
+                continue;
+            }
+        };
+        backoff.reset();
+        if entries.is_empty() {
+            continue;
+        }
+        // The entries are now pending on this consumer: route them, retrying until Redis
+        // takes the transaction (or shutdown leaves them for another replica to claim).
+        let pipe = route_batch(&routes, entries);
+        loop {
+            match bus::within(pipe.query_async::<()>(&mut conn)).await {
+                Ok(()) => break,
+                // Redis lost the group (restarted without persistence): the entries are
+                // gone with it; recreate the group and go on.
+                Err(e) if bus::is_missing_group(&e) => {
+                    warn!(bus = %routes.bus, error = %e, "router group vanished; recreating it");
+                    group_ready = false;
+                    break;
+                }
+                Err(e) => {
+                    warn!(bus = %routes.bus, error = %e, "routing transaction failed; retrying");
+                    if shutdown.is_cancelled() {
+                        return;
+                    }
+                    backoff.wait(&shutdown).await;
+                }
+            }
+        }
+    }
+}
+
+/// Builds the MULTI/EXEC that routes a batch of bus entries and acknowledges them.
+fn route_batch(routes: &BusRoutes, entries: Vec<StreamId>) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    let mut ids = Vec::with_capacity(entries.len());
+    let mut matched = Vec::new();
+    for mut entry in entries {
+        match RawEntry::from_stream_id(&mut entry).and_then(|raw| Ok((raw.attrs_map()?, raw))) {
+            Ok((attrs, raw)) => {
+                let data = match &raw.data {
+                    Some((DataKind::Json, bytes)) if routes.matcher.needs_data() => {
+                        serde_json::from_slice::<Value>(bytes).ok()
+                    }
+                    _ => None,
+                };
+                matched.clear();
+                routes.matcher.matching(
+                    &EventView {
+                        attrs: &attrs,
+                        data: data.as_ref(),
+                    },
+                    &mut matched,
+                );
+                let event_id = attrs.get("id").and_then(Value::as_str).unwrap_or_default();
+                debug!(bus = %routes.bus, event_id, rules = matched.len(), "routed");
+                for &rule in &matched {
+                    for key in &routes.targets[rule] {
+                        let cmd = pipe.cmd("XADD").arg(key).arg("*").arg("a").arg(raw.attrs.as_ref());
+                        if let Some((kind, bytes)) = &raw.data {
+                            cmd.arg("k").arg(kind.code()).arg("d").arg(bytes.as_ref());
+                        }
+                        cmd.arg("b").arg(&entry.id).ignore();
+                    }
+                }
+            }
+            // Not written by Sluice: nothing can be delivered, so it is acknowledged.
+            Err(e) => error!(bus = %routes.bus, entry = %entry.id, error = %e, "skipping malformed bus entry"),
+        }
+        ids.push(entry.id);
+    }
+    pipe.cmd("XACK").arg(&routes.key).arg(ROUTER_GROUP).arg(&ids).ignore();
+    pipe
+}
+
+/// Exponential backoff between failed Redis calls: 100 ms doubling to 2 s.
+#[derive(Default)]
+pub struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    pub async fn wait(&mut self, shutdown: &CancellationToken) {
+        let delay = Duration::from_millis(100 * 2u64.pow(self.failures.min(4))).min(Duration::from_secs(2));
+        self.failures += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+impl std::fmt::Debug for BusRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusRoutes").field("bus", &self.bus).field("targets", &self.targets).finish()
+    }
+}
+
