@@ -1,0 +1,321 @@
+//! Test harness: a private redis-server per test, the real `sluice` binary as a child
+//! process, and a local HTTP receiver that records what targets get.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes.
+pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
+
+/// A redis-server of this test's own (or `REDIS_URL` when redis-server is missing, in
+/// which case tests that must stop Redis are skipped by `can_restart`).
+pub struct Redis {
+    pub url: String,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut redis = Redis {
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+            dir,
+            child: None,
+        };
+        if !redis.spawn() {
+            let url = std::env::var("REDIS_URL").expect("neither redis-server on PATH nor REDIS_URL set");
+            redis.url = url;
+        }
+        redis
+    }
+
+    /// Starts redis-server on this Redis's port and data dir; false if not installed.
+    fn spawn(&mut self) -> bool {
+        // appendfsync always: a kill -9 of Redis loses nothing it acknowledged.
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .spawn();
+        match child {
+            Ok(child) => {
+                self.child = Some(child);
+                let start = Instant::now();
+                while self.ping().is_err() {
+                    assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn can_restart(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn ping(&self) -> redis::RedisResult<String> {
+        let client = redis::Client::open(self.url.as_str())?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_millis(200))?;
+        redis::cmd("PING").query(&mut conn)
+    }
+
+    pub fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.url.as_str()).unwrap().get_connection().unwrap()
+    }
+
+    /// Kills the server (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts the server again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.kill();
+        assert!(self.spawn());
+    }
+
+    pub fn xlen(&self, key: &str) -> usize {
+        redis::cmd("XLEN").arg(key).query(&mut self.conn()).unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `sluice serve` binary, running a configuration.
+pub struct Gateway {
+    pub port: u16,
+    config: PathBuf,
+    log: PathBuf,
+    redis_url: String,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts `sluice serve` with `config` (YAML) and waits until it is ready.
+    pub async fn start(redis: &Redis, config: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.yaml");
+        std::fs::File::create(&path).unwrap().write_all(config.as_bytes()).unwrap();
+        let mut gw = Gateway {
+            port: free_port(),
+            config: path,
+            log: dir.path().join("sluice.log"),
+            redis_url: redis.url.clone(),
+            child: None,
+            _dir: dir,
+        };
+        gw.spawn().await;
+        gw
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--redis", &self.redis_url])
+            .env("RUST_LOG", "info,sluice=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let url = self.url("/healthz");
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = client.get(&url).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "gateway did not start:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no graceful anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        child.wait().unwrap()
+    }
+
+    /// Starts the gateway again (same config, port and Redis).
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.spawn().await;
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("---- gateway log ----\n{}", self.logs());
+        }
+    }
+}
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    received: Mutex<Vec<Received>>,
+    /// Status to answer with (default 200).
+    status: Mutex<Option<u16>>,
+}
+
+/// A local HTTP server standing in for a target; it records every request.
+pub struct Receiver {
+    pub port: u16,
+    state: Arc<ReceiverState>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        Self::start_on(free_port()).await
+    }
+
+    pub async fn start_on(port: u16) -> Receiver {
+        let state = Arc::new(ReceiverState::default());
+        let data = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new().app_data(data.clone()).default_service(web::to(record))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", port))
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Receiver { port, state, handle }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.received.lock().unwrap().len()
+    }
+
+    /// Makes the receiver answer every request with `status`.
+    pub fn answer_with(&self, status: u16) {
+        *self.state.status.lock().unwrap() = Some(status);
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<ReceiverState>) -> HttpResponse {
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let status = state.status.lock().unwrap().unwrap_or(200);
+    if (200..300).contains(&status) {
+        state.received.lock().unwrap().push(Received {
+            method: req.method().to_string(),
+            path: req.path().to_string(),
+            headers,
+            body: body.to_vec(),
+            at: Instant::now(),
+        });
+    }
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+}
+
+/// A structured-mode CloudEvent with the given id, type and JSON data (raw text).
+pub fn structured_event(id: &str, ty: &str, data: &str) -> String {
+    format!(r#"{{"specversion":"1.0","id":"{id}","source":"/test","type":"{ty}","datacontenttype":"application/json","data":{data}}}"#)
+}
+
+/// Posts a structured-mode event; returns the status code.
+pub async fn post_structured(gw: &Gateway, bus: &str, body: &str) -> u16 {
+    reqwest::Client::new()
+        .post(gw.url(&format!("/buses/{bus}/events")))
+        .header("content-type", "application/cloudevents+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
