@@ -167,6 +167,9 @@ impl Gateway {
                     return;
                 }
             }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("gateway exited with {status}:\n{}", self.logs());
+            }
             assert!(start.elapsed() < Duration::from_secs(20), "gateway did not start:\n{}", self.logs());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

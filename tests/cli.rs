@@ -1,0 +1,131 @@
+//! The command line: `sluice check` and the quickstart served by `sluice dev`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn sluice(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_examples() {
+    let (code, stdout, stderr) = sluice(&["check", "--config", "examples/quickstart/sluice.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ok (1 buses, 2 rules, 2 targets)"), "{stdout}");
+}
+
+#[test]
+fn check_reports_every_error_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        r#"buses: [{name: orders}]
+rules:
+  - name: a
+    bus: orders
+    targets: [{name: t, kind: http, url: "http://ok/"}]
+  - name: b
+    bus: orders
+    targets: [{name: t, kind: http, url: "http://ok/"}]
+  - name: c
+    bus: payments
+    pattern: {type: "not-a-list"}
+    targets: [{name: t, kind: http, url: "/relative"}]
+"#,
+    )
+    .unwrap();
+    let (code, _, stderr) = sluice(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    for expected in [
+        "rules[2].bus: no bus named \"payments\" in buses",
+        "rules[2].pattern.type: must be a list of values or an object",
+        "rules[2].targets[0].url: relative URL",
+        "3 error(s)",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+
+    // Syntax and type errors carry a line: the value's, or that of the entry holding it.
+    std::fs::write(&path, "buses:\n  - name: orders\n    retention: forever\n").unwrap();
+    let (code, _, stderr) = sluice(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("bad.yaml:2: buses[0].retention: invalid duration \"forever\""), "{stderr}");
+    std::fs::write(&path, "buses:\n  - name: orders\n    max_len: lots\n").unwrap();
+    let (_, _, stderr) = sluice(&["check", "--config", path.to_str().unwrap()]);
+    assert!(stderr.contains("bad.yaml:3: buses[0].max_len: invalid type"), "{stderr}");
+
+    let (code, _, stderr) = sluice(&["check", "--config", "/nonexistent.yaml"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cannot read /nonexistent.yaml"), "{stderr}");
+}
+
+/// The README's tour: `sluice dev` with the quickstart config, the README's curl, and
+/// the event shows up at the echo target.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_serves_the_quickstart_end_to_end() {
+    let redis = Redis::start();
+    let port = free_port();
+    // The quickstart as shipped, moved to a free port so the test cannot collide.
+    let quickstart = std::fs::read_to_string("examples/quickstart/sluice.yaml")
+        .unwrap()
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.yaml");
+    std::fs::write(&config, quickstart).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["dev", "--config", config.to_str().unwrap()])
+        .env("REDIS_URL", &redis.url)
+        .env_remove("SLUICE_LISTEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    while client.get(format!("{base}/readyz")).send().await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "dev did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The README's curl.
+    let res = client
+        .post(format!("{base}/buses/orders/events"))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "order-1001")
+        .header("ce-source", "/shop")
+        .header("ce-type", "order.paid")
+        .header("content-type", "application/json")
+        .body(r#"{"order": 1001, "currency": "EUR", "priority": "high"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+
+    // Both rules match: one binary-mode and one structured-mode delivery.
+    let mut echoed = Vec::new();
+    let start = Instant::now();
+    while echoed.len() < 2 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        echoed = client.get(format!("{base}/dev/echo")).send().await.unwrap().json::<Vec<serde_json::Value>>().await.unwrap();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(echoed.len(), 2, "{echoed:?}");
+    let bodies: Vec<&str> = echoed.iter().map(|e| e["body"].as_str().unwrap()).collect();
+    assert!(bodies.contains(&r#"{"order": 1001, "currency": "EUR", "priority": "high"}"#), "{bodies:?}");
+    assert!(
+        bodies.iter().any(|b| b.contains(r#""id":"order-1001""#) && b.contains(r#""data":{"order": 1001"#)),
+        "{bodies:?}"
+    );
+}

@@ -1,0 +1,112 @@
+//! Routing: every matching rule's targets get the event, others do not; a dead target
+//! does not hold up a healthy one.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_matching_rule_delivers_and_others_do_not() {
+    let redis = Redis::start();
+    let paid = Receiver::start().await;
+    let eur = Receiver::start().await;
+    let refunds = Receiver::start().await;
+    let config = format!(
+        r#"
+buses: [{{name: orders}}]
+rules:
+  - name: paid
+    bus: orders
+    pattern: {{type: [order.paid]}}
+    targets: [{{name: rx, kind: http, url: "{}"}}]
+  - name: eur
+    bus: orders
+    pattern: {{data: {{currency: [EUR], lines: {{sku: [A1, B2]}}}}}}
+    targets: [{{name: rx, kind: http, url: "{}"}}]
+  - name: refunds
+    bus: orders
+    pattern: {{type: [order.refunded]}}
+    targets: [{{name: rx, kind: http, url: "{}"}}]
+"#,
+        paid.url("/"),
+        eur.url("/"),
+        refunds.url("/")
+    );
+    let gw = Gateway::start(&redis, &config).await;
+
+    let both = structured_event("both", "order.paid", r#"{"currency":"EUR","lines":[{"sku":"Z9"},{"sku":"B2"}]}"#);
+    let paid_only = structured_event("paid-only", "order.paid", r#"{"currency":"USD","lines":[{"sku":"A1"}]}"#);
+    let none = structured_event("none", "order.created", r#"{"currency":"GBP"}"#);
+    for body in [&both, &paid_only, &none] {
+        assert_eq!(post_structured(&gw, "orders", body).await, 202);
+    }
+
+    assert!(wait_until(Duration::from_secs(10), || paid.count() == 2 && eur.count() == 1).await);
+    // Give any wrong delivery the time to show up before asserting it did not.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids = |rx: &Receiver| {
+        let mut ids: Vec<String> = rx.received().iter().map(|r| r.header("ce-id").unwrap().to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&paid), ["both", "paid-only"]);
+    assert_eq!(ids(&eur), ["both"]);
+    assert!(ids(&refunds).is_empty());
+    // Delivered entries are removed from the target streams.
+    assert_eq!(redis.xlen("sluice:{orders}:t:paid:rx"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_target_does_not_delay_a_healthy_one() {
+    let redis = Redis::start();
+    let healthy = Receiver::start().await;
+    let dead_port = free_port(); // nothing listens here: connection refused
+    let config = format!(
+        r#"
+buses: [{{name: orders}}]
+delivery: {{retry_delay: 200ms, claim_idle: 15s}}
+rules:
+  - name: fanout
+    bus: orders
+    targets:
+      - {{name: dead, kind: http, url: "http://127.0.0.1:{dead_port}/", concurrency: 2, timeout: 1s}}
+      - {{name: healthy, kind: http, url: "{}", concurrency: 4}}
+"#,
+        healthy.url("/")
+    );
+    let gw = Gateway::start(&redis, &config).await;
+
+    let n = 200;
+    let batch = format!(
+        "[{}]",
+        (0..n).map(|i| structured_event(&format!("e{i}"), "t", "{}")).collect::<Vec<_>>().join(",")
+    );
+    let res = reqwest::Client::new()
+        .post(gw.url("/buses/orders/events"))
+        .header("content-type", "application/cloudevents-batch+json")
+        .body(batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+
+    // All events reach the healthy target while the dead one keeps failing...
+    assert!(
+        wait_until(Duration::from_secs(10), || healthy.count() == n).await,
+        "healthy target got {} of {n}",
+        healthy.count()
+    );
+    // ...and nothing meant for the dead one is lost: it waits in its stream.
+    assert_eq!(redis.xlen("sluice:{orders}:t:fanout:dead"), n);
+
+    // When the dead target comes up, its backlog is delivered.
+    let revived = Receiver::start_on(dead_port).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || revived.count() >= n).await,
+        "revived target got {} of {n}",
+        revived.count()
+    );
+    assert!(wait_until(Duration::from_secs(5), || redis.xlen("sluice:{orders}:t:fanout:dead") == 0).await);
+}
