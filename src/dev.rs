@@ -42,7 +42,16 @@ pub async fn discover_redis() -> anyhow::Result<DevRedis> {
     std::fs::create_dir_all(dir).context("creating ./.sluice")?;
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let spawned = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--appendonly", "yes", "--save", ""])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+        ])
         .arg("--dir")
         .arg(dir.canonicalize()?)
         .stdout(Stdio::null())
@@ -79,5 +88,8 @@ async fn ping(url: &str) -> bool {
         let mut conn = client.get_multiplexed_async_connection().await?;
         redis::cmd("PING").query_async::<String>(&mut conn).await
     };
-    matches!(tokio::time::timeout(Duration::from_millis(500), attempt).await, Ok(Ok(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), attempt).await,
+        Ok(Ok(_))
+    )
 }

@@ -47,8 +47,14 @@ fn consumer_name() -> String {
 
 /// Runs a replica until SIGINT or SIGTERM.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let Settings { config, redis_url, listen, dev_echo } = settings;
-    let shared = bus::connect(&redis_url).with_context(|| format!("invalid Redis URL {redis_url}"))?;
+    let Settings {
+        config,
+        redis_url,
+        listen,
+        dev_echo,
+    } = settings;
+    let shared =
+        bus::connect(&redis_url).with_context(|| format!("invalid Redis URL {redis_url}"))?;
     let shutdown = CancellationToken::new();
     let consumer = consumer_name();
     info!(%consumer, redis = %redact(&redis_url), "starting replica");
@@ -67,7 +73,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut workers = tokio::task::JoinSet::new();
     for routes in BusRoutes::from_config(&config) {
         let reader = bus::connect_blocking(&redis_url, READ_BLOCK)?;
-        workers.spawn(router::run(Arc::new(routes), reader, stream.clone(), shutdown.clone()));
+        workers.spawn(router::run(
+            Arc::new(routes),
+            reader,
+            stream.clone(),
+            shutdown.clone(),
+        ));
     }
     for rule in &config.rules {
         for target in &rule.targets {

@@ -9,7 +9,11 @@ use sluice::gateway::{self, Settings};
 use sluice::observability::{self, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A webhook and CloudEvents gateway on Redis Streams")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A webhook and CloudEvents gateway on Redis Streams"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -67,7 +71,11 @@ fn main() -> ExitCode {
             }
             None => ExitCode::FAILURE,
         },
-        Command::Serve { config, listen, redis } => {
+        Command::Serve {
+            config,
+            listen,
+            redis,
+        } => {
             let Some(config) = load(&config) else {
                 return ExitCode::FAILURE;
             };
@@ -76,7 +84,13 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
             let listen = listen.unwrap_or_else(|| config.listen.clone());
             run(async move {
-                gateway::run(Settings { config, redis_url, listen, dev_echo: false }).await
+                gateway::run(Settings {
+                    config,
+                    redis_url,
+                    listen,
+                    dev_echo: false,
+                })
+                .await
             })
         }
         Command::Dev { config, listen } => {

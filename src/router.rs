@@ -193,7 +193,12 @@ fn route_batch(routes: &BusRoutes, entries: Vec<StreamId>) -> redis::Pipeline {
                 debug!(bus = %routes.bus, event_id, rules = matched.len(), "routed");
                 for &rule in &matched {
                     for key in &routes.targets[rule] {
-                        let cmd = pipe.cmd("XADD").arg(key).arg("*").arg("a").arg(raw.attrs.as_ref());
+                        let cmd = pipe
+                            .cmd("XADD")
+                            .arg(key)
+                            .arg("*")
+                            .arg("a")
+                            .arg(raw.attrs.as_ref());
                         if let Some((kind, bytes)) = &raw.data {
                             cmd.arg("k").arg(kind.code()).arg("d").arg(bytes.as_ref());
                         }
@@ -202,11 +207,17 @@ fn route_batch(routes: &BusRoutes, entries: Vec<StreamId>) -> redis::Pipeline {
                 }
             }
             // Not written by Sluice: nothing can be delivered, so it is acknowledged.
-            Err(e) => error!(bus = %routes.bus, entry = %entry.id, error = %e, "skipping malformed bus entry"),
+            Err(e) => {
+                error!(bus = %routes.bus, entry = %entry.id, error = %e, "skipping malformed bus entry")
+            }
         }
         ids.push(entry.id);
     }
-    pipe.cmd("XACK").arg(&routes.key).arg(ROUTER_GROUP).arg(&ids).ignore();
+    pipe.cmd("XACK")
+        .arg(&routes.key)
+        .arg(ROUTER_GROUP)
+        .arg(&ids)
+        .ignore();
     pipe
 }
 
@@ -218,7 +229,8 @@ pub struct Backoff {
 
 impl Backoff {
     pub async fn wait(&mut self, shutdown: &CancellationToken) {
-        let delay = Duration::from_millis(100 * 2u64.pow(self.failures.min(4))).min(Duration::from_secs(2));
+        let delay =
+            Duration::from_millis(100 * 2u64.pow(self.failures.min(4))).min(Duration::from_secs(2));
         self.failures += 1;
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -233,7 +245,9 @@ impl Backoff {
 
 impl std::fmt::Debug for BusRoutes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BusRoutes").field("bus", &self.bus).field("targets", &self.targets).finish()
+        f.debug_struct("BusRoutes")
+            .field("bus", &self.bus)
+            .field("targets", &self.targets)
+            .finish()
     }
 }
-

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn sluice(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -20,7 +23,10 @@ fn sluice(args: &[&str]) -> (i32, String, String) {
 fn check_accepts_the_examples() {
     let (code, stdout, stderr) = sluice(&["check", "--config", "examples/quickstart/sluice.yaml"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("ok (1 buses, 2 rules, 2 targets)"), "{stdout}");
+    assert!(
+        stdout.contains("ok (1 buses, 2 rules, 2 targets)"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -52,17 +58,26 @@ rules:
         "rules[2].targets[0].url: relative URL",
         "3 error(s)",
     ] {
-        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
 
     // Syntax and type errors carry a line: the value's, or that of the entry holding it.
     std::fs::write(&path, "buses:\n  - name: orders\n    retention: forever\n").unwrap();
     let (code, _, stderr) = sluice(&["check", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("bad.yaml:2: buses[0].retention: invalid duration \"forever\""), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:2: buses[0].retention: invalid duration \"forever\""),
+        "{stderr}"
+    );
     std::fs::write(&path, "buses:\n  - name: orders\n    max_len: lots\n").unwrap();
     let (_, _, stderr) = sluice(&["check", "--config", path.to_str().unwrap()]);
-    assert!(stderr.contains("bad.yaml:3: buses[0].max_len: invalid type"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:3: buses[0].max_len: invalid type"),
+        "{stderr}"
+    );
 
     let (code, _, stderr) = sluice(&["check", "--config", "/nonexistent.yaml"]);
     assert_eq!(code, 1);
@@ -94,7 +109,10 @@ async fn dev_serves_the_quickstart_end_to_end() {
     let client = reqwest::Client::new();
     let start = Instant::now();
     while client.get(format!("{base}/readyz")).send().await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "dev did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "dev did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -117,15 +135,27 @@ async fn dev_serves_the_quickstart_end_to_end() {
     let start = Instant::now();
     while echoed.len() < 2 && start.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        echoed = client.get(format!("{base}/dev/echo")).send().await.unwrap().json::<Vec<serde_json::Value>>().await.unwrap();
+        echoed = client
+            .get(format!("{base}/dev/echo"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<serde_json::Value>>()
+            .await
+            .unwrap();
     }
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(echoed.len(), 2, "{echoed:?}");
     let bodies: Vec<&str> = echoed.iter().map(|e| e["body"].as_str().unwrap()).collect();
-    assert!(bodies.contains(&r#"{"order": 1001, "currency": "EUR", "priority": "high"}"#), "{bodies:?}");
     assert!(
-        bodies.iter().any(|b| b.contains(r#""id":"order-1001""#) && b.contains(r#""data":{"order": 1001"#)),
+        bodies.contains(&r#"{"order": 1001, "currency": "EUR", "priority": "high"}"#),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains(r#""id":"order-1001""#) && b.contains(r#""data":{"order": 1001"#)),
         "{bodies:?}"
     );
 }

@@ -22,7 +22,10 @@ rules:
 }
 
 fn delivered_ids(rx: &Receiver) -> HashSet<String> {
-    rx.received().iter().map(|r| r.header("ce-id").unwrap().to_string()).collect()
+    rx.received()
+        .iter()
+        .map(|r| r.header("ce-id").unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -34,7 +37,10 @@ async fn accepted_events_survive_a_killed_gateway() {
     let mut accepted = HashSet::new();
     let batch = format!(
         "[{}]",
-        (0..40).map(|i| structured_event(&format!("batch-{i}"), "t", "{}")).collect::<Vec<_>>().join(",")
+        (0..40)
+            .map(|i| structured_event(&format!("batch-{i}"), "t", "{}"))
+            .collect::<Vec<_>>()
+            .join(",")
     );
     let res = reqwest::Client::new()
         .post(gw.url("/buses/orders/events"))
@@ -47,7 +53,10 @@ async fn accepted_events_survive_a_killed_gateway() {
     accepted.extend((0..40).map(|i| format!("batch-{i}")));
     for i in 0..10 {
         let id = format!("single-{i}");
-        assert_eq!(post_structured(&gw, "orders", &structured_event(&id, "t", "{}")).await, 202);
+        assert_eq!(
+            post_structured(&gw, "orders", &structured_event(&id, "t", "{}")).await,
+            202
+        );
         accepted.insert(id);
     }
     // Let some deliveries start failing (so they are pending on this replica), then kill it.
@@ -58,11 +67,18 @@ async fn accepted_events_survive_a_killed_gateway() {
     gw.restart().await;
     // The new replica claims what the dead one held once it has been idle for claim_idle.
     assert!(
-        wait_until(Duration::from_secs(30), || delivered_ids(&rx).is_superset(&accepted)).await,
+        wait_until(Duration::from_secs(30), || delivered_ids(&rx)
+            .is_superset(&accepted))
+        .await,
         "missing: {:?}",
         accepted.difference(&delivered_ids(&rx)).collect::<Vec<_>>()
     );
-    assert!(wait_until(Duration::from_secs(5), || redis.xlen("sluice:{orders}:t:all:rx") == 0).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || redis
+            .xlen("sluice:{orders}:t:all:rx")
+            == 0)
+        .await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,9 +93,22 @@ async fn ingest_answers_503_while_redis_is_down_and_everything_resumes() {
     let gw = Gateway::start(&redis, &config(rx.port)).await;
 
     for i in 0..5 {
-        assert_eq!(post_structured(&gw, "orders", &structured_event(&format!("before-{i}"), "t", "{}")).await, 202);
+        assert_eq!(
+            post_structured(
+                &gw,
+                "orders",
+                &structured_event(&format!("before-{i}"), "t", "{}")
+            )
+            .await,
+            202
+        );
     }
-    assert!(wait_until(Duration::from_secs(5), || redis.xlen("sluice:{orders}:t:all:rx") == 5).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || redis
+            .xlen("sluice:{orders}:t:all:rx")
+            == 5)
+        .await
+    );
 
     redis.kill();
     let res = reqwest::Client::new()
@@ -108,15 +137,30 @@ async fn ingest_answers_503_while_redis_is_down_and_everything_resumes() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(status, 202);
-    assert_eq!(reqwest::get(gw.url("/readyz")).await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        reqwest::get(gw.url("/readyz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
 
-    let expected: HashSet<String> = (0..5).map(|i| format!("before-{i}")).chain(["after".to_string()]).collect();
+    let expected: HashSet<String> = (0..5)
+        .map(|i| format!("before-{i}"))
+        .chain(["after".to_string()])
+        .collect();
     assert!(
-        wait_until(Duration::from_secs(20), || delivered_ids(&rx).is_superset(&expected)).await,
+        wait_until(Duration::from_secs(20), || delivered_ids(&rx)
+            .is_superset(&expected))
+        .await,
         "missing: {:?}",
         expected.difference(&delivered_ids(&rx)).collect::<Vec<_>>()
     );
-    assert!(!delivered_ids(&rx).contains("during"), "a 503 means not accepted");
+    assert!(
+        !delivered_ids(&rx).contains("during"),
+        "a 503 means not accepted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -125,9 +169,22 @@ async fn sigterm_shuts_down_cleanly_and_leaves_undelivered_events_pending() {
     let target_port = free_port();
     let mut gw = Gateway::start(&redis, &config(target_port)).await;
     for i in 0..3 {
-        assert_eq!(post_structured(&gw, "orders", &structured_event(&format!("e{i}"), "t", "{}")).await, 202);
+        assert_eq!(
+            post_structured(
+                &gw,
+                "orders",
+                &structured_event(&format!("e{i}"), "t", "{}")
+            )
+            .await,
+            202
+        );
     }
-    assert!(wait_until(Duration::from_secs(5), || redis.xlen("sluice:{orders}:t:all:rx") == 3).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || redis
+            .xlen("sluice:{orders}:t:all:rx")
+            == 3)
+        .await
+    );
     let status = gw.terminate();
     assert!(status.success(), "exit status {status}\n{}", gw.logs());
     assert!(gw.logs().contains("stopped"), "{}", gw.logs());

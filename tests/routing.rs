@@ -36,18 +36,34 @@ rules:
     );
     let gw = Gateway::start(&redis, &config).await;
 
-    let both = structured_event("both", "order.paid", r#"{"currency":"EUR","lines":[{"sku":"Z9"},{"sku":"B2"}]}"#);
-    let paid_only = structured_event("paid-only", "order.paid", r#"{"currency":"USD","lines":[{"sku":"A1"}]}"#);
+    let both = structured_event(
+        "both",
+        "order.paid",
+        r#"{"currency":"EUR","lines":[{"sku":"Z9"},{"sku":"B2"}]}"#,
+    );
+    let paid_only = structured_event(
+        "paid-only",
+        "order.paid",
+        r#"{"currency":"USD","lines":[{"sku":"A1"}]}"#,
+    );
     let none = structured_event("none", "order.created", r#"{"currency":"GBP"}"#);
     for body in [&both, &paid_only, &none] {
         assert_eq!(post_structured(&gw, "orders", body).await, 202);
     }
 
-    assert!(wait_until(Duration::from_secs(10), || paid.count() == 2 && eur.count() == 1).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || paid.count() == 2
+            && eur.count() == 1)
+        .await
+    );
     // Give any wrong delivery the time to show up before asserting it did not.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ids = |rx: &Receiver| {
-        let mut ids: Vec<String> = rx.received().iter().map(|r| r.header("ce-id").unwrap().to_string()).collect();
+        let mut ids: Vec<String> = rx
+            .received()
+            .iter()
+            .map(|r| r.header("ce-id").unwrap().to_string())
+            .collect();
         ids.sort();
         ids
     };
@@ -81,7 +97,10 @@ rules:
     let n = 200;
     let batch = format!(
         "[{}]",
-        (0..n).map(|i| structured_event(&format!("e{i}"), "t", "{}")).collect::<Vec<_>>().join(",")
+        (0..n)
+            .map(|i| structured_event(&format!("e{i}"), "t", "{}"))
+            .collect::<Vec<_>>()
+            .join(",")
     );
     let res = reqwest::Client::new()
         .post(gw.url("/buses/orders/events"))
@@ -108,5 +127,10 @@ rules:
         "revived target got {} of {n}",
         revived.count()
     );
-    assert!(wait_until(Duration::from_secs(5), || redis.xlen("sluice:{orders}:t:fanout:dead") == 0).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || redis
+            .xlen("sluice:{orders}:t:fanout:dead")
+            == 0)
+        .await
+    );
 }

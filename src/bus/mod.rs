@@ -118,8 +118,13 @@ pub async fn append(
     }
     let trim = match bus.retention {
         Retention::Age(age) => {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-            ("MINID", format!("{}-0", now.saturating_sub(age).as_millis()))
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            (
+                "MINID",
+                format!("{}-0", now.saturating_sub(age).as_millis()),
+            )
         }
         Retention::Length(n) => ("MAXLEN", n.to_string()),
     };
@@ -134,7 +139,10 @@ pub async fn append(
             .arg("a")
             .arg(&ev.attrs);
         if let Some(data) = &ev.event.data {
-            cmd.arg("k").arg(data.kind.code()).arg("d").arg(data.bytes.as_ref());
+            cmd.arg("k")
+                .arg(data.kind.code())
+                .arg("d")
+                .arg(data.bytes.as_ref());
         }
         cmd.ignore();
     }
@@ -143,7 +151,11 @@ pub async fn append(
 
 /// Creates a consumer group (and the stream) if missing. The group starts at the
 /// beginning of the stream so nothing appended before it existed is skipped.
-pub async fn ensure_group(conn: &mut ConnectionManager, key: &str, group: &str) -> Result<(), BusError> {
+pub async fn ensure_group(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+) -> Result<(), BusError> {
     let created = within(
         redis::cmd("XGROUP")
             .arg("CREATE")
@@ -299,7 +311,8 @@ impl RawEntry {
 
     /// Parses the attributes.
     pub fn attrs_map(&self) -> Result<serde_json::Map<String, serde_json::Value>, MalformedEntry> {
-        serde_json::from_slice(&self.attrs).map_err(|_| MalformedEntry("field a is not a JSON object"))
+        serde_json::from_slice(&self.attrs)
+            .map_err(|_| MalformedEntry("field a is not a JSON object"))
     }
 
     /// Decodes into an event.
@@ -314,4 +327,3 @@ impl RawEntry {
         })
     }
 }
-

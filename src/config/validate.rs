@@ -56,23 +56,41 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     };
 
     if config.listen.parse::<std::net::SocketAddr>().is_err() {
-        err("listen".into(), format!("{:?} is not an address such as 127.0.0.1:8080", config.listen));
+        err(
+            "listen".into(),
+            format!(
+                "{:?} is not an address such as 127.0.0.1:8080",
+                config.listen
+            ),
+        );
     }
     if let Some(redis) = &config.redis {
         if redis::Client::open(redis.as_str()).is_err() {
-            err("redis".into(), format!("{redis:?} is not a Redis URL such as redis://127.0.0.1:6379"));
+            err(
+                "redis".into(),
+                format!("{redis:?} is not a Redis URL such as redis://127.0.0.1:6379"),
+            );
         }
     }
     let limits = &config.limits;
     if limits.max_event_bytes == 0 {
-        err("limits.max_event_bytes".into(), "must be greater than 0".into());
+        err(
+            "limits.max_event_bytes".into(),
+            "must be greater than 0".into(),
+        );
     }
     if limits.max_request_bytes < limits.max_event_bytes {
-        err("limits.max_request_bytes".into(), "must be at least max_event_bytes".into());
+        err(
+            "limits.max_request_bytes".into(),
+            "must be at least max_event_bytes".into(),
+        );
     }
     let delivery = &config.delivery;
     if delivery.batch_size == 0 {
-        err("delivery.batch_size".into(), "must be greater than 0".into());
+        err(
+            "delivery.batch_size".into(),
+            "must be greater than 0".into(),
+        );
     }
 
     let mut bus_names = HashSet::new();
@@ -81,16 +99,28 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
             err(format!("buses[{i}].name"), m);
         }
         if !bus_names.insert(bus.name.as_str()) {
-            err(format!("buses[{i}].name"), format!("duplicate bus name {:?}", bus.name));
+            err(
+                format!("buses[{i}].name"),
+                format!("duplicate bus name {:?}", bus.name),
+            );
         }
         if bus.retention.is_some() && bus.max_len.is_some() {
-            err(format!("buses[{i}]"), "set retention or max_len, not both".into());
+            err(
+                format!("buses[{i}]"),
+                "set retention or max_len, not both".into(),
+            );
         }
         if bus.retention.is_some_and(|r| r.is_zero()) {
-            err(format!("buses[{i}].retention"), "must be greater than 0".into());
+            err(
+                format!("buses[{i}].retention"),
+                "must be greater than 0".into(),
+            );
         }
         if bus.max_len == Some(0) {
-            err(format!("buses[{i}].max_len"), "must be greater than 0".into());
+            err(
+                format!("buses[{i}].max_len"),
+                "must be greater than 0".into(),
+            );
         }
     }
 
@@ -101,10 +131,16 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
             err(format!("{at}.name"), m);
         }
         if !rule_names.insert((rule.bus.as_str(), rule.name.as_str())) {
-            err(format!("{at}.name"), format!("duplicate rule name {:?} on bus {:?}", rule.name, rule.bus));
+            err(
+                format!("{at}.name"),
+                format!("duplicate rule name {:?} on bus {:?}", rule.name, rule.bus),
+            );
         }
         if !bus_names.contains(rule.bus.as_str()) {
-            err(format!("{at}.bus"), format!("no bus named {:?} in buses", rule.bus));
+            err(
+                format!("{at}.bus"),
+                format!("no bus named {:?} in buses", rule.bus),
+            );
         }
         if let Some(pattern) = &rule.pattern {
             if let Err(e) = Pattern::parse(pattern) {
@@ -112,7 +148,10 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
             }
         }
         if rule.targets.is_empty() {
-            err(format!("{at}.targets"), "a rule needs at least one target".into());
+            err(
+                format!("{at}.targets"),
+                "a rule needs at least one target".into(),
+            );
         }
         let mut target_names = HashSet::new();
         for (t, target) in rule.targets.iter().enumerate() {
@@ -121,7 +160,10 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                 err(format!("{at}.name"), m);
             }
             if !target_names.insert(target.name.as_str()) {
-                err(format!("{at}.name"), format!("duplicate target name {:?} in this rule", target.name));
+                err(
+                    format!("{at}.name"),
+                    format!("duplicate target name {:?} in this rule", target.name),
+                );
             }
             match url::Url::parse(&target.url) {
                 Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
@@ -129,20 +171,29 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                         err(format!("{at}.url"), "URL has no host".into());
                     }
                 }
-                Ok(u) => err(format!("{at}.url"), format!("scheme {:?} is not http or https", u.scheme())),
+                Ok(u) => err(
+                    format!("{at}.url"),
+                    format!("scheme {:?} is not http or https", u.scheme()),
+                ),
                 Err(url::ParseError::RelativeUrlWithoutBase) => {
                     err(format!("{at}.url"), "relative URL".into())
                 }
                 Err(e) => err(format!("{at}.url"), format!("invalid URL: {e}")),
             }
             if !matches!(target.method.as_str(), "POST" | "PUT" | "PATCH") {
-                err(format!("{at}.method"), format!("{:?} is not POST, PUT or PATCH", target.method));
+                err(
+                    format!("{at}.method"),
+                    format!("{:?} is not POST, PUT or PATCH", target.method),
+                );
             }
             for (name, value) in &target.headers {
                 if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                     err(format!("{at}.headers.{name}"), "invalid header name".into());
                 } else if reqwest::header::HeaderValue::from_str(value).is_err() {
-                    err(format!("{at}.headers.{name}"), "invalid header value".into());
+                    err(
+                        format!("{at}.headers.{name}"),
+                        "invalid header value".into(),
+                    );
                 }
             }
             if target.timeout.is_zero() {
@@ -212,7 +263,10 @@ rules:
             "rules[0].targets[1].method: \"GET\" is not POST, PUT or PATCH",
             "rules[0].targets[1].concurrency: must be at least 1",
         ] {
-            assert!(got.iter().any(|g| g.starts_with(expected)), "missing {expected:?} in {got:#?}");
+            assert!(
+                got.iter().any(|g| g.starts_with(expected)),
+                "missing {expected:?} in {got:#?}"
+            );
         }
     }
 
@@ -221,12 +275,18 @@ rules:
         let yaml = "buses:\n  - name: a\nrules:\n  - name: r\n    bus: a\n    targets:\n      - {name: t, kind: http, url: \"http://x/\", timeout: soon}\n";
         let got = errors(yaml);
         assert_eq!(got.len(), 1, "{got:?}");
-        assert!(got[0].starts_with("line 7: rules[0].targets[0].timeout: invalid duration"), "{got:?}");
+        assert!(
+            got[0].starts_with("line 7: rules[0].targets[0].timeout: invalid duration"),
+            "{got:?}"
+        );
     }
 
     #[test]
     fn unknown_fields_are_rejected() {
         let got = errors("buses: [{name: a, retension: 1d}]\n");
-        assert!(got[0].contains("buses[0]") && got[0].contains("unknown field `retension`"), "{got:?}");
+        assert!(
+            got[0].contains("buses[0]") && got[0].contains("unknown field `retension`"),
+            "{got:?}"
+        );
     }
 }

@@ -86,7 +86,15 @@ pub async fn run(
                     }
                 })
         } else {
-            bus::read_group(&mut reader, &spec.key, DISPATCH_GROUP, &stream.consumer, count, stream.block).await
+            bus::read_group(
+                &mut reader,
+                &spec.key,
+                DISPATCH_GROUP,
+                &stream.consumer,
+                count,
+                stream.block,
+            )
+            .await
         };
         let entries = match entries {
             Ok(entries) => entries,
@@ -103,7 +111,11 @@ pub async fn run(
         for entry in entries {
             let permit = match first.take() {
                 Some(p) => p,
-                None => permits.clone().acquire_owned().await.expect("semaphore is never closed"),
+                None => permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed"),
             };
             in_flight.spawn(deliver(
                 spec.clone(),
@@ -171,7 +183,9 @@ async fn deliver(
             _ = tokio::time::sleep(retry_delay) => {}
             _ = shutdown.cancelled() => return,
         }
-        if let Err(e) = bus::touch(&mut shared, &spec.key, DISPATCH_GROUP, &consumer, &entry.id).await {
+        if let Err(e) =
+            bus::touch(&mut shared, &spec.key, DISPATCH_GROUP, &consumer, &entry.id).await
+        {
             debug!(target = %spec.name, error = %e, "could not refresh a pending entry");
         }
         attempt += 1;

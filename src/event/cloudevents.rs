@@ -52,7 +52,9 @@ pub fn parse_binary<'a>(
         };
         let decoded = percent_encoding::percent_decode(raw)
             .decode_utf8()
-            .map_err(|_| FieldError::new(attr, "header value is not UTF-8 after percent-decoding"))?;
+            .map_err(|_| {
+                FieldError::new(attr, "header value is not UTF-8 after percent-decoding")
+            })?;
         if attr == "datacontenttype" {
             return Err(FieldError::new(
                 attr,
@@ -90,9 +92,8 @@ pub fn parse_binary<'a>(
 
 /// Parses one event in the CloudEvents JSON format (structured mode).
 pub fn parse_structured(body: &[u8]) -> Result<Event, FieldError> {
-    let members: BTreeMap<String, &RawValue> = serde_json::from_slice(body).map_err(|e| {
-        FieldError::new("", format!("body is not a CloudEvents JSON object: {e}"))
-    })?;
+    let members: BTreeMap<String, &RawValue> = serde_json::from_slice(body)
+        .map_err(|e| FieldError::new("", format!("body is not a CloudEvents JSON object: {e}")))?;
     event_from_members(members)
 }
 
@@ -192,7 +193,12 @@ fn event_from_members(members: BTreeMap<String, &RawValue>) -> Result<Event, Fie
 /// Checks the context attributes of an event against the CloudEvents 1.0 spec.
 pub fn validate_attributes(attrs: &Map<String, Value>) -> Result<(), FieldError> {
     match attrs.get("specversion") {
-        None => return Err(FieldError::new("specversion", "required attribute is missing")),
+        None => {
+            return Err(FieldError::new(
+                "specversion",
+                "required attribute is missing",
+            ))
+        }
         Some(Value::String(v)) if v == "1.0" => {}
         Some(v) => {
             return Err(FieldError::new(
@@ -230,13 +236,19 @@ pub fn validate_attributes(attrs: &Map<String, Value>) -> Result<(), FieldError>
             "time" => {
                 let s = string_attr(name, value)?;
                 chrono::DateTime::parse_from_rfc3339(s).map_err(|_| {
-                    FieldError::new("time", "must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z")
+                    FieldError::new(
+                        "time",
+                        "must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z",
+                    )
                 })?;
             }
             "datacontenttype" => {
                 let s = string_attr(name, value)?;
                 if !s.contains('/') {
-                    return Err(FieldError::new(name.as_str(), "must be a media type such as application/json"));
+                    return Err(FieldError::new(
+                        name.as_str(),
+                        "must be a media type such as application/json",
+                    ));
                 }
             }
             "dataschema" => {
@@ -292,18 +304,48 @@ mod tests {
     fn structured_errors_name_the_field() {
         let cases = [
             (r#"{"id":"a","source":"/s","type":"t"}"#, "specversion"),
-            (r#"{"specversion":"0.3","id":"a","source":"/s","type":"t"}"#, "specversion"),
+            (
+                r#"{"specversion":"0.3","id":"a","source":"/s","type":"t"}"#,
+                "specversion",
+            ),
             (r#"{"specversion":"1.0","source":"/s","type":"t"}"#, "id"),
-            (r#"{"specversion":"1.0","id":"","source":"/s","type":"t"}"#, "id"),
+            (
+                r#"{"specversion":"1.0","id":"","source":"/s","type":"t"}"#,
+                "id",
+            ),
             (r#"{"specversion":"1.0","id":"a","type":"t"}"#, "source"),
-            (r#"{"specversion":"1.0","id":"a","source":"/s","type":5}"#, "type"),
-            (r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","time":"yesterday"}"#, "time"),
-            (r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","Bad":"x"}"#, "Bad"),
-            (r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","ext":{"a":1}}"#, "ext"),
-            (r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","ext":1.5}"#, "ext"),
-            (r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","dataschema":"rel/path"}"#, "dataschema"),
-            (r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","data":1,"data_base64":"AA=="}"#, "data_base64"),
-            (r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","data_base64":"!!"}"#, "data_base64"),
+            (
+                r#"{"specversion":"1.0","id":"a","source":"/s","type":5}"#,
+                "type",
+            ),
+            (
+                r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","time":"yesterday"}"#,
+                "time",
+            ),
+            (
+                r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","Bad":"x"}"#,
+                "Bad",
+            ),
+            (
+                r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","ext":{"a":1}}"#,
+                "ext",
+            ),
+            (
+                r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","ext":1.5}"#,
+                "ext",
+            ),
+            (
+                r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","dataschema":"rel/path"}"#,
+                "dataschema",
+            ),
+            (
+                r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","data":1,"data_base64":"AA=="}"#,
+                "data_base64",
+            ),
+            (
+                r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","data_base64":"!!"}"#,
+                "data_base64",
+            ),
         ];
         for (input, field) in cases {
             let err = structured(input).expect_err(input);
@@ -341,7 +383,10 @@ mod tests {
             7
         ]"#;
         let errs = parse_batch(body.as_bytes()).unwrap_err();
-        let got: Vec<_> = errs.iter().map(|e| (e.index.unwrap(), e.field.as_str())).collect();
+        let got: Vec<_> = errs
+            .iter()
+            .map(|e| (e.index.unwrap(), e.field.as_str()))
+            .collect();
         assert_eq!(got, vec![(1, "id"), (2, "time"), (3, "")]);
     }
 

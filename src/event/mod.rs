@@ -93,7 +93,9 @@ impl Event {
     /// embedded unchanged when they are JSON.
     pub fn to_structured_json(&self) -> Vec<u8> {
         let attrs = self.attrs_json();
-        let mut out = Vec::with_capacity(attrs.len() + 16 + self.data.as_ref().map_or(0, |d| d.bytes.len() * 4 / 3 + 4));
+        let mut out = Vec::with_capacity(
+            attrs.len() + 16 + self.data.as_ref().map_or(0, |d| d.bytes.len() * 4 / 3 + 4),
+        );
         out.extend_from_slice(&attrs[..attrs.len() - 1]); // drop the closing brace
         if let Some(data) = &self.data {
             if !self.attrs.is_empty() {
@@ -193,11 +195,17 @@ mod tests {
                 bytes: Bytes::from_static(&[0, 255]),
             }),
         };
-        assert_eq!(ev.to_structured_json(), br#"{"id":"1","data_base64":"AP8="}"#);
+        assert_eq!(
+            ev.to_structured_json(),
+            br#"{"id":"1","data_base64":"AP8="}"#
+        );
         ev.data = Some(Data {
             kind: DataKind::Text,
             bytes: Bytes::from_static(b"say \"hi\""),
         });
-        assert_eq!(ev.to_structured_json(), br#"{"id":"1","data":"say \"hi\""}"#);
+        assert_eq!(
+            ev.to_structured_json(),
+            br#"{"id":"1","data":"say \"hi\""}"#
+        );
     }
 }

@@ -21,16 +21,29 @@ struct Received {
     body: String,
 }
 
-pub(super) async fn record(req: HttpRequest, body: web::Bytes, sink: web::Data<EchoSink>) -> HttpResponse {
+pub(super) async fn record(
+    req: HttpRequest,
+    body: web::Bytes,
+    sink: web::Data<EchoSink>,
+) -> HttpResponse {
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
         .filter(|(n, _)| n.as_str().starts_with("ce-") || n.as_str() == "content-type")
-        .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = String::from_utf8_lossy(&body).into_owned();
     let summary: Vec<String> = headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
-    println!("echo target received: {}\n  {}\n", summary.join(" | "), body);
+    println!(
+        "echo target received: {}\n  {}\n",
+        summary.join(" | "),
+        body
+    );
     let mut received = sink.received.lock().expect("echo lock");
     if received.len() == KEEP {
         received.pop_front();
@@ -40,6 +53,12 @@ pub(super) async fn record(req: HttpRequest, body: web::Bytes, sink: web::Data<E
 }
 
 pub(super) async fn list(sink: web::Data<EchoSink>) -> HttpResponse {
-    let received: Vec<Received> = sink.received.lock().expect("echo lock").iter().cloned().collect();
+    let received: Vec<Received> = sink
+        .received
+        .lock()
+        .expect("echo lock")
+        .iter()
+        .cloned()
+        .collect();
     HttpResponse::Ok().json(received)
 }

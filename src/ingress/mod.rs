@@ -47,8 +47,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, echo: Option<web::Data<EchoSink>>
 
 /// JSON 404 for every unknown path.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {} {}", req.method(), req.path()))
-        .error_response_json()
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    )
+    .error_response_json()
 }
 
 fn method_not_allowed(allow: &'static str) -> HttpResponse {
@@ -85,17 +89,34 @@ async fn ingest(
     state: web::Data<Ingress>,
 ) -> Result<HttpResponse, ApiError> {
     let bus = state.buses.get(bus.as_str()).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "unknown_bus", format!("no bus named {:?}", bus.as_str())).field("bus")
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_bus",
+            format!("no bus named {:?}", bus.as_str()),
+        )
+        .field("bus")
     })?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_header", "Content-Type is not ASCII").field("content-type")))
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_header",
+                    "Content-Type is not ASCII",
+                )
+                .field("content-type")
+            })
+        })
         .transpose()?;
     let mode = match content_type.map(media_type) {
         Some(t) if t.eq_ignore_ascii_case(cloudevents::STRUCTURED) => Mode::Structured,
         Some(t) if t.eq_ignore_ascii_case(cloudevents::BATCH) => Mode::Batch,
-        Some(t) if t.to_ascii_lowercase().starts_with("application/cloudevents") => {
+        Some(t)
+            if t.to_ascii_lowercase()
+                .starts_with("application/cloudevents") =>
+        {
             return Err(unsupported(content_type));
         }
         _ if req.headers().keys().any(|k| k.as_str().starts_with("ce-")) => Mode::Binary,
@@ -113,7 +134,13 @@ async fn ingest(
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", format!("reading the body failed: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("reading the body failed: {e}"),
+            )
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(format!("request body exceeds {limit} bytes")));
         }
@@ -123,10 +150,16 @@ async fn ingest(
 
     let events = match mode {
         Mode::Binary => {
-            let headers = req.headers().iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
-            vec![cloudevents::parse_binary(headers, content_type, body).map_err(|e| ApiError::invalid(vec![e]))?]
+            let headers = req
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes()));
+            vec![cloudevents::parse_binary(headers, content_type, body)
+                .map_err(|e| ApiError::invalid(vec![e]))?]
         }
-        Mode::Structured => vec![cloudevents::parse_structured(&body).map_err(|e| ApiError::invalid(vec![e]))?],
+        Mode::Structured => {
+            vec![cloudevents::parse_structured(&body).map_err(|e| ApiError::invalid(vec![e]))?]
+        }
         Mode::Batch => cloudevents::parse_batch(&body).map_err(ApiError::invalid)?,
     };
 
@@ -139,7 +172,10 @@ async fn ingest(
         .map(|(i, e)| FieldError {
             index: matches!(mode, Mode::Batch).then_some(i),
             field: "data".into(),
-            message: format!("event is {} bytes, over the {max_event}-byte limit", e.size()),
+            message: format!(
+                "event is {} bytes, over the {max_event}-byte limit",
+                e.size()
+            ),
         })
         .collect();
     if !oversized.is_empty() {
@@ -153,7 +189,11 @@ async fn ingest(
         let mut redis = state.redis.clone();
         bus::append(&mut redis, bus, &encoded).await.map_err(|e| {
             warn!(bus = %bus.name, error = %e, "append failed; answering 503");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "bus_unavailable", "the event store is unavailable; retry later")
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "bus_unavailable",
+                "the event store is unavailable; retry later",
+            )
         })?;
     }
     let ids: Vec<&str> = encoded.iter().map(|e| e.event.id()).collect();
@@ -196,4 +236,3 @@ async fn readyz(state: web::Data<Ingress>) -> HttpResponse {
             .json(serde_json::json!({"status": "unavailable", "error": e.to_string()})),
     }
 }
-

@@ -99,30 +99,78 @@ mod tests {
         let ev = json!({"type": "order.paid", "source": "/shop"});
         assert!(matches(json!({}), ev.clone(), None));
         assert!(matches(json!({"type": ["order.paid"]}), ev.clone(), None));
-        assert!(matches(json!({"type": ["x", "order.paid"]}), ev.clone(), None));
+        assert!(matches(
+            json!({"type": ["x", "order.paid"]}),
+            ev.clone(),
+            None
+        ));
         assert!(!matches(json!({"type": ["x"]}), ev.clone(), None));
-        assert!(matches(json!({"type": ["order.paid"], "source": ["/shop"]}), ev.clone(), None));
-        assert!(!matches(json!({"type": ["order.paid"], "source": ["/other"]}), ev.clone(), None));
-        assert!(!matches(json!({"subject": ["a"]}), ev, None), "missing field never matches");
+        assert!(matches(
+            json!({"type": ["order.paid"], "source": ["/shop"]}),
+            ev.clone(),
+            None
+        ));
+        assert!(!matches(
+            json!({"type": ["order.paid"], "source": ["/other"]}),
+            ev.clone(),
+            None
+        ));
+        assert!(
+            !matches(json!({"subject": ["a"]}), ev, None),
+            "missing field never matches"
+        );
     }
 
     #[test]
     fn data_nested_objects_arrays_and_types() {
         let ev = json!({"type": "t"});
-        let data = json!({"order": {"amount": 300, "tags": ["a", "b"], "paid": true, "note": null}});
-        assert!(matches(json!({"data": {"order": {"amount": [3.0e2]}}}), ev.clone(), Some(data.clone())));
-        assert!(matches(json!({"data": {"order": {"tags": ["b"]}}}), ev.clone(), Some(data.clone())));
-        assert!(matches(json!({"data": {"order": {"paid": [true]}}}), ev.clone(), Some(data.clone())));
-        assert!(!matches(json!({"data": {"order": {"paid": ["true"]}}}), ev.clone(), Some(data.clone())));
-        assert!(matches(json!({"data": {"order": {"note": [null]}}}), ev.clone(), Some(data.clone())));
-        assert!(!matches(json!({"data": {"order": {"amount": ["300"]}}}), ev.clone(), Some(data.clone())));
-        assert!(!matches(json!({"data": {"order": [1]}}), ev.clone(), Some(data)));
-        assert!(!matches(json!({"data": {"x": [1]}}), ev, None), "no JSON data, no match");
+        let data =
+            json!({"order": {"amount": 300, "tags": ["a", "b"], "paid": true, "note": null}});
+        assert!(matches(
+            json!({"data": {"order": {"amount": [3.0e2]}}}),
+            ev.clone(),
+            Some(data.clone())
+        ));
+        assert!(matches(
+            json!({"data": {"order": {"tags": ["b"]}}}),
+            ev.clone(),
+            Some(data.clone())
+        ));
+        assert!(matches(
+            json!({"data": {"order": {"paid": [true]}}}),
+            ev.clone(),
+            Some(data.clone())
+        ));
+        assert!(!matches(
+            json!({"data": {"order": {"paid": ["true"]}}}),
+            ev.clone(),
+            Some(data.clone())
+        ));
+        assert!(matches(
+            json!({"data": {"order": {"note": [null]}}}),
+            ev.clone(),
+            Some(data.clone())
+        ));
+        assert!(!matches(
+            json!({"data": {"order": {"amount": ["300"]}}}),
+            ev.clone(),
+            Some(data.clone())
+        ));
+        assert!(!matches(
+            json!({"data": {"order": [1]}}),
+            ev.clone(),
+            Some(data)
+        ));
+        assert!(
+            !matches(json!({"data": {"x": [1]}}), ev, None),
+            "no JSON data, no match"
+        );
     }
 
     #[test]
     fn invalid_patterns_name_the_path() {
-        let err = Pattern::parse(&json!({"data": {"amount": [{"numeric": [">", 1]}]}})).unwrap_err();
+        let err =
+            Pattern::parse(&json!({"data": {"amount": [{"numeric": [">", 1]}]}})).unwrap_err();
         assert_eq!(err.path, ".data.amount[0]");
         let err = Pattern::parse(&json!({"type": "x"})).unwrap_err();
         assert_eq!(err.path, ".type");

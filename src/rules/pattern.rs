@@ -64,7 +64,11 @@ impl Pattern {
     }
 }
 
-fn parse_fields(value: &Value, path: &str, depth: usize) -> Result<Vec<(String, Node)>, PatternError> {
+fn parse_fields(
+    value: &Value,
+    path: &str,
+    depth: usize,
+) -> Result<Vec<(String, Node)>, PatternError> {
     let Value::Object(map) = value else {
         unreachable!("callers pass objects")
     };
@@ -83,7 +87,8 @@ fn parse_fields(value: &Value, path: &str, depth: usize) -> Result<Vec<(String, 
                 if alternatives.is_empty() {
                     return Err(PatternError {
                         path: at,
-                        message: "an empty list matches nothing; remove the field or list values".into(),
+                        message: "an empty list matches nothing; remove the field or list values"
+                            .into(),
                     });
                 }
                 for (i, alt) in alternatives.iter().enumerate() {

@@ -41,7 +41,10 @@ impl HttpTarget {
     pub fn new(config: &TargetConfig) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
-            headers.insert(HeaderName::from_bytes(name.as_bytes())?, HeaderValue::from_str(value)?);
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes())?,
+                HeaderValue::from_str(value)?,
+            );
         }
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
@@ -77,7 +80,8 @@ impl HttpTarget {
                         Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
-                    let encoded = percent_encoding::utf8_percent_encode(&text, HEADER_ESCAPES).to_string();
+                    let encoded =
+                        percent_encoding::utf8_percent_encode(&text, HEADER_ESCAPES).to_string();
                     if let (Ok(n), Ok(v)) = (
                         HeaderName::from_bytes(format!("ce-{name}").as_bytes()),
                         HeaderValue::from_str(&encoded),
@@ -86,11 +90,14 @@ impl HttpTarget {
                     }
                 }
                 if let Some(data) = &event.data {
-                    let content_type = event.attr_str("datacontenttype").unwrap_or(match data.kind {
-                        DataKind::Json => "application/json",
-                        DataKind::Text => "text/plain; charset=utf-8",
-                        DataKind::Binary => "application/octet-stream",
-                    });
+                    let content_type =
+                        event
+                            .attr_str("datacontenttype")
+                            .unwrap_or(match data.kind {
+                                DataKind::Json => "application/json",
+                                DataKind::Text => "text/plain; charset=utf-8",
+                                DataKind::Binary => "application/octet-stream",
+                            });
                     if let Ok(v) = HeaderValue::from_str(content_type) {
                         headers.insert(CONTENT_TYPE, v);
                     }

@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes.
@@ -48,7 +52,8 @@ impl Redis {
             child: None,
         };
         if !redis.spawn() {
-            let url = std::env::var("REDIS_URL").expect("neither redis-server on PATH nor REDIS_URL set");
+            let url =
+                std::env::var("REDIS_URL").expect("neither redis-server on PATH nor REDIS_URL set");
             redis.url = url;
         }
         redis
@@ -58,7 +63,14 @@ impl Redis {
     fn spawn(&mut self) -> bool {
         // appendfsync always: a kill -9 of Redis loses nothing it acknowledged.
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -69,7 +81,10 @@ impl Redis {
                 self.child = Some(child);
                 let start = Instant::now();
                 while self.ping().is_err() {
-                    assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start");
+                    assert!(
+                        start.elapsed() < Duration::from_secs(10),
+                        "redis-server did not start"
+                    );
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 true
@@ -89,7 +104,10 @@ impl Redis {
     }
 
     pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url.as_str()).unwrap().get_connection().unwrap()
+        redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 
     /// Kills the server (SIGKILL).
@@ -132,7 +150,10 @@ impl Gateway {
     pub async fn start(redis: &Redis, config: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sluice.yaml");
-        std::fs::File::create(&path).unwrap().write_all(config.as_bytes()).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(config.as_bytes())
+            .unwrap();
         let mut gw = Gateway {
             port: free_port(),
             config: path,
@@ -146,7 +167,11 @@ impl Gateway {
     }
 
     async fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["serve", "--config"])
             .arg(&self.config)
@@ -170,7 +195,11 @@ impl Gateway {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("gateway exited with {status}:\n{}", self.logs());
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "gateway did not start:\n{}", self.logs());
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "gateway did not start:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -194,7 +223,11 @@ impl Gateway {
     /// SIGTERM, then waits for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
         child.wait().unwrap()
     }
 
@@ -253,7 +286,9 @@ impl Receiver {
         let state = Arc::new(ReceiverState::default());
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
-            App::new().app_data(data.clone()).default_service(web::to(record))
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(record))
         })
         .workers(1)
         .disable_signals()
@@ -262,7 +297,11 @@ impl Receiver {
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Receiver { port, state, handle }
+        Receiver {
+            port,
+            state,
+            handle,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -287,11 +326,20 @@ impl Receiver {
     }
 }
 
-async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<ReceiverState>) -> HttpResponse {
+async fn record(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<ReceiverState>,
+) -> HttpResponse {
     let headers = req
         .headers()
         .iter()
-        .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let status = state.status.lock().unwrap().unwrap_or(200);
     if (200..300).contains(&status) {
@@ -308,7 +356,9 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<ReceiverSta
 
 /// A structured-mode CloudEvent with the given id, type and JSON data (raw text).
 pub fn structured_event(id: &str, ty: &str, data: &str) -> String {
-    format!(r#"{{"specversion":"1.0","id":"{id}","source":"/test","type":"{ty}","datacontenttype":"application/json","data":{data}}}"#)
+    format!(
+        r#"{{"specversion":"1.0","id":"{id}","source":"/test","type":"{ty}","datacontenttype":"application/json","data":{data}}}"#
+    )
 }
 
 /// Posts a structured-mode event; returns the status code.
