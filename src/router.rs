@@ -11,12 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::streams::StreamId;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::bus::{self, RawEntry, ROUTER_GROUP};
+use crate::bus::{self, Entry, ROUTER_GROUP};
 use crate::config::Config;
 use crate::event::DataKind;
 use crate::rules::{EventView, Matcher, Pattern};
@@ -167,58 +166,58 @@ pub async fn run(
 }
 
 /// Builds the MULTI/EXEC that routes a batch of bus entries and acknowledges them.
-fn route_batch(routes: &BusRoutes, entries: Vec<StreamId>) -> redis::Pipeline {
+fn route_batch(routes: &BusRoutes, entries: Vec<Entry>) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
-    let mut ids = Vec::with_capacity(entries.len());
     let mut matched = Vec::new();
-    for mut entry in entries {
-        match RawEntry::from_stream_id(&mut entry).and_then(|raw| Ok((raw.attrs_map()?, raw))) {
-            Ok((attrs, raw)) => {
-                let data = match &raw.data {
-                    Some((DataKind::Json, bytes)) if routes.matcher.needs_data() => {
-                        serde_json::from_slice::<Value>(bytes).ok()
-                    }
-                    _ => None,
-                };
-                matched.clear();
-                routes.matcher.matching(
-                    &EventView {
-                        attrs: &attrs,
-                        data: data.as_ref(),
-                    },
-                    &mut matched,
-                );
-                let event_id = attrs.get("id").and_then(Value::as_str).unwrap_or_default();
-                debug!(bus = %routes.bus, event_id, rules = matched.len(), "routed");
-                for &rule in &matched {
-                    for key in &routes.targets[rule] {
-                        let cmd = pipe
-                            .cmd("XADD")
-                            .arg(key)
-                            .arg("*")
-                            .arg("a")
-                            .arg(raw.attrs.as_ref());
-                        if let Some((kind, bytes)) = &raw.data {
-                            cmd.arg("k").arg(kind.code()).arg("d").arg(bytes.as_ref());
-                        }
-                        cmd.arg("b").arg(&entry.id).ignore();
-                    }
-                }
-            }
-            // Not written by Sluice: nothing can be delivered, so it is acknowledged.
-            Err(e) => {
-                error!(bus = %routes.bus, entry = %entry.id, error = %e, "skipping malformed bus entry")
-            }
+    if !routes.targets.is_empty() {
+        for entry in &entries {
+            route_entry(routes, entry, &mut matched, &mut pipe);
         }
-        ids.push(entry.id);
     }
-    pipe.cmd("XACK")
-        .arg(&routes.key)
-        .arg(ROUTER_GROUP)
-        .arg(&ids)
-        .ignore();
+    let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+    pipe.cmd("XACK").arg(&routes.key).arg(ROUTER_GROUP).arg(&ids).ignore();
     pipe
+}
+
+/// Adds the target appends for one bus entry to the transaction.
+fn route_entry(routes: &BusRoutes, entry: &Entry, matched: &mut Vec<usize>, pipe: &mut redis::Pipeline) {
+    let decoded = entry
+        .body
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|raw| Ok((raw.attrs_map()?, raw)));
+    let (attrs, raw) = match decoded {
+        Ok(decoded) => decoded,
+        // Not written by Sluice: nothing can be delivered, so it is acknowledged.
+        Err(e) => {
+            error!(bus = %routes.bus, entry = %entry.id, error = %e, "skipping malformed bus entry");
+            return;
+        }
+    };
+    let data = match &raw.data {
+        Some((DataKind::Json, bytes)) if routes.matcher.needs_data() => serde_json::from_slice::<Value>(bytes).ok(),
+        _ => None,
+    };
+    matched.clear();
+    routes.matcher.matching(
+        &EventView {
+            attrs: &attrs,
+            data: data.as_ref(),
+        },
+        matched,
+    );
+    let event_id = attrs.get("id").and_then(Value::as_str).unwrap_or_default();
+    debug!(bus = %routes.bus, event_id, rules = matched.len(), "routed");
+    for &rule in matched.iter() {
+        for key in &routes.targets[rule] {
+            let cmd = pipe.cmd("XADD").arg(key).arg("*").arg("a").arg(raw.attrs.as_ref());
+            if let Some((kind, bytes)) = &raw.data {
+                cmd.arg("k").arg(kind.code()).arg("d").arg(bytes.as_ref());
+            }
+            cmd.arg("b").arg(&entry.id).ignore();
+        }
+    }
 }
 
 /// Exponential backoff between failed Redis calls: 100 ms doubling to 2 s.

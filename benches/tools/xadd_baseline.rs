@@ -7,6 +7,10 @@
 use actix_web::{web, App, HttpResponse, HttpServer};
 use redis::aio::ConnectionManager;
 
+// Same allocator as the sluice binary, so the comparison is of the request path only.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn append(body: web::Bytes, redis: web::Data<ConnectionManager>) -> HttpResponse {
     let mut conn = redis.get_ref().clone();
     let res: redis::RedisResult<String> = redis::cmd("XADD")

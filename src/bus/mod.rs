@@ -25,7 +25,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{RedisError, Value};
 
 use crate::event::{Data, DataKind, EncodedEvent, Event};
@@ -186,8 +185,8 @@ pub async fn read_group(
     consumer: &str,
     count: usize,
     block: Duration,
-) -> Result<Vec<StreamId>, BusError> {
-    let reply: Option<StreamReadReply> = tokio::time::timeout(
+) -> Result<Vec<Entry>, BusError> {
+    let reply: Value = tokio::time::timeout(
         block + RESPONSE_TIMEOUT * 2,
         redis::cmd("XREADGROUP")
             .arg("GROUP")
@@ -204,9 +203,60 @@ pub async fn read_group(
     )
     .await
     .map_err(|_| BusError::Timeout(block + RESPONSE_TIMEOUT * 2))??;
-    Ok(reply
-        .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-        .unwrap_or_default())
+    // Nil on timeout; else [[key, [entry, ...]]] (RESP2) or {key: [entry, ...]} (RESP3).
+    let streams: Vec<Value> = match reply {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|s| match s {
+                Value::Array(mut pair) if pair.len() == 2 => pair.pop(),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(pairs) => pairs.into_iter().map(|(_, v)| v).collect(),
+        other => return Err(unexpected(&other)),
+    };
+    let mut entries = Vec::new();
+    for stream in streams {
+        parse_entries(stream, &mut entries)?;
+    }
+    Ok(entries)
+}
+
+/// An entry read from a stream: its id and its fields, decoded.
+#[derive(Debug)]
+pub struct Entry {
+    pub id: String,
+    pub body: Result<RawEntry, MalformedEntry>,
+}
+
+fn unexpected(value: &Value) -> BusError {
+    BusError::Redis(RedisError::from((
+        redis::ErrorKind::Client,
+        "unexpected stream reply",
+        format!("{value:?}"),
+    )))
+}
+
+/// Parses `[[id, [field, value, ...]], ...]`, skipping nil entries (deleted ones).
+fn parse_entries(value: Value, out: &mut Vec<Entry>) -> Result<(), BusError> {
+    let Value::Array(items) = value else {
+        return Err(unexpected(&value));
+    };
+    for item in items {
+        let Value::Array(pair) = item else { continue };
+        let mut pair = pair.into_iter();
+        let (Some(Value::BulkString(id)), fields) = (pair.next(), pair.next()) else {
+            continue;
+        };
+        let id = String::from_utf8(id).map_err(|_| unexpected(&Value::Nil))?;
+        let body = match fields {
+            Some(Value::Array(fields)) => RawEntry::from_fields(fields),
+            _ => Err(MalformedEntry("entry has no fields")),
+        };
+        out.push(Entry { id, body });
+    }
+    Ok(())
 }
 
 /// Takes over entries that have been pending on any consumer for at least `min_idle`
@@ -218,11 +268,11 @@ pub async fn autoclaim(
     consumer: &str,
     min_idle: Duration,
     count: usize,
-) -> Result<Vec<StreamId>, BusError> {
+) -> Result<Vec<Entry>, BusError> {
     let mut claimed = Vec::new();
     let mut cursor = "0-0".to_string();
     loop {
-        let reply: StreamAutoClaimReply = within(
+        let reply: Value = within(
             redis::cmd("XAUTOCLAIM")
                 .arg(key)
                 .arg(group)
@@ -234,8 +284,20 @@ pub async fn autoclaim(
                 .query_async(conn),
         )
         .await?;
-        claimed.extend(reply.claimed);
-        cursor = reply.next_stream_id;
+        // [next-cursor, [entry, ...], [deleted-id, ...]]
+        let Value::Array(mut parts) = reply else {
+            return Err(unexpected(&reply));
+        };
+        if parts.len() < 2 {
+            return Err(unexpected(&Value::Array(parts)));
+        }
+        let entries = parts.swap_remove(1);
+        cursor = match parts.swap_remove(0) {
+            Value::BulkString(c) => String::from_utf8_lossy(&c).into_owned(),
+            Value::SimpleString(c) => c,
+            other => return Err(unexpected(&other)),
+        };
+        parse_entries(entries, &mut claimed)?;
         if cursor == "0-0" || claimed.len() >= count {
             return Ok(claimed);
         }
@@ -287,18 +349,25 @@ pub struct RawEntry {
 }
 
 /// Why an entry could not be read back; it was not written by Sluice.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("malformed stream entry: {0}")]
 pub struct MalformedEntry(&'static str);
 
 impl RawEntry {
-    pub fn from_stream_id(entry: &mut StreamId) -> Result<RawEntry, MalformedEntry> {
-        let mut take = |field: &str| match entry.map.remove(field) {
-            Some(Value::BulkString(b)) => Some(Bytes::from(b)),
-            _ => None,
-        };
-        let attrs = take("a").ok_or(MalformedEntry("field a is missing"))?;
-        let data = match (take("k"), take("d")) {
+    /// Decodes the flat `[field, value, ...]` list of an entry.
+    fn from_fields(fields: Vec<Value>) -> Result<RawEntry, MalformedEntry> {
+        let (mut attrs, mut kind, mut data) = (None, None, None);
+        let mut fields = fields.into_iter();
+        while let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) = (fields.next(), fields.next()) {
+            match name.as_slice() {
+                b"a" => attrs = Some(Bytes::from(value)),
+                b"k" => kind = Some(value),
+                b"d" => data = Some(Bytes::from(value)),
+                _ => {}
+            }
+        }
+        let attrs = attrs.ok_or(MalformedEntry("field a is missing"))?;
+        let data = match (kind, data) {
             (Some(k), Some(d)) => Some((
                 DataKind::from_code(&k).ok_or(MalformedEntry("unknown data kind"))?,
                 d,

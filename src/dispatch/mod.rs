@@ -12,13 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::streams::StreamId;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::bus::{self, RawEntry, DISPATCH_GROUP};
+use crate::bus::{self, Entry, DISPATCH_GROUP};
 use crate::router::{Backoff, StreamSettings};
 use crate::targets::HttpTarget;
 
@@ -148,7 +147,7 @@ pub async fn run(
 #[allow(clippy::too_many_arguments)]
 async fn deliver(
     spec: Arc<TargetSpec>,
-    mut entry: StreamId,
+    entry: Entry,
     _permit: OwnedSemaphorePermit,
     mut shared: ConnectionManager,
     consumer: String,
@@ -156,7 +155,7 @@ async fn deliver(
     acks: mpsc::UnboundedSender<String>,
     shutdown: CancellationToken,
 ) {
-    let event = match RawEntry::from_stream_id(&mut entry).and_then(|raw| raw.to_event()) {
+    let event = match entry.body.as_ref().map_err(Clone::clone).and_then(|raw| raw.to_event()) {
         Ok(event) => event,
         Err(e) => {
             // Not written by Sluice: it can never be delivered.
