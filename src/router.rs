@@ -176,12 +176,21 @@ fn route_batch(routes: &BusRoutes, entries: Vec<Entry>) -> redis::Pipeline {
         }
     }
     let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-    pipe.cmd("XACK").arg(&routes.key).arg(ROUTER_GROUP).arg(&ids).ignore();
+    pipe.cmd("XACK")
+        .arg(&routes.key)
+        .arg(ROUTER_GROUP)
+        .arg(&ids)
+        .ignore();
     pipe
 }
 
 /// Adds the target appends for one bus entry to the transaction.
-fn route_entry(routes: &BusRoutes, entry: &Entry, matched: &mut Vec<usize>, pipe: &mut redis::Pipeline) {
+fn route_entry(
+    routes: &BusRoutes,
+    entry: &Entry,
+    matched: &mut Vec<usize>,
+    pipe: &mut redis::Pipeline,
+) {
     let decoded = entry
         .body
         .as_ref()
@@ -196,7 +205,9 @@ fn route_entry(routes: &BusRoutes, entry: &Entry, matched: &mut Vec<usize>, pipe
         }
     };
     let data = match &raw.data {
-        Some((DataKind::Json, bytes)) if routes.matcher.needs_data() => serde_json::from_slice::<Value>(bytes).ok(),
+        Some((DataKind::Json, bytes)) if routes.matcher.needs_data() => {
+            serde_json::from_slice::<Value>(bytes).ok()
+        }
         _ => None,
     };
     matched.clear();
@@ -211,7 +222,12 @@ fn route_entry(routes: &BusRoutes, entry: &Entry, matched: &mut Vec<usize>, pipe
     debug!(bus = %routes.bus, event_id, rules = matched.len(), "routed");
     for &rule in matched.iter() {
         for key in &routes.targets[rule] {
-            let cmd = pipe.cmd("XADD").arg(key).arg("*").arg("a").arg(raw.attrs.as_ref());
+            let cmd = pipe
+                .cmd("XADD")
+                .arg(key)
+                .arg("*")
+                .arg("a")
+                .arg(raw.attrs.as_ref());
             if let Some((kind, bytes)) = &raw.data {
                 cmd.arg("k").arg(kind.code()).arg("d").arg(bytes.as_ref());
             }

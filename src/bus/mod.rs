@@ -137,7 +137,7 @@ pub async fn append(
             .arg("*")
             .arg("a")
             .arg(&ev.attrs);
-        if let Some(data) = &ev.event.data {
+        if let Some(data) = &ev.data {
             cmd.arg("k")
                 .arg(data.kind.code())
                 .arg("d")
@@ -358,7 +358,9 @@ impl RawEntry {
     fn from_fields(fields: Vec<Value>) -> Result<RawEntry, MalformedEntry> {
         let (mut attrs, mut kind, mut data) = (None, None, None);
         let mut fields = fields.into_iter();
-        while let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) = (fields.next(), fields.next()) {
+        while let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
+            (fields.next(), fields.next())
+        {
             match name.as_slice() {
                 b"a" => attrs = Some(Bytes::from(value)),
                 b"k" => kind = Some(value),

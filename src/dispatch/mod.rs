@@ -155,7 +155,12 @@ async fn deliver(
     acks: mpsc::UnboundedSender<String>,
     shutdown: CancellationToken,
 ) {
-    let event = match entry.body.as_ref().map_err(Clone::clone).and_then(|raw| raw.to_event()) {
+    let event = match entry
+        .body
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|raw| raw.to_event())
+    {
         Ok(event) => event,
         Err(e) => {
             // Not written by Sluice: it can never be delivered.

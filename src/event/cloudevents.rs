@@ -1,18 +1,19 @@
 //! CloudEvents 1.0 HTTP protocol binding: binary, structured and batch modes.
 //!
-//! Parsing keeps the `data` member as the raw JSON text it was sent as, so that key order
-//! and number formatting survive. Validation follows the CloudEvents 1.0.2 spec: required
+//! Parsing produces [`EncodedEvent`]s, the form stored in Redis, in one pass: attribute
+//! values are validated where they lie in the body and copied into the stored JSON
+//! verbatim, and JSON `data` is kept as a slice of the request body, so key order and
+//! number formatting survive. Validation follows the CloudEvents 1.0.2 spec: required
 //! attributes, `specversion` 1.0, lower-case alphanumeric attribute names, extension
 //! values of CloudEvents types (string, integer, boolean), `time` as RFC 3339.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
-use super::{is_json_media_type, is_text_media_type, Data, DataKind, Event};
+use super::{is_json_media_type, is_text_media_type, Data, DataKind, EncodedEvent};
 
 pub const STRUCTURED: &str = "application/cloudevents+json";
 pub const BATCH: &str = "application/cloudevents-batch+json";
@@ -44,29 +45,50 @@ pub fn parse_binary<'a>(
     headers: impl Iterator<Item = (&'a str, &'a [u8])>,
     content_type: Option<&str>,
     body: Bytes,
-) -> Result<Event, FieldError> {
-    let mut attrs = Map::new();
+) -> Result<EncodedEvent, FieldError> {
+    let mut attrs: Vec<(&str, Cow<str>)> = Vec::new();
     for (name, raw) in headers {
         let Some(attr) = name.strip_prefix("ce-") else {
             continue;
         };
-        let decoded = percent_encoding::percent_decode(raw)
-            .decode_utf8()
-            .map_err(|_| {
-                FieldError::new(attr, "header value is not UTF-8 after percent-decoding")
-            })?;
         if attr == "datacontenttype" {
             return Err(FieldError::new(
                 attr,
                 "in binary mode the data content type is the Content-Type header, not ce-datacontenttype",
             ));
         }
-        attrs.insert(attr.to_string(), Value::String(decoded.into_owned()));
+        let decoded = percent_encoding::percent_decode(raw)
+            .decode_utf8()
+            .map_err(|_| {
+                FieldError::new(attr, "header value is not UTF-8 after percent-decoding")
+            })?;
+        attrs.push((attr, decoded));
     }
     if let Some(ct) = content_type {
-        attrs.insert("datacontenttype".into(), Value::String(ct.to_string()));
+        attrs.push(("datacontenttype", Cow::Borrowed(ct)));
     }
-    validate_attributes(&attrs)?;
+    let id = validate(
+        attrs
+            .iter()
+            .map(|(n, v)| (*n, AttrValue::Str(Cow::Borrowed(v.as_ref())))),
+    )?;
+    let mut encoded = Vec::with_capacity(
+        attrs
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 6)
+            .sum::<usize>()
+            + 2,
+    );
+    encoded.push(b'{');
+    for (i, (name, value)) in attrs.iter().enumerate() {
+        if i > 0 {
+            encoded.push(b',');
+        }
+        write_name(&mut encoded, name);
+        serde_json::to_writer(&mut encoded, value.as_ref()).expect("writing to a Vec");
+    }
+    encoded.push(b'}');
+
     let data = if body.is_empty() {
         None
     } else {
@@ -87,32 +109,33 @@ pub fn parse_binary<'a>(
         };
         Some(Data { kind, bytes: body })
     };
-    Ok(Event { attrs, data })
+    Ok(EncodedEvent {
+        id,
+        attrs: encoded,
+        data,
+    })
 }
 
 /// Parses one event in the CloudEvents JSON format (structured mode).
-pub fn parse_structured(body: &[u8]) -> Result<Event, FieldError> {
-    let members: BTreeMap<String, &RawValue> = serde_json::from_slice(body)
+pub fn parse_structured(body: &Bytes) -> Result<EncodedEvent, FieldError> {
+    let members: Members = serde_json::from_slice(body)
         .map_err(|e| FieldError::new("", format!("body is not a CloudEvents JSON object: {e}")))?;
-    event_from_members(members)
+    members.encode(body)
 }
 
 /// Parses a batch: a JSON array of events in the JSON format. Every invalid entry is
 /// reported, with its index, so a producer can fix the whole batch at once.
-pub fn parse_batch(body: &[u8]) -> Result<Vec<Event>, Vec<FieldError>> {
-    let entries: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
-        vec![FieldError::new(
-            "",
-            format!("body is not a JSON array of CloudEvents: {e}"),
-        )]
-    })?;
+pub fn parse_batch(body: &Bytes) -> Result<Vec<EncodedEvent>, Vec<FieldError>> {
+    // One pass over the body in the common case; entries that are not even objects
+    // send us to a second, per-entry pass that can say which ones.
+    let entries: Vec<Members> = match serde_json::from_slice(body) {
+        Ok(entries) => entries,
+        Err(_) => return Err(batch_shape_errors(body)),
+    };
     let mut events = Vec::with_capacity(entries.len());
     let mut errors = Vec::new();
-    for (index, raw) in entries.into_iter().enumerate() {
-        let parsed = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get())
-            .map_err(|_| FieldError::new("", "entry is not a JSON object"))
-            .and_then(event_from_members);
-        match parsed {
+    for (index, members) in entries.into_iter().enumerate() {
+        match members.encode(body) {
             Ok(ev) => events.push(ev),
             Err(mut e) => {
                 e.index = Some(index);
@@ -127,168 +150,385 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<Event>, Vec<FieldError>> {
     }
 }
 
-fn event_from_members(members: BTreeMap<String, &RawValue>) -> Result<Event, FieldError> {
-    let mut attrs = Map::new();
-    let mut data_raw = None;
-    let mut data_b64 = None;
-    for (name, raw) in members {
-        match name.as_str() {
-            "data" => data_raw = Some(raw),
-            "data_base64" => data_b64 = Some(raw),
-            _ => {
-                let value: Value = serde_json::from_str(raw.get())
-                    .map_err(|e| FieldError::new(name.as_str(), e.to_string()))?;
-                // The JSON format allows null for an attribute that is not set.
-                if !value.is_null() {
-                    attrs.insert(name, value);
+/// Errors for a batch body that did not parse as an array of objects.
+fn batch_shape_errors(body: &Bytes) -> Vec<FieldError> {
+    let entries: Vec<&RawValue> = match serde_json::from_slice(body) {
+        Ok(entries) => entries,
+        Err(e) => {
+            return vec![FieldError::new(
+                "",
+                format!("body is not a JSON array of CloudEvents: {e}"),
+            )]
+        }
+    };
+    let mut errors = Vec::new();
+    for (index, raw) in entries.into_iter().enumerate() {
+        let parsed = serde_json::from_str::<Members>(raw.get())
+            .map_err(|e| {
+                FieldError::new("", format!("entry is not a CloudEvents JSON object: {e}"))
+            })
+            .and_then(|m| m.encode(body).map(drop));
+        if let Err(mut e) = parsed {
+            e.index = Some(index);
+            errors.push(e);
+        }
+    }
+    errors
+}
+
+/// The members of a JSON-format event, read in one pass as raw slices of the body.
+struct Members<'a> {
+    attrs: Vec<(Cow<'a, str>, &'a RawValue)>,
+    data: Option<&'a RawValue>,
+    data_base64: Option<&'a RawValue>,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a CloudEvents JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Members<'a>, M::Error> {
+                let mut members = Members {
+                    attrs: Vec::with_capacity(8),
+                    data: None,
+                    data_base64: None,
+                };
+                while let Some(Key(key)) = map.next_key::<Key>()? {
+                    match key.as_ref() {
+                        "data" => members.data = Some(map.next_value()?),
+                        "data_base64" => members.data_base64 = Some(map.next_value()?),
+                        _ => members.attrs.push((key, map.next_value()?)),
+                    }
+                }
+                Ok(members)
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// A member name, borrowed from the body unless it contains escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Key<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(Visit(std::marker::PhantomData))
+    }
+}
+
+impl Members<'_> {
+    /// Validates the attributes, writes them as stored JSON (values verbatim, nulls
+    /// dropped) and resolves the data; `body` is the buffer the raw slices point into.
+    fn encode(self, body: &Bytes) -> Result<EncodedEvent, FieldError> {
+        let Members {
+            attrs,
+            data: data_raw,
+            data_base64: data_b64,
+        } = self;
+        let values: Vec<AttrValue> = attrs
+            .iter()
+            .map(|(_, raw)| AttrValue::from_json(raw))
+            .collect::<Result<_, _>>()?;
+        let id = validate(
+            attrs
+                .iter()
+                .map(|(n, _)| n.as_ref())
+                .zip(values.iter().cloned()),
+        )?;
+        let mut encoded = Vec::with_capacity(
+            attrs
+                .iter()
+                .map(|(n, v)| n.len() + v.get().len() + 4)
+                .sum::<usize>()
+                + 2,
+        );
+        encoded.push(b'{');
+        let mut content_type = None;
+        for ((name, raw), value) in attrs.iter().zip(&values) {
+            if matches!(value, AttrValue::Null) {
+                continue;
+            }
+            if encoded.len() > 1 {
+                encoded.push(b',');
+            }
+            write_name(&mut encoded, name);
+            encoded.extend_from_slice(raw.get().as_bytes());
+            if name == "datacontenttype" {
+                if let AttrValue::Str(ct) = value {
+                    content_type = Some(ct.as_ref());
                 }
             }
         }
-    }
-    validate_attributes(&attrs)?;
-    let content_type = attrs.get("datacontenttype").and_then(Value::as_str);
-    let data = match (data_raw, data_b64) {
-        (Some(_), Some(_)) => {
-            return Err(FieldError::new(
-                "data_base64",
-                "an event carries either data or data_base64, not both",
-            ))
-        }
-        (Some(raw), None) if raw.get() == "null" => None,
-        (Some(raw), None) => {
-            // A JSON string under a non-JSON content type is the data itself (text);
-            // anything else is JSON data, kept byte for byte.
-            let text_type = content_type.is_some_and(|ct| !is_json_media_type(ct));
-            if text_type && raw.get().starts_with('"') {
-                let text: String = serde_json::from_str(raw.get())
-                    .map_err(|e| FieldError::new("data", e.to_string()))?;
+        encoded.push(b'}');
+
+        let data = match (data_raw, data_b64) {
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new(
+                    "data_base64",
+                    "an event carries either data or data_base64, not both",
+                ))
+            }
+            (Some(raw), None) if raw.get() == "null" => None,
+            (Some(raw), None) => {
+                // A JSON string under a non-JSON content type is the data itself (text);
+                // anything else is JSON data, kept byte for byte.
+                let text_type = content_type.is_some_and(|ct| !is_json_media_type(ct));
+                if text_type && raw.get().starts_with('"') {
+                    let text: String = serde_json::from_str(raw.get())
+                        .map_err(|e| FieldError::new("data", e.to_string()))?;
+                    Some(Data {
+                        kind: DataKind::Text,
+                        bytes: Bytes::from(text),
+                    })
+                } else {
+                    Some(Data {
+                        kind: DataKind::Json,
+                        bytes: slice_of(body, raw.get().as_bytes()),
+                    })
+                }
+            }
+            (None, Some(raw)) if raw.get() == "null" => None,
+            (None, Some(raw)) => {
+                let encoded: String = serde_json::from_str(raw.get())
+                    .map_err(|_| FieldError::new("data_base64", "must be a base64 string"))?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded.as_bytes())
+                    .map_err(|e| FieldError::new("data_base64", format!("invalid base64: {e}")))?;
                 Some(Data {
-                    kind: DataKind::Text,
-                    bytes: Bytes::from(text),
-                })
-            } else {
-                Some(Data {
-                    kind: DataKind::Json,
-                    bytes: Bytes::copy_from_slice(raw.get().as_bytes()),
+                    kind: DataKind::Binary,
+                    bytes: Bytes::from(bytes),
                 })
             }
-        }
-        (None, Some(raw)) if raw.get() == "null" => None,
-        (None, Some(raw)) => {
-            let encoded: String = serde_json::from_str(raw.get())
-                .map_err(|_| FieldError::new("data_base64", "must be a base64 string"))?;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(encoded.as_bytes())
-                .map_err(|e| FieldError::new("data_base64", format!("invalid base64: {e}")))?;
-            Some(Data {
-                kind: DataKind::Binary,
-                bytes: Bytes::from(bytes),
-            })
-        }
-        (None, None) => None,
-    };
-    Ok(Event { attrs, data })
+            (None, None) => None,
+        };
+        Ok(EncodedEvent {
+            id,
+            attrs: encoded,
+            data,
+        })
+    }
 }
 
-/// Checks the context attributes of an event against the CloudEvents 1.0 spec.
-pub fn validate_attributes(attrs: &Map<String, Value>) -> Result<(), FieldError> {
-    match attrs.get("specversion") {
+/// Writes `"name":`. Names were validated as lower-case ASCII letters and digits, so
+/// they need no escaping.
+fn write_name(out: &mut Vec<u8>, name: &str) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// `part` as a zero-copy slice of `body` when it points into it, else a copy.
+fn slice_of(body: &Bytes, part: &[u8]) -> Bytes {
+    let range = body.as_ptr_range();
+    if range.start <= part.as_ptr() && part.as_ptr_range().end <= range.end {
+        body.slice_ref(part)
+    } else {
+        Bytes::copy_from_slice(part)
+    }
+}
+
+/// An attribute value as validation sees it.
+#[derive(Debug, Clone)]
+enum AttrValue<'a> {
+    Str(Cow<'a, str>),
+    Bool,
+    Int(i64),
+    /// A JSON number that is not an integer, or out of i64 range.
+    OtherNumber,
+    /// JSON null: the attribute is not set.
+    Null,
+    /// An object or array.
+    Composite,
+}
+
+impl<'a> AttrValue<'a> {
+    fn from_json(raw: &'a RawValue) -> Result<AttrValue<'a>, FieldError> {
+        let text = raw.get();
+        Ok(match text.as_bytes()[0] {
+            b'"' if !text.contains('\\') => AttrValue::Str(Cow::Borrowed(&text[1..text.len() - 1])),
+            b'"' => AttrValue::Str(Cow::Owned(
+                serde_json::from_str(text).map_err(|e| FieldError::new("", e.to_string()))?,
+            )),
+            b't' | b'f' => AttrValue::Bool,
+            b'n' => AttrValue::Null,
+            b'{' | b'[' => AttrValue::Composite,
+            _ => text
+                .parse::<i64>()
+                .map_or(AttrValue::OtherNumber, AttrValue::Int),
+        })
+    }
+}
+
+/// Checks the context attributes of an event against the CloudEvents 1.0 spec and
+/// returns its id. Missing or wrong `specversion` is reported first, then missing
+/// required attributes, then the first invalid attribute.
+fn validate<'a>(
+    attrs: impl Iterator<Item = (&'a str, AttrValue<'a>)>,
+) -> Result<String, FieldError> {
+    let mut specversion = None;
+    let mut id = None;
+    let (mut has_source, mut has_type) = (false, false);
+    let mut first_error = None;
+    let mut seen: Vec<&str> = Vec::with_capacity(8);
+    for (name, value) in attrs {
+        if matches!(value, AttrValue::Null) {
+            continue;
+        }
+        if seen.contains(&name) {
+            first_error
+                .get_or_insert_with(|| FieldError::new(name, "attribute appears more than once"));
+            continue;
+        }
+        seen.push(name);
+        let checked = check_attribute(name, &value);
+        match (name, checked) {
+            ("specversion", result) => specversion = Some(result),
+            ("id", Ok(())) => {
+                if let AttrValue::Str(s) = value {
+                    id = Some(s.into_owned());
+                }
+            }
+            ("source", Ok(())) => has_source = true,
+            ("type", Ok(())) => has_type = true,
+            (_, Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            _ => {}
+        }
+    }
+    match specversion {
         None => {
             return Err(FieldError::new(
                 "specversion",
                 "required attribute is missing",
             ))
         }
-        Some(Value::String(v)) if v == "1.0" => {}
-        Some(v) => {
-            return Err(FieldError::new(
-                "specversion",
-                format!("unsupported spec version {v}: Sluice accepts \"1.0\""),
-            ))
+        Some(Err(e)) => return Err(e),
+        Some(Ok(())) => {}
+    }
+    if let Some(e) = first_error
+        .as_ref()
+        .filter(|e| matches!(e.field.as_str(), "id" | "source" | "type"))
+    {
+        return Err(e.clone());
+    }
+    for (present, name) in [
+        (id.is_some(), "id"),
+        (has_source, "source"),
+        (has_type, "type"),
+    ] {
+        if !present {
+            return Err(FieldError::new(name, "required attribute is missing"));
         }
     }
-    for required in ["id", "source", "type"] {
-        match attrs.get(required) {
-            None => return Err(FieldError::new(required, "required attribute is missing")),
-            Some(Value::String(s)) if !s.is_empty() => {}
-            Some(Value::String(_)) => {
-                return Err(FieldError::new(required, "must be a non-empty string"))
-            }
-            Some(_) => return Err(FieldError::new(required, "must be a string")),
-        }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(id.expect("checked above")),
     }
-    for (name, value) in attrs {
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        {
-            return Err(FieldError::new(
-                name.as_str(),
-                "attribute names must consist of lower-case letters and digits",
-            ));
-        }
-        match name.as_str() {
-            "specversion" | "id" | "source" | "type" => {}
-            "subject" => {
-                string_attr(name, value)?;
-            }
-            "time" => {
-                let s = string_attr(name, value)?;
-                chrono::DateTime::parse_from_rfc3339(s).map_err(|_| {
-                    FieldError::new(
-                        "time",
-                        "must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z",
-                    )
-                })?;
-            }
-            "datacontenttype" => {
-                let s = string_attr(name, value)?;
-                if !s.contains('/') {
-                    return Err(FieldError::new(
-                        name.as_str(),
-                        "must be a media type such as application/json",
-                    ));
-                }
-            }
-            "dataschema" => {
-                let s = string_attr(name, value)?;
-                url::Url::parse(s)
-                    .map_err(|_| FieldError::new(name.as_str(), "must be an absolute URI"))?;
-            }
-            _ => match value {
-                Value::String(_) | Value::Bool(_) => {}
-                Value::Number(n) if n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => {}
-                Value::Number(_) => {
-                    return Err(FieldError::new(
-                        name.as_str(),
-                        "extension numbers must be 32-bit integers (CloudEvents Integer)",
-                    ))
-                }
-                _ => {
-                    return Err(FieldError::new(
-                        name.as_str(),
-                        "extension values must be strings, integers or booleans",
-                    ))
-                }
-            },
-        }
-    }
-    Ok(())
 }
 
-fn string_attr<'v>(name: &str, value: &'v Value) -> Result<&'v str, FieldError> {
-    value
-        .as_str()
-        .ok_or_else(|| FieldError::new(name, "must be a string"))
+/// Checks one attribute's name and value.
+fn check_attribute(name: &str, value: &AttrValue) -> Result<(), FieldError> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return Err(FieldError::new(
+            name,
+            "attribute names must consist of lower-case letters and digits",
+        ));
+    }
+    let string = || match value {
+        AttrValue::Str(s) => Ok(s.as_ref()),
+        _ => Err(FieldError::new(name, "must be a string")),
+    };
+    match name {
+        "specversion" => {
+            let v = string()?;
+            if v != "1.0" {
+                return Err(FieldError::new(
+                    name,
+                    format!("unsupported spec version {v:?}: Sluice accepts \"1.0\""),
+                ));
+            }
+        }
+        "id" | "source" | "type" => {
+            if string()?.is_empty() {
+                return Err(FieldError::new(name, "must be a non-empty string"));
+            }
+        }
+        "subject" => {
+            string()?;
+        }
+        "time" => {
+            chrono::DateTime::parse_from_rfc3339(string()?).map_err(|_| {
+                FieldError::new(
+                    name,
+                    "must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z",
+                )
+            })?;
+        }
+        "datacontenttype" => {
+            if !string()?.contains('/') {
+                return Err(FieldError::new(
+                    name,
+                    "must be a media type such as application/json",
+                ));
+            }
+        }
+        "dataschema" => {
+            url::Url::parse(string()?)
+                .map_err(|_| FieldError::new(name, "must be an absolute URI"))?;
+        }
+        _ => match value {
+            AttrValue::Str(_) | AttrValue::Bool | AttrValue::Null => {}
+            AttrValue::Int(i) if i32::try_from(*i).is_ok() => {}
+            AttrValue::Int(_) | AttrValue::OtherNumber => {
+                return Err(FieldError::new(
+                    name,
+                    "extension numbers must be 32-bit integers (CloudEvents Integer)",
+                ))
+            }
+            AttrValue::Composite => {
+                return Err(FieldError::new(
+                    name,
+                    "extension values must be strings, integers or booleans",
+                ))
+            }
+        },
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Event;
+    use serde_json::Value;
 
     fn structured(s: &str) -> Result<Event, FieldError> {
-        parse_structured(s.as_bytes())
+        parse_structured(&Bytes::copy_from_slice(s.as_bytes())).map(|e| e.decode())
     }
 
     #[test]
@@ -382,7 +622,7 @@ mod tests {
             {"specversion":"1.0","id":"c","source":"/s","type":"t","time":"x"},
             7
         ]"#;
-        let errs = parse_batch(body.as_bytes()).unwrap_err();
+        let errs = parse_batch(&Bytes::from_static(body.as_bytes())).unwrap_err();
         let got: Vec<_> = errs
             .iter()
             .map(|e| (e.index.unwrap(), e.field.as_str()))
@@ -405,7 +645,8 @@ mod tests {
             Some("application/json"),
             Bytes::from_static(b"{\"a\":1}"),
         )
-        .unwrap();
+        .unwrap()
+        .decode();
         assert_eq!(ev.attr_str("subject"), Some("café"));
         assert_eq!(ev.attr_str("datacontenttype"), Some("application/json"));
         assert_eq!(ev.data.unwrap().kind, DataKind::Json);

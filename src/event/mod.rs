@@ -70,14 +70,6 @@ impl Event {
         serde_json::to_vec(&self.attrs).expect("a JSON map always serialises")
     }
 
-    /// Encodes the attributes once, for the size check and the append.
-    pub fn encode(self) -> EncodedEvent {
-        EncodedEvent {
-            attrs: self.attrs_json(),
-            event: self,
-        }
-    }
-
     /// Parses the data as JSON when it is JSON (used for content matching).
     pub fn data_json(&self) -> Option<Value> {
         match &self.data {
@@ -127,17 +119,28 @@ impl Event {
     }
 }
 
-/// An event with its attributes already encoded as stored in Redis.
+/// A validated event as stored in Redis: attributes encoded as a JSON object.
 #[derive(Debug, Clone)]
 pub struct EncodedEvent {
-    pub event: Event,
+    pub id: String,
+    /// The attributes as a JSON object (field `a` of a stream entry).
     pub attrs: Vec<u8>,
+    pub data: Option<Data>,
 }
 
 impl EncodedEvent {
     /// Size counted against the per-event limit: encoded attributes plus data bytes.
     pub fn size(&self) -> usize {
-        self.attrs.len() + self.event.data.as_ref().map_or(0, |d| d.bytes.len())
+        self.attrs.len() + self.data.as_ref().map_or(0, |d| d.bytes.len())
+    }
+
+    /// The event with its attributes parsed.
+    pub fn decode(&self) -> Event {
+        Event {
+            attrs: serde_json::from_slice(&self.attrs)
+                .expect("encoded attributes are a JSON object"),
+            data: self.data.clone(),
+        }
     }
 }
 

@@ -164,7 +164,7 @@ async fn ingest(
     };
 
     let max_event = state.limits.max_event_bytes;
-    let encoded: Vec<EncodedEvent> = events.into_iter().map(|e| e.encode()).collect();
+    let encoded: Vec<EncodedEvent> = events;
     let oversized: Vec<FieldError> = encoded
         .iter()
         .enumerate()
@@ -196,13 +196,15 @@ async fn ingest(
             )
         })?;
     }
-    let ids: Vec<&str> = encoded.iter().map(|e| e.event.id()).collect();
+    let ids: Vec<&str> = encoded.iter().map(|e| e.id.as_str()).collect();
     debug!(bus = %bus.name, count = ids.len(), "accepted");
     let mut answer = Vec::with_capacity(12 + ids.iter().map(|id| id.len() + 3).sum::<usize>());
     answer.extend_from_slice(b"{\"ids\":");
     serde_json::to_writer(&mut answer, &ids).expect("writing to a Vec");
     answer.push(b'}');
-    Ok(HttpResponse::Accepted().content_type("application/json").body(answer))
+    Ok(HttpResponse::Accepted()
+        .content_type("application/json")
+        .body(answer))
 }
 
 fn media_type(content_type: &str) -> &str {
