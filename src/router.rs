@@ -77,6 +77,34 @@ impl StreamSettings {
     pub fn claim_interval(&self) -> Duration {
         (self.claim_idle / 2).max(Duration::from_millis(500))
     }
+
+    /// Takes over entries abandoned by dead consumers and forgets consumers that
+    /// have nothing pending and have not been seen for a while (exited replicas).
+    pub async fn claim_abandoned(
+        &self,
+        conn: &mut ConnectionManager,
+        key: &str,
+        group: &str,
+        count: usize,
+    ) -> Result<Vec<Entry>, bus::BusError> {
+        let claimed =
+            bus::autoclaim(conn, key, group, &self.consumer, self.claim_idle, count).await?;
+        if !claimed.is_empty() {
+            info!(
+                stream = key,
+                count = claimed.len(),
+                "claimed entries abandoned by another replica"
+            );
+        }
+        // A consumer with nothing pending loses nothing by being removed; if it belongs
+        // to a live replica, Redis recreates it on that replica's next read.
+        match bus::prune_consumers(conn, key, group, &self.consumer, self.claim_idle).await {
+            Ok(0) => {}
+            Ok(n) => debug!(stream = key, count = n, "removed idle consumers"),
+            Err(e) => debug!(stream = key, error = %e, "could not prune consumers"),
+        }
+        Ok(claimed)
+    }
 }
 
 /// Runs the router of one bus until `shutdown` is cancelled.
@@ -102,20 +130,9 @@ pub async fn run(
         }
         let entries = if last_claim.elapsed() >= settings.claim_interval() {
             last_claim = tokio::time::Instant::now();
-            bus::autoclaim(
-                &mut conn,
-                &routes.key,
-                ROUTER_GROUP,
-                &settings.consumer,
-                settings.claim_idle,
-                settings.batch_size,
-            )
-            .await
-            .inspect(|c| {
-                if !c.is_empty() {
-                    info!(bus = %routes.bus, count = c.len(), "claimed entries abandoned by another replica");
-                }
-            })
+            settings
+                .claim_abandoned(&mut conn, &routes.key, ROUTER_GROUP, settings.batch_size)
+                .await
         } else {
             bus::read_group(
                 &mut conn,

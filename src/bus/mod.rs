@@ -304,6 +304,43 @@ pub async fn autoclaim(
     }
 }
 
+/// Removes consumers that hold no pending entries and have been idle for `min_idle`:
+/// the names of replicas that exited. Check and removal run as one script, so an
+/// entry delivered in between cannot be dropped with its consumer.
+const PRUNE_CONSUMERS: &str = r#"
+local removed = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['pending'] == 0 and f['idle'] >= tonumber(ARGV[2]) and f['name'] ~= ARGV[3] then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    removed = removed + 1
+  end
+end
+return removed
+"#;
+
+/// Runs [`PRUNE_CONSUMERS`]; returns how many consumers were removed.
+pub async fn prune_consumers(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+    consumer: &str,
+    min_idle: Duration,
+) -> Result<usize, BusError> {
+    within(
+        redis::cmd("EVAL")
+            .arg(PRUNE_CONSUMERS)
+            .arg(1)
+            .arg(key)
+            .arg(group)
+            .arg(min_idle.as_millis() as u64)
+            .arg(consumer)
+            .query_async::<usize>(conn),
+    )
+    .await
+}
+
 /// Resets the idle time of an entry this consumer is still working on (a retry in
 /// progress), so no other replica takes it over.
 pub async fn touch(

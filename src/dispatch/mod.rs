@@ -15,7 +15,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
 use crate::bus::{self, Entry, DISPATCH_GROUP};
 use crate::router::{Backoff, StreamSettings};
@@ -77,13 +77,9 @@ pub async fn run(
         let count = (permits.available_permits() + 1).min(stream.batch_size);
         let entries = if last_claim.elapsed() >= stream.claim_interval() {
             last_claim = tokio::time::Instant::now();
-            bus::autoclaim(&mut reader, &spec.key, DISPATCH_GROUP, &stream.consumer, stream.claim_idle, count)
+            stream
+                .claim_abandoned(&mut reader, &spec.key, DISPATCH_GROUP, count)
                 .await
-                .inspect(|c| {
-                    if !c.is_empty() {
-                        info!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, count = c.len(), "claimed deliveries abandoned by another replica");
-                    }
-                })
         } else {
             bus::read_group(
                 &mut reader,
