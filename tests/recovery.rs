@@ -79,6 +79,29 @@ async fn accepted_events_survive_a_killed_gateway() {
             == 0)
         .await
     );
+
+    // The dead replica's consumer names are forgotten once they hold nothing (the live
+    // replica's may be too, while it has nothing pending; Redis recreates it on use).
+    let consumers = |key: &str, group: &str| -> usize {
+        let infos: Vec<redis::Value> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(key)
+            .arg(group)
+            .query(&mut redis.conn())
+            .unwrap();
+        infos.len()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || consumers(
+            "sluice:{orders}:t:all:rx",
+            "dispatch"
+        ) <= 1
+            && consumers("sluice:{orders}:events", "router") <= 1)
+        .await,
+        "dispatch consumers {}, router consumers {}",
+        consumers("sluice:{orders}:t:all:rx", "dispatch"),
+        consumers("sluice:{orders}:events", "router")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
