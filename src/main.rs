@@ -56,6 +56,31 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Apply a transform to an event and print the body a target would receive
+    /// (its content type goes to stderr). Exit 2 if the transform or event is invalid.
+    Transform {
+        /// The transform (JSON or YAML, as under `transform:`), or @FILE.
+        #[arg(long)]
+        transform: String,
+        /// A CloudEvent in the JSON format, or @FILE.
+        #[arg(long)]
+        event: String,
+        /// Delivery mode used when the transform is ORIGINAL.
+        #[arg(long, value_enum, default_value = "structured")]
+        mode: CliMode,
+        /// Rule name for `aws.events.rule-name` and `aws.events.rule-arn`.
+        #[arg(long, default_value = "rule")]
+        rule: String,
+        /// Bus name for `aws.events.rule-arn`.
+        #[arg(long, default_value = "bus")]
+        bus: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CliMode {
+    Binary,
+    Structured,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +100,25 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             None => ExitCode::FAILURE,
+        },
+        Command::Transform {
+            transform,
+            event,
+            mode,
+            rule,
+            bus,
+        } => match transform_command(&transform, &event, mode, &rule, &bus) {
+            Ok((body, content_type)) => {
+                use std::io::Write;
+                eprintln!("content-type: {content_type}");
+                let mut out = std::io::stdout();
+                let _ = out.write_all(&body).and_then(|()| out.flush());
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("sluice transform: {message}");
+                ExitCode::from(2)
+            }
         },
         Command::Serve {
             config,
@@ -139,6 +183,57 @@ fn load(path: &Path) -> Option<Config> {
             None
         }
     }
+}
+
+/// Reads an argument given inline or as @FILE.
+fn inline_or_file(arg: &str) -> Result<String, String> {
+    match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}")),
+        None => Ok(arg.to_string()),
+    }
+}
+
+/// `sluice transform`: the body and content type a target would receive.
+fn transform_command(
+    transform: &str,
+    event: &str,
+    mode: CliMode,
+    rule: &str,
+    bus: &str,
+) -> Result<(Vec<u8>, String), String> {
+    use sluice::rules::transform::{Context, Document, Transform, TransformConfig};
+    let config: TransformConfig = serde_yaml::from_str(&inline_or_file(transform)?)
+        .map_err(|e| format!("invalid transform: {e}"))?;
+    let compiled = Transform::compile(&config).map_err(|e| format!("invalid transform: {e}"))?;
+    let body = bytes::Bytes::from(inline_or_file(event)?);
+    let event = sluice::event::cloudevents::parse_structured(&body)
+        .map_err(|e| format!("invalid event: {}: {}", e.field, e.message))?
+        .decode();
+    let ctx = Context {
+        bus,
+        rule,
+        ingested_ms: Some(chrono::Utc::now().timestamp_millis() as u64),
+    };
+    Ok(match compiled.apply(&Document::new(&event), &ctx) {
+        Some(payload) => (payload.body.to_vec(), payload.content_type.to_string()),
+        None => match mode {
+            CliMode::Structured => (
+                event.to_structured_json(),
+                "application/cloudevents+json; charset=utf-8".into(),
+            ),
+            CliMode::Binary => (
+                event
+                    .data
+                    .as_ref()
+                    .map(|d| d.bytes.to_vec())
+                    .unwrap_or_default(),
+                event
+                    .attr_str("datacontenttype")
+                    .unwrap_or("application/json")
+                    .to_string(),
+            ),
+        },
+    })
 }
 
 fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {

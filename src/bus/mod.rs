@@ -383,6 +383,13 @@ pub async fn ack_delete(
 pub struct RawEntry {
     pub attrs: Bytes,
     pub data: Option<(DataKind, Bytes)>,
+    /// In a target stream: the id of the bus entry it was routed from.
+    pub origin: Option<String>,
+}
+
+/// When an entry was appended: the milliseconds part of its stream id.
+pub fn entry_time_ms(id: &str) -> Option<u64> {
+    id.split('-').next()?.parse().ok()
 }
 
 /// Why an entry could not be read back; it was not written by Sluice.
@@ -393,7 +400,7 @@ pub struct MalformedEntry(&'static str);
 impl RawEntry {
     /// Decodes the flat `[field, value, ...]` list of an entry.
     fn from_fields(fields: Vec<Value>) -> Result<RawEntry, MalformedEntry> {
-        let (mut attrs, mut kind, mut data) = (None, None, None);
+        let (mut attrs, mut kind, mut data, mut origin) = (None, None, None, None);
         let mut fields = fields.into_iter();
         while let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
             (fields.next(), fields.next())
@@ -402,6 +409,7 @@ impl RawEntry {
                 b"a" => attrs = Some(Bytes::from(value)),
                 b"k" => kind = Some(value),
                 b"d" => data = Some(Bytes::from(value)),
+                b"b" => origin = String::from_utf8(value).ok(),
                 _ => {}
             }
         }
@@ -414,7 +422,11 @@ impl RawEntry {
             (None, None) => None,
             _ => return Err(MalformedEntry("field k or d is missing")),
         };
-        Ok(RawEntry { attrs, data })
+        Ok(RawEntry {
+            attrs,
+            data,
+            origin,
+        })
     }
 
     /// Parses the attributes.

@@ -116,6 +116,7 @@ pub struct TargetConfig {
     pub url: String,
     #[serde(default = "default_method")]
     pub method: String,
+    /// Extra request headers: a literal, or a JSONPath into the event (`$...`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Per-attempt timeout. Default 10s.
@@ -127,6 +128,16 @@ pub struct TargetConfig {
     /// Deliveries in flight at once to this target, per replica. Default 16.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Reshapes the event before delivery (see docs/transforms.md).
+    #[serde(default)]
+    pub transform: Option<crate::rules::TransformConfig>,
+    /// Values for `{name}` placeholders in `url`: a JSONPath into the event (`$...`) or
+    /// a literal.
+    #[serde(default)]
+    pub path_params: BTreeMap<String, String>,
+    /// Query parameters added to `url`: a JSONPath into the event (`$...`) or a literal.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

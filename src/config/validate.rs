@@ -165,7 +165,18 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                     format!("duplicate target name {:?} in this rule", target.name),
                 );
             }
-            match url::Url::parse(&target.url) {
+            // Placeholders, parameters and the transform compile here exactly as the
+            // dispatcher will compile them.
+            let shape = crate::targets::http::RequestShape::compile(target);
+            if let Err(errors) = &shape {
+                for (field, message) in errors {
+                    err(format!("{at}.{field}"), message.clone());
+                }
+            }
+            let sample_url = shape
+                .as_ref()
+                .map_or_else(|_| target.url.clone(), |s| s.sample_url());
+            match url::Url::parse(&sample_url) {
                 Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
                     if u.host_str().is_none_or(str::is_empty) {
                         err(format!("{at}.url"), "URL has no host".into());

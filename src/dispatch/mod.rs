@@ -19,6 +19,7 @@ use tracing::{debug, error, warn};
 
 use crate::bus::{self, Entry, DISPATCH_GROUP};
 use crate::router::{Backoff, StreamSettings};
+use crate::rules::transform::Context;
 use crate::targets::HttpTarget;
 
 /// One target of one rule, ready to deliver.
@@ -151,13 +152,12 @@ async fn deliver(
     acks: mpsc::UnboundedSender<String>,
     shutdown: CancellationToken,
 ) {
-    let event = match entry
-        .body
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|raw| raw.to_event())
-    {
-        Ok(event) => event,
+    let decoded = entry.body.as_ref().map_err(Clone::clone).and_then(|raw| {
+        let ingested_ms = raw.origin.as_deref().and_then(bus::entry_time_ms);
+        Ok((raw.to_event()?, ingested_ms))
+    });
+    let (event, ingested_ms) = match decoded {
+        Ok(decoded) => decoded,
         Err(e) => {
             // Not written by Sluice: it can never be delivered.
             error!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, entry = %entry.id, error = %e, "dropping malformed target entry");
@@ -166,10 +166,15 @@ async fn deliver(
         }
     };
     let event_id = event.id();
+    let ctx = Context {
+        bus: &spec.bus,
+        rule: &spec.rule,
+        ingested_ms,
+    };
     let mut attempt = 1u32;
     loop {
         let started = tokio::time::Instant::now();
-        match spec.target.deliver(&event).await {
+        match spec.target.deliver(&event, &ctx).await {
             Ok(status) => {
                 debug!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempt, status, latency_ms = started.elapsed().as_millis() as u64, "delivered");
                 let _ = acks.send(entry.id);

@@ -1,4 +1,5 @@
-//! Event patterns and the matcher that evaluates every rule of a bus against an event.
+//! Event patterns and the matcher that evaluates every rule of a bus against an event;
+//! transforms that shape an event for one target.
 //!
 //! Pure: no I/O, no async. The router builds one [`Matcher`] per bus from the rules'
 //! patterns and asks it, once per event, which rules match. The matcher's interface
@@ -7,6 +8,8 @@
 
 mod matcher;
 mod pattern;
+pub mod transform;
 
 pub use matcher::{EventView, Matcher};
 pub use pattern::{Pattern, PatternError};
+pub use transform::{Transform, TransformConfig};

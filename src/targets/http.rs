@@ -1,5 +1,10 @@
 //! HTTP targets: one request per event in the CloudEvents HTTP binding, binary mode by
 //! default (attributes as `ce-*` headers, data bytes as the body) or structured mode.
+//!
+//! With a transform other than ORIGINAL the body is the transform's payload, with its
+//! content type, and the attributes still travel as `ce-*` headers (so receivers can
+//! deduplicate on `ce-id`). URL path parameters, query parameters and headers may take
+//! their values from the event through JSONPaths, like EventBridge's `HttpParameters`.
 
 use std::time::Duration;
 
@@ -9,6 +14,7 @@ use serde_json::Value;
 
 use crate::config::{DeliveryMode, TargetConfig};
 use crate::event::{DataKind, Event};
+use crate::rules::transform::{Context, Document, Path, Transform};
 
 /// Characters the CloudEvents HTTP binding requires percent-encoded in header values
 /// (non-ASCII bytes are always encoded).
@@ -25,11 +31,186 @@ pub enum DeliveryError {
     Timeout(Duration),
 }
 
+/// A value taken from the event or fixed.
+#[derive(Debug)]
+enum Param {
+    Literal(String),
+    Path(Path),
+}
+
+impl Param {
+    fn compile(text: &str) -> Result<Param, String> {
+        if text.starts_with('$') {
+            Path::new(text).map(Param::Path)
+        } else {
+            Ok(Param::Literal(text.to_string()))
+        }
+    }
+
+    /// The value as text (strings bare, other JSON as JSON text); `None` if the path
+    /// matches nothing.
+    fn eval(&self, doc: &Document<'_>) -> Option<String> {
+        match self {
+            Param::Literal(s) => Some(s.clone()),
+            Param::Path(p) => p.eval(doc.value()).map(|v| match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum UrlPart {
+    Literal(String),
+    Param(Param),
+}
+
+/// The parts of a request that depend on the event, compiled from the configuration.
+#[derive(Debug)]
+pub struct RequestShape {
+    /// The URL split at `{name}` placeholders; one literal part when there are none.
+    url: Vec<UrlPart>,
+    query: Vec<(String, Param)>,
+    /// Headers whose values come from the event (fixed ones are set once).
+    dynamic_headers: Vec<(HeaderName, Param)>,
+    transform: Option<Transform>,
+}
+
+impl RequestShape {
+    /// Compiles URL placeholders, parameters and the transform; each error carries the
+    /// field it is about, relative to the target (`path_params.id`, `transform.value`).
+    pub fn compile(config: &TargetConfig) -> Result<RequestShape, Vec<(String, String)>> {
+        let mut errors = Vec::new();
+        let mut url = Vec::new();
+        let mut rest = config.url.as_str();
+        let mut used = Vec::new();
+        while let Some(open) = rest.find('{') {
+            let Some(len) = rest[open..].find('}') else {
+                break;
+            };
+            let name = &rest[open + 1..open + len];
+            url.push(UrlPart::Literal(rest[..open].to_string()));
+            match config.path_params.get(name).map(|v| Param::compile(v)) {
+                Some(Ok(param)) => url.push(UrlPart::Param(param)),
+                Some(Err(e)) => errors.push((format!("path_params.{name}"), e)),
+                None => errors.push((
+                    "url".into(),
+                    format!("placeholder {{{name}}} has no entry in path_params"),
+                )),
+            }
+            used.push(name);
+            rest = &rest[open + len + 1..];
+        }
+        url.push(UrlPart::Literal(rest.to_string()));
+        for name in config.path_params.keys() {
+            if !used.contains(&name.as_str()) {
+                errors.push((
+                    format!("path_params.{name}"),
+                    format!("url has no {{{name}}} placeholder"),
+                ));
+            }
+        }
+        let mut query = Vec::new();
+        for (name, value) in &config.query {
+            match Param::compile(value) {
+                Ok(p) => query.push((name.clone(), p)),
+                Err(e) => errors.push((format!("query.{name}"), e)),
+            }
+        }
+        let mut dynamic_headers = Vec::new();
+        for (name, value) in &config.headers {
+            if value.starts_with('$') {
+                match (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    Param::compile(value),
+                ) {
+                    (Ok(n), Ok(p)) => dynamic_headers.push((n, p)),
+                    (_, Err(e)) => errors.push((format!("headers.{name}"), e)),
+                    (Err(_), _) => {} // reported by the header-name check
+                }
+            }
+        }
+        let transform = match &config.transform {
+            None => None,
+            Some(t) => match Transform::compile(t) {
+                Ok(Transform::Original) => None,
+                Ok(t) => Some(t),
+                Err(e) => {
+                    errors.push((format!("transform{}", e.path), e.message));
+                    None
+                }
+            },
+        };
+        if errors.is_empty() {
+            Ok(RequestShape {
+                url,
+                query,
+                dynamic_headers,
+                transform,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The URL with placeholders replaced by `x`, for validating its shape.
+    pub fn sample_url(&self) -> String {
+        self.url
+            .iter()
+            .map(|p| match p {
+                UrlPart::Literal(l) => l.as_str(),
+                UrlPart::Param(_) => "x",
+            })
+            .collect()
+    }
+
+    /// The URL for one event: placeholders filled (percent-encoded as one path segment)
+    /// and query parameters appended; parameters whose path matches nothing are omitted.
+    fn url(&self, doc: &Document<'_>) -> Result<reqwest::Url, DeliveryError> {
+        let mut text = String::new();
+        for part in &self.url {
+            match part {
+                UrlPart::Literal(l) => text.push_str(l),
+                UrlPart::Param(p) => {
+                    let value = p.eval(doc).unwrap_or_default();
+                    text.extend(percent_encoding::utf8_percent_encode(&value, PATH_SEGMENT));
+                }
+            }
+        }
+        let mut url = reqwest::Url::parse(&text)
+            .map_err(|e| DeliveryError::Request(format!("invalid URL {text:?}: {e}")))?;
+        if !self.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (name, param) in &self.query {
+                if let Some(value) = param.eval(doc) {
+                    pairs.append_pair(name, &value);
+                }
+            }
+        }
+        Ok(url)
+    }
+}
+
+/// Characters escaped in a path parameter value, so it stays one path segment.
+const PATH_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
 /// A configured HTTP target with its own connection pool.
 #[derive(Debug)]
 pub struct HttpTarget {
     client: reqwest::Client,
-    url: reqwest::Url,
+    shape: RequestShape,
     method: reqwest::Method,
     headers: HeaderMap,
     mode: DeliveryMode,
@@ -39,12 +220,18 @@ pub struct HttpTarget {
 impl HttpTarget {
     /// Builds the target from its (validated) configuration.
     pub fn new(config: &TargetConfig) -> anyhow::Result<Self> {
+        let shape = RequestShape::compile(config).map_err(|errors| {
+            let text: Vec<String> = errors.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+            anyhow::anyhow!(text.join("; "))
+        })?;
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
-            headers.insert(
-                HeaderName::from_bytes(name.as_bytes())?,
-                HeaderValue::from_str(value)?,
-            );
+            if !value.starts_with('$') {
+                headers.insert(
+                    HeaderName::from_bytes(name.as_bytes())?,
+                    HeaderValue::from_str(value)?,
+                );
+            }
         }
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
@@ -55,7 +242,7 @@ impl HttpTarget {
             .build()?;
         Ok(HttpTarget {
             client,
-            url: config.url.parse()?,
+            shape,
             method: config.method.parse()?,
             headers,
             mode: config.mode,
@@ -64,31 +251,58 @@ impl HttpTarget {
     }
 
     /// Sends one event; a 2xx answer is success. Returns the status code.
-    pub async fn deliver(&self, event: &Event) -> Result<u16, DeliveryError> {
+    pub async fn deliver(&self, event: &Event, ctx: &Context<'_>) -> Result<u16, DeliveryError> {
+        let request = self.request(event, ctx)?;
+        let response = request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                DeliveryError::Timeout(self.timeout)
+            } else {
+                DeliveryError::Request(error_chain(&e))
+            }
+        })?;
+        let status = response.status().as_u16();
+        // Drain the body so the connection can be reused.
+        let _ = response.bytes().await;
+        if (200..300).contains(&status) {
+            Ok(status)
+        } else {
+            Err(DeliveryError::Status { status })
+        }
+    }
+
+    /// Builds the request for one event (not sent).
+    pub fn request(
+        &self,
+        event: &Event,
+        ctx: &Context<'_>,
+    ) -> Result<reqwest::RequestBuilder, DeliveryError> {
+        let doc = Document::new(event);
         let mut request = self
             .client
-            .request(self.method.clone(), self.url.clone())
+            .request(self.method.clone(), self.shape.url(&doc)?)
             .headers(self.headers.clone());
-        request = match self.mode {
+        for (name, param) in &self.shape.dynamic_headers {
+            if let Some(value) = param
+                .eval(&doc)
+                .and_then(|v| HeaderValue::from_str(&v).ok())
+            {
+                request = request.header(name.clone(), value);
+            }
+        }
+        if let Some(payload) = self
+            .shape
+            .transform
+            .as_ref()
+            .and_then(|t| t.apply(&doc, ctx))
+        {
+            return Ok(request
+                .headers(ce_headers(event))
+                .header(CONTENT_TYPE, payload.content_type)
+                .body(payload.body));
+        }
+        Ok(match self.mode {
             DeliveryMode::Binary => {
-                let mut headers = HeaderMap::with_capacity(event.attrs.len() + 1);
-                for (name, value) in &event.attrs {
-                    if name == "datacontenttype" {
-                        continue;
-                    }
-                    let text = match value {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    let encoded =
-                        percent_encoding::utf8_percent_encode(&text, HEADER_ESCAPES).to_string();
-                    if let (Ok(n), Ok(v)) = (
-                        HeaderName::from_bytes(format!("ce-{name}").as_bytes()),
-                        HeaderValue::from_str(&encoded),
-                    ) {
-                        headers.insert(n, v);
-                    }
-                }
+                let mut headers = ce_headers(event);
                 if let Some(data) = &event.data {
                     let content_type =
                         event
@@ -111,23 +325,30 @@ impl HttpTarget {
             DeliveryMode::Structured => request
                 .header(CONTENT_TYPE, "application/cloudevents+json; charset=utf-8")
                 .body(event.to_structured_json()),
+        })
+    }
+}
+
+/// The attributes as binary-mode `ce-*` headers (all but `datacontenttype`).
+fn ce_headers(event: &Event) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(event.attrs.len() + 1);
+    for (name, value) in &event.attrs {
+        if name == "datacontenttype" {
+            continue;
+        }
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
         };
-        let response = request.send().await.map_err(|e| {
-            if e.is_timeout() {
-                DeliveryError::Timeout(self.timeout)
-            } else {
-                DeliveryError::Request(error_chain(&e))
-            }
-        })?;
-        let status = response.status().as_u16();
-        // Drain the body so the connection can be reused.
-        let _ = response.bytes().await;
-        if (200..300).contains(&status) {
-            Ok(status)
-        } else {
-            Err(DeliveryError::Status { status })
+        let encoded = percent_encoding::utf8_percent_encode(&text, HEADER_ESCAPES).to_string();
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(format!("ce-{name}").as_bytes()),
+            HeaderValue::from_str(&encoded),
+        ) {
+            headers.insert(n, v);
         }
     }
+    headers
 }
 
 /// The error with its causes ("error sending request: connection refused").

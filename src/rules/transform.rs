@@ -1,0 +1,676 @@
+//! Transforms: shape an event into the payload one target receives.
+//!
+//! Two families, compiled once when the configuration loads:
+//! - Alibaba Cloud / RocketMQ EventBridge `form`s: `ORIGINAL`, `JSONPATH`, `CONSTANT`,
+//!   `TEMPLATE` (`value` binds variables to JSONPaths, `template` uses `${name}`);
+//! - AWS EventBridge: `InputPath`, `Input`, and `InputTransformer` (`InputPathsMap` +
+//!   `InputTemplate` with `<name>`), including the predefined `aws.events.*` variables.
+//!
+//! JSONPaths (RFC 9535, with AWS-style `$.a.some-key` accepted) address the event in the
+//! CloudEvents JSON format: `$.id`, `$.type`, `$.data.order.id`; non-JSON data appears as
+//! `$.data` (text) or `$.data_base64` (binary). In the AWS forms `$.detail` and
+//! `$.detail-type` are also accepted and mean `$.data` and `$.type`.
+//!
+//! Templates are JSON or text, decided once from the template itself: in a JSON template
+//! a variable inside a string is inserted escaped (its text), outside a string as JSON;
+//! in a text template every variable is inserted as text. See `docs/transforms.md`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json_path::JsonPath;
+
+use crate::event::Event;
+
+/// A transform as written in the configuration (`targets[].transform`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformConfig {
+    /// Alibaba/RocketMQ form: ORIGINAL, JSONPATH, CONSTANT or TEMPLATE.
+    pub form: Option<Form>,
+    /// JSONPATH: the path. CONSTANT: the value. TEMPLATE: the variables (name -> JSONPath
+    /// or constant), as an object or a JSON string.
+    pub value: Option<Value>,
+    /// TEMPLATE: the template, with `${name}` placeholders.
+    pub template: Option<String>,
+    /// AWS: deliver the part of the event at this JSONPath.
+    #[serde(rename = "InputPath")]
+    pub input_path: Option<String>,
+    /// AWS: deliver this JSON text instead of the event.
+    #[serde(rename = "Input")]
+    pub input: Option<String>,
+    /// AWS: variables and a template with `<name>` placeholders.
+    #[serde(rename = "InputTransformer")]
+    pub input_transformer: Option<InputTransformerConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Form {
+    Original,
+    Jsonpath,
+    Constant,
+    Template,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputTransformerConfig {
+    #[serde(rename = "InputPathsMap", default)]
+    pub input_paths_map: BTreeMap<String, String>,
+    #[serde(rename = "InputTemplate")]
+    pub input_template: String,
+}
+
+/// Why a transform is invalid, and where (relative to `transform`, e.g. `.value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransformError {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for TransformError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path.trim_start_matches('.'), self.message)
+        }
+    }
+}
+
+fn error(path: &str, message: impl Into<String>) -> TransformError {
+    TransformError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+pub const JSON: &str = "application/json";
+pub const TEXT: &str = "text/plain; charset=utf-8";
+
+/// What a transform produced: the request body and its content type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    pub body: Bytes,
+    pub content_type: &'static str,
+}
+
+/// Facts about a delivery that templates can use (the `aws.events.*` variables).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    pub bus: &'a str,
+    pub rule: &'a str,
+    /// When the event was appended to its bus, in milliseconds since the epoch.
+    pub ingested_ms: Option<u64>,
+}
+
+/// A compiled transform.
+#[derive(Debug)]
+pub enum Transform {
+    /// The event as it is (the target's delivery mode applies).
+    Original,
+    /// The value at a path; `bare_strings`: a string result is sent as text (JSONPATH)
+    /// rather than as a JSON string (InputPath).
+    Path { path: Path, bare_strings: bool },
+    /// A fixed payload.
+    Constant(Payload),
+    /// Variables substituted into a template.
+    Template {
+        vars: Vec<(String, Var)>,
+        template: Template,
+    },
+}
+
+impl Transform {
+    /// Compiles a transform; errors name the offending field.
+    pub fn compile(config: &TransformConfig) -> Result<Transform, TransformError> {
+        let alibaba = config.form.is_some();
+        let aws = [
+            config.input_path.is_some(),
+            config.input.is_some(),
+            config.input_transformer.is_some(),
+        ];
+        let aws_count = aws.iter().filter(|b| **b).count();
+        if (alibaba as usize) + aws_count != 1 {
+            return Err(error(
+                "",
+                "set exactly one of form (with value/template), InputPath, Input or InputTransformer",
+            ));
+        }
+        if !alibaba && (config.value.is_some() || config.template.is_some()) {
+            return Err(error("", "value and template go with form"));
+        }
+        if let Some(form) = config.form {
+            return compile_form(form, config.value.as_ref(), config.template.as_deref());
+        }
+        if let Some(path) = &config.input_path {
+            return Ok(Transform::Path {
+                path: Path::compile(path, Dialect::Aws).map_err(|m| error(".InputPath", m))?,
+                bare_strings: false,
+            });
+        }
+        if let Some(input) = &config.input {
+            serde_json::from_str::<serde::de::IgnoredAny>(input)
+                .map_err(|e| error(".Input", format!("must be JSON text: {e}")))?;
+            return Ok(Transform::Constant(Payload {
+                body: Bytes::from(input.clone()),
+                content_type: JSON,
+            }));
+        }
+        let it = config.input_transformer.as_ref().expect("counted above");
+        let mut vars = Vec::with_capacity(it.input_paths_map.len());
+        for (name, path) in &it.input_paths_map {
+            let at = format!(".InputTransformer.InputPathsMap.{name}");
+            if name.starts_with("aws.events.") {
+                return Err(error(
+                    &at,
+                    "aws.events.* names are reserved for the predefined variables",
+                ));
+            }
+            if !valid_var_name(name) {
+                return Err(error(
+                    &at,
+                    "variable names may contain letters, digits, '_', '-' and '.'",
+                ));
+            }
+            vars.push((
+                name.clone(),
+                Var::Path(Path::compile(path, Dialect::Aws).map_err(|m| error(&at, m))?),
+            ));
+        }
+        let template = Template::parse(&it.input_template, Syntax::Angle, &vars)
+            .map_err(|m| error(".InputTransformer.InputTemplate", m))?;
+        Ok(Transform::Template { vars, template })
+    }
+
+    /// Applies the transform. `None` means deliver the event as it is (ORIGINAL).
+    pub fn apply(&self, doc: &Document<'_>, ctx: &Context<'_>) -> Option<Payload> {
+        match self {
+            Transform::Original => None,
+            Transform::Constant(payload) => Some(payload.clone()),
+            Transform::Path { path, bare_strings } => {
+                let value = path.eval(doc.value());
+                Some(match value {
+                    Some(Value::String(s)) if *bare_strings => Payload {
+                        body: Bytes::from(s),
+                        content_type: TEXT,
+                    },
+                    other => Payload {
+                        body: Bytes::from(
+                            serde_json::to_vec(&other.unwrap_or(Value::Null)).expect("JSON"),
+                        ),
+                        content_type: JSON,
+                    },
+                })
+            }
+            Transform::Template { vars, template } => {
+                let values: Vec<Option<Value>> =
+                    vars.iter().map(|(_, var)| var.eval(doc.value())).collect();
+                Some(template.render(&values, doc.event, ctx))
+            }
+        }
+    }
+}
+
+fn compile_form(
+    form: Form,
+    value: Option<&Value>,
+    template: Option<&str>,
+) -> Result<Transform, TransformError> {
+    if form != Form::Template && template.is_some() {
+        return Err(error(".template", "template goes only with form TEMPLATE"));
+    }
+    match form {
+        Form::Original => {
+            if value.is_some() {
+                return Err(error(".value", "ORIGINAL takes no value"));
+            }
+            Ok(Transform::Original)
+        }
+        Form::Jsonpath => {
+            let Some(Value::String(path)) = value else {
+                return Err(error(
+                    ".value",
+                    "JSONPATH needs a JSONPath string, e.g. $.data.order",
+                ));
+            };
+            Ok(Transform::Path {
+                path: Path::compile(path, Dialect::CloudEvents).map_err(|m| error(".value", m))?,
+                bare_strings: true,
+            })
+        }
+        Form::Constant => {
+            let payload = match value {
+                None => return Err(error(".value", "CONSTANT needs a value")),
+                // A string that is JSON text is sent as that JSON; any other string as text.
+                Some(Value::String(s)) => match serde_json::from_str::<serde::de::IgnoredAny>(s) {
+                    Ok(_) => Payload {
+                        body: Bytes::from(s.clone()),
+                        content_type: JSON,
+                    },
+                    Err(_) => Payload {
+                        body: Bytes::from(s.clone()),
+                        content_type: TEXT,
+                    },
+                },
+                Some(other) => Payload {
+                    body: Bytes::from(serde_json::to_vec(other).expect("JSON")),
+                    content_type: JSON,
+                },
+            };
+            Ok(Transform::Constant(payload))
+        }
+        Form::Template => {
+            let bindings = match value {
+                Some(Value::Object(map)) => map.clone(),
+                Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+                    Ok(Value::Object(map)) => map,
+                    _ => {
+                        return Err(error(
+                            ".value",
+                            "TEMPLATE needs an object of variable -> JSONPath",
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(error(
+                        ".value",
+                        "TEMPLATE needs an object of variable -> JSONPath",
+                    ))
+                }
+            };
+            let mut vars = Vec::with_capacity(bindings.len());
+            for (name, binding) in bindings {
+                let at = format!(".value.{name}");
+                if !valid_var_name(&name) || name.starts_with("aws.events.") {
+                    return Err(error(&at, "variable names may contain letters, digits, '_', '-' and '.' (aws.events.* is reserved)"));
+                }
+                let var = match binding {
+                    Value::String(s) if s.starts_with('$') => Var::Path(
+                        Path::compile(&s, Dialect::CloudEvents).map_err(|m| error(&at, m))?,
+                    ),
+                    other => Var::Constant(other),
+                };
+                vars.push((name, var));
+            }
+            let Some(text) = template else {
+                return Err(error(".template", "TEMPLATE needs a template"));
+            };
+            let template =
+                Template::parse(text, Syntax::Dollar, &vars).map_err(|m| error(".template", m))?;
+            Ok(Transform::Template { vars, template })
+        }
+    }
+}
+
+fn valid_var_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// An event and, built on first use, its CloudEvents JSON format as paths see it.
+pub struct Document<'a> {
+    pub event: &'a Event,
+    value: std::cell::OnceCell<Value>,
+}
+
+impl<'a> Document<'a> {
+    pub fn new(event: &'a Event) -> Self {
+        Document {
+            event,
+            value: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn value(&self) -> &Value {
+        self.value.get_or_init(|| {
+            serde_json::from_slice(&self.event.to_structured_json())
+                .expect("an event serialises to a JSON object")
+        })
+    }
+}
+
+/// Which names a path may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    CloudEvents,
+    /// Also `$.detail` (= data) and `$.detail-type` (= type).
+    Aws,
+}
+
+/// A compiled JSONPath. A singular path (no wildcard, slice, filter, union or descent)
+/// yields one value or nothing; any other path yields an array of every match.
+#[derive(Debug)]
+pub struct Path {
+    path: JsonPath,
+    singular: bool,
+}
+
+impl Path {
+    /// Compiles a JSONPath over the CloudEvents JSON format of an event.
+    pub fn new(text: &str) -> Result<Path, String> {
+        Path::compile(text, Dialect::CloudEvents)
+    }
+
+    fn compile(text: &str, dialect: Dialect) -> Result<Path, String> {
+        let mut normalized = normalize_path(text)?;
+        if dialect == Dialect::Aws {
+            for (aws, ce) in [
+                ("$['detail-type']", "$['type']"),
+                ("$['detail']", "$['data']"),
+            ] {
+                if let Some(rest) = normalized.strip_prefix(aws) {
+                    normalized = format!("{ce}{rest}");
+                }
+            }
+        }
+        let path =
+            JsonPath::parse(&normalized).map_err(|e| format!("invalid JSONPath {text:?}: {e}"))?;
+        let singular = !text.contains('*')
+            && !text.contains("..")
+            && !text.contains('?')
+            && !text.contains(':')
+            && !text.contains(',');
+        Ok(Path { path, singular })
+    }
+
+    /// The value at the path: the match (singular path) or an array of matches.
+    pub fn eval(&self, doc: &Value) -> Option<Value> {
+        let nodes = self.path.query(doc);
+        if self.singular {
+            nodes.first().cloned()
+        } else {
+            Some(Value::Array(nodes.all().into_iter().cloned().collect()))
+        }
+    }
+}
+
+/// Rewrites dotted member names into bracket notation (`$.a.some-key` ->
+/// `$['a']['some-key']`), so AWS-style names with dashes parse as RFC 9535 JSONPath.
+fn normalize_path(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let Some(rest) = text.strip_prefix('$') else {
+        return Err(format!("a JSONPath starts with $, got {text:?}"));
+    };
+    let mut out = String::from("$");
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '.' if chars.peek() == Some(&'.') => {
+                // Descendant segment: keep as written.
+                out.push('.');
+            }
+            '.' => {
+                let mut name = String::new();
+                while let Some(&n) = chars.peek() {
+                    if n == '.' || n == '[' {
+                        break;
+                    }
+                    name.push(n);
+                    chars.next();
+                }
+                if name.is_empty() {
+                    return Err(format!("empty member name in {text:?}"));
+                }
+                if name == "*" {
+                    out.push_str(".*");
+                } else {
+                    let _ = write!(
+                        out,
+                        "['{}']",
+                        name.replace('\\', "\\\\").replace('\'', "\\'")
+                    );
+                }
+            }
+            '[' => {
+                // Bracketed segment: copy through the matching ']' (quotes respected).
+                out.push('[');
+                let mut quote = None;
+                for n in chars.by_ref() {
+                    out.push(n);
+                    match (quote, n) {
+                        (None, '\'' | '"') => quote = Some(n),
+                        (Some(q), n) if n == q => quote = None,
+                        (None, ']') => break,
+                        _ => {}
+                    }
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// Where a variable's value comes from.
+#[derive(Debug)]
+pub enum Var {
+    Path(Path),
+    Constant(Value),
+}
+
+impl Var {
+    fn eval(&self, doc: &Value) -> Option<Value> {
+        match self {
+            Var::Path(p) => p.eval(doc),
+            Var::Constant(v) => Some(v.clone()),
+        }
+    }
+}
+
+/// Placeholder syntax: `${name}` (Alibaba/RocketMQ) or `<name>` (AWS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Syntax {
+    Dollar,
+    Angle,
+}
+
+/// The `aws.events.*` variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Predefined {
+    RuleName,
+    RuleArn,
+    IngestionTime,
+    /// The event without its data, as JSON (inserted unescaped).
+    Event,
+    /// The whole event as JSON (inserted unescaped).
+    EventJson,
+}
+
+impl Predefined {
+    fn from_name(name: &str) -> Option<Predefined> {
+        Some(match name {
+            "aws.events.rule-name" => Predefined::RuleName,
+            "aws.events.rule-arn" => Predefined::RuleArn,
+            "aws.events.event.ingestion-time" => Predefined::IngestionTime,
+            "aws.events.event" => Predefined::Event,
+            "aws.events.event.json" => Predefined::EventJson,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Segment {
+    Literal(String),
+    /// A variable by index into the transform's variables.
+    Var {
+        index: usize,
+        in_string: bool,
+    },
+    Predefined {
+        which: Predefined,
+        in_string: bool,
+    },
+}
+
+/// A parsed template: literal text and placeholders, with for each placeholder whether
+/// it stands inside a JSON string.
+#[derive(Debug)]
+pub struct Template {
+    segments: Vec<Segment>,
+    /// JSON template (else text).
+    json: bool,
+}
+
+impl Template {
+    fn parse(text: &str, syntax: Syntax, vars: &[(String, Var)]) -> Result<Template, String> {
+        let mut segments = Vec::new();
+        let mut literal = String::new();
+        let mut in_string = false;
+        let mut escaped = false;
+        let mut rest = text;
+        while let Some(c) = rest.chars().next() {
+            let placeholder = match (syntax, c) {
+                (Syntax::Dollar, '$') if rest.starts_with("${") => {
+                    rest[2..].find('}').map(|end| (&rest[2..2 + end], 3 + end))
+                }
+                (Syntax::Angle, '<') => rest[1..].find('>').map(|end| (&rest[1..1 + end], 2 + end)),
+                _ => None,
+            };
+            if let Some((name, len)) = placeholder {
+                let found = vars.iter().position(|(n, _)| n == name);
+                let predefined = Predefined::from_name(name);
+                match (found, predefined) {
+                    (Some(index), _) => {
+                        push_literal(&mut segments, &mut literal);
+                        segments.push(Segment::Var { index, in_string });
+                        rest = &rest[len..];
+                        continue;
+                    }
+                    (None, Some(which)) => {
+                        push_literal(&mut segments, &mut literal);
+                        segments.push(Segment::Predefined { which, in_string });
+                        rest = &rest[len..];
+                        continue;
+                    }
+                    // `${x}` must name a variable; `<x>` that names none is plain text
+                    // (AWS templates often carry markup).
+                    (None, None) if syntax == Syntax::Dollar => {
+                        return Err(format!("${{{name}}} is not a variable defined in value"));
+                    }
+                    (None, None) => {}
+                }
+            }
+            literal.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if in_string => escaped = true,
+                '"' => in_string = !in_string,
+                _ => {}
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+        push_literal(&mut segments, &mut literal);
+        let mut template = Template {
+            segments,
+            json: false,
+        };
+        // A JSON template stays JSON whatever the variables hold: check with every
+        // placeholder standing in for a value of its position.
+        let probe = template.render_probe();
+        template.json = serde_json::from_str::<serde::de::IgnoredAny>(&probe).is_ok();
+        Ok(template)
+    }
+
+    fn render_probe(&self) -> String {
+        let mut out = String::new();
+        for s in &self.segments {
+            match s {
+                Segment::Literal(l) => out.push_str(l),
+                Segment::Var {
+                    in_string: true, ..
+                }
+                | Segment::Predefined {
+                    in_string: true, ..
+                } => out.push('x'),
+                Segment::Var { .. } | Segment::Predefined { .. } => out.push_str("null"),
+            }
+        }
+        out
+    }
+
+    fn render(&self, values: &[Option<Value>], event: &Event, ctx: &Context<'_>) -> Payload {
+        let mut out = String::with_capacity(256);
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(l) => out.push_str(l),
+                Segment::Var { index, in_string } => {
+                    self.insert(&mut out, values[*index].as_ref(), *in_string)
+                }
+                Segment::Predefined { which, in_string } => match which {
+                    Predefined::RuleName => self.insert(
+                        &mut out,
+                        Some(&Value::String(ctx.rule.to_string())),
+                        *in_string,
+                    ),
+                    Predefined::RuleArn => self.insert(
+                        &mut out,
+                        Some(&Value::String(format!(
+                            "sluice:rule/{}/{}",
+                            ctx.bus, ctx.rule
+                        ))),
+                        *in_string,
+                    ),
+                    Predefined::IngestionTime => {
+                        let time = ctx
+                            .ingested_ms
+                            .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64))
+                            .map(|t| {
+                                Value::String(
+                                    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                                )
+                            });
+                        self.insert(&mut out, time.as_ref(), *in_string)
+                    }
+                    // Inserted as JSON, unescaped, wherever they stand (as in AWS).
+                    Predefined::Event => {
+                        let without_data = Event {
+                            attrs: event.attrs.clone(),
+                            data: None,
+                        };
+                        out.push_str(&String::from_utf8_lossy(&without_data.to_structured_json()));
+                    }
+                    Predefined::EventJson => {
+                        out.push_str(&String::from_utf8_lossy(&event.to_structured_json()))
+                    }
+                },
+            }
+        }
+        Payload {
+            body: Bytes::from(out),
+            content_type: if self.json { JSON } else { TEXT },
+        }
+    }
+
+    /// Inserts a variable's value: inside a JSON string as escaped text, elsewhere in a
+    /// JSON template as JSON, in a text template as text. Missing: empty text or `null`.
+    fn insert(&self, out: &mut String, value: Option<&Value>, in_string: bool) {
+        let as_text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match (value, self.json, in_string) {
+            (None, true, false) => out.push_str("null"),
+            (None, _, _) => {}
+            (Some(v), true, true) => {
+                let quoted = serde_json::to_string(&as_text(v)).expect("JSON");
+                out.push_str(&quoted[1..quoted.len() - 1]);
+            }
+            (Some(v), true, false) => out.push_str(&v.to_string()),
+            (Some(v), false, _) => out.push_str(&as_text(v)),
+        }
+    }
+}
+
+fn push_literal(segments: &mut Vec<Segment>, literal: &mut String) {
+    if !literal.is_empty() {
+        segments.push(Segment::Literal(std::mem::take(literal)));
+    }
+}
