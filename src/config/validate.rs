@@ -293,6 +293,40 @@ rules:
     }
 
     #[test]
+    fn transforms_and_http_parameters_are_checked_at_load() {
+        let yaml = r#"
+buses: [{name: orders}]
+rules:
+  - name: r
+    bus: orders
+    targets:
+      - name: a
+        kind: http
+        url: "http://x/orders/{id}/{other}"
+        path_params: {id: "$.data.id", unused: "x"}
+        query: {q: "$[oops"}
+        headers: {x-tenant: "$.tenant", x-bad: "$.."}
+        transform: {form: TEMPLATE, value: {n: "$.data.name"}, template: "hi ${m}"}
+      - name: b
+        kind: http
+        url: "http://x/"
+        transform: {InputTransformer: {InputPathsMap: {v: "nope"}, InputTemplate: "<v>"}}
+"#;
+        let got = errors(yaml);
+        for expected in [
+            "rules[0].targets[0].url: placeholder {other} has no entry in path_params",
+            "rules[0].targets[0].path_params.unused: url has no {unused} placeholder",
+            "rules[0].targets[0].query.q: invalid JSONPath",
+            "rules[0].targets[0].headers.x-bad: empty member name",
+            "rules[0].targets[0].transform.template: ${m} is not a variable defined in value",
+            "rules[0].targets[1].transform.InputTransformer.InputPathsMap.v: a JSONPath starts with $",
+        ] {
+            assert!(got.iter().any(|g| g.starts_with(expected)), "missing {expected:?} in {got:#?}");
+        }
+        assert_eq!(got.len(), 6, "{got:#?}");
+    }
+
+    #[test]
     fn unknown_fields_are_rejected() {
         let got = errors("buses: [{name: a, retension: 1d}]\n");
         assert!(

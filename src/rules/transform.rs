@@ -402,11 +402,15 @@ fn normalize_path(text: &str) -> Result<String, String> {
     let mut chars = rest.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '.' if chars.peek() == Some(&'.') => {
-                // Descendant segment: keep as written.
-                out.push('.');
-            }
             '.' => {
+                // `..name` is a descendant segment, `.name` a child one.
+                if chars.peek() == Some(&'.') {
+                    chars.next();
+                    out.push_str("..");
+                    if chars.peek() == Some(&'[') {
+                        continue;
+                    }
+                }
                 let mut name = String::new();
                 while let Some(&n) = chars.peek() {
                     if n == '.' || n == '[' {
@@ -418,8 +422,9 @@ fn normalize_path(text: &str) -> Result<String, String> {
                 if name.is_empty() {
                     return Err(format!("empty member name in {text:?}"));
                 }
+                let dotted = out.ends_with("..");
                 if name == "*" {
-                    out.push_str(".*");
+                    out.push_str(if dotted { "*" } else { ".*" });
                 } else {
                     let _ = write!(
                         out,
@@ -672,5 +677,173 @@ impl Template {
 fn push_literal(segments: &mut Vec<Segment>, literal: &mut String) {
     if !literal.is_empty() {
         segments.push(Segment::Literal(std::mem::take(literal)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::cloudevents::parse_structured;
+
+    const EVENT: &str = r#"{"specversion":"1.0","id":"e-1","source":"/shop","type":"order.paid",
+        "time":"2026-11-23T10:00:00Z","datacontenttype":"application/json",
+        "data":{"order":{"id":"o-42","amount":12.5,"lines":[{"sku":"A","qty":1},{"sku":"B","qty":2}]},
+                "user":{"name":"Zoë \"Z\" \\ O'Brien\n","vip":true},"x-trace":"t-9","empty":[]}}"#;
+
+    fn event(json: &str) -> Event {
+        parse_structured(&Bytes::copy_from_slice(json.as_bytes())).unwrap().decode()
+    }
+
+    fn config(json: &str) -> TransformConfig {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn run_on(transform: &str, event_json: &str) -> Option<(String, &'static str)> {
+        let t = Transform::compile(&config(transform)).unwrap_or_else(|e| panic!("{transform}: {e}"));
+        let ev = event(event_json);
+        let ctx = Context {
+            bus: "orders",
+            rule: "paid",
+            ingested_ms: Some(1_795_000_000_123),
+        };
+        t.apply(&Document::new(&ev), &ctx)
+            .map(|p| (String::from_utf8(p.body.to_vec()).unwrap(), p.content_type))
+    }
+
+    fn run(transform: &str) -> (String, &'static str) {
+        run_on(transform, EVENT).expect("a payload")
+    }
+
+    #[test]
+    fn original_delivers_the_event_as_it_is() {
+        assert_eq!(run_on(r#"{"form":"ORIGINAL"}"#, EVENT), None);
+    }
+
+    #[test]
+    fn jsonpath_form() {
+        let cases = [
+            // An object keeps its key order; arrays and numbers are JSON.
+            ("$.data.order.lines[1]", r#"{"sku":"B","qty":2}"#, JSON),
+            ("$.data.order.amount", "12.5", JSON),
+            ("$.data.empty", "[]", JSON),
+            ("$.data.user.vip", "true", JSON),
+            // A string is delivered bare, as text.
+            ("$.data.order.id", "o-42", TEXT),
+            ("$.subject", "null", JSON), // matches nothing
+            ("$.data.order.lines[*].sku", r#"["A","B"]"#, JSON), // wildcard: every match
+            ("$.data.order.nope[*]", "[]", JSON),
+            ("$.data.x-trace", "t-9", TEXT), // AWS-style dashed name
+            ("$.data['x-trace']", "t-9", TEXT),
+            ("$..sku", r#"["A","B"]"#, JSON),
+        ];
+        for (path, body, ct) in cases {
+            let got = run(&format!(r#"{{"form":"JSONPATH","value":"{path}"}}"#));
+            assert_eq!(got, (body.to_string(), ct), "{path}");
+        }
+        let (name, ct) = run(r#"{"form":"JSONPATH","value":"$.data.user.name"}"#);
+        assert_eq!((name.as_str(), ct), ("Zoë \"Z\" \\ O'Brien\n", TEXT));
+    }
+
+    #[test]
+    fn paths_see_non_json_data_as_text_or_base64() {
+        let text = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","data":"hi there"}"#;
+        assert_eq!(run_on(r#"{"form":"JSONPATH","value":"$.data"}"#, text).unwrap(), ("hi there".into(), TEXT));
+        let binary = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":"AAEC"}"#;
+        assert_eq!(run_on(r#"{"form":"JSONPATH","value":"$.data_base64"}"#, binary).unwrap(), ("AAEC".into(), TEXT));
+        assert_eq!(run_on(r#"{"form":"JSONPATH","value":"$.data"}"#, binary).unwrap(), ("null".into(), JSON));
+    }
+
+    #[test]
+    fn constant_form() {
+        assert_eq!(run(r#"{"form":"CONSTANT","value":"hello"}"#), ("hello".into(), TEXT));
+        assert_eq!(run(r#"{"form":"CONSTANT","value":"{\"a\": [1, 2.50]}"}"#), (r#"{"a": [1, 2.50]}"#.into(), JSON));
+        assert_eq!(run(r#"{"form":"CONSTANT","value":{"b":1,"a":2}}"#), (r#"{"b":1,"a":2}"#.into(), JSON));
+        assert_eq!(run(r#"{"form":"CONSTANT","value":42}"#), ("42".into(), JSON));
+    }
+
+    #[test]
+    fn template_form_text() {
+        let t = r#"{"form":"TEMPLATE","value":{"name":"$.data.user.name","amount":"$.data.order.amount","who":"$.nope","greeting":"Hello"},
+                  "template":"${greeting} ${name}: ${amount} EUR, ${who}!"}"#;
+        assert_eq!(run(t), ("Hello Zoë \"Z\" \\ O'Brien\n: 12.5 EUR, !".into(), TEXT));
+    }
+
+    #[test]
+    fn template_form_json_quoting() {
+        // Variables in strings are inserted as escaped text; outside strings as JSON;
+        // a missing value is "" in a string and null outside.
+        let t = r#"{"form":"TEMPLATE",
+            "value":"{\"name\":\"$.data.user.name\",\"order\":\"$.data.order\",\"id\":\"$.data.order.id\",\"none\":\"$.nope\",\"n\":\"$.data.order.amount\"}",
+            "template":"{\"to\": \"${name}\", \"order\": ${order}, \"id\": ${id}, \"label\": \"order ${id} of ${n}\", \"none\": ${none}, \"blank\": \"${none}\", \"embedded\": \"${order}\"}"}"#;
+        let (body, ct) = run(t);
+        assert_eq!(ct, JSON);
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
+        assert_eq!(v["to"], "Zoë \"Z\" \\ O'Brien\n");
+        assert_eq!(v["order"]["lines"][1]["sku"], "B");
+        assert_eq!(v["id"], "o-42");
+        assert_eq!(v["label"], "order o-42 of 12.5");
+        assert_eq!(v["none"], Value::Null);
+        assert_eq!(v["blank"], "");
+        assert_eq!(v["embedded"], r#"{"id":"o-42","amount":12.5,"lines":[{"sku":"A","qty":1},{"sku":"B","qty":2}]}"#);
+    }
+
+    #[test]
+    fn aws_input_path_and_input() {
+        assert_eq!(run(r#"{"InputPath":"$.detail.order.id"}"#), (r#""o-42""#.into(), JSON));
+        assert_eq!(run(r#"{"InputPath":"$.detail-type"}"#), (r#""order.paid""#.into(), JSON));
+        assert_eq!(run(r#"{"InputPath":"$.detail.order.lines[0]"}"#), (r#"{"sku":"A","qty":1}"#.into(), JSON));
+        assert_eq!(run(r#"{"InputPath":"$.nope"}"#), ("null".into(), JSON));
+        assert_eq!(run(r#"{"Input":"{\"fixed\": true}"}"#), (r#"{"fixed": true}"#.into(), JSON));
+    }
+
+    #[test]
+    fn aws_input_transformer() {
+        let t = r#"{"InputTransformer":{
+            "InputPathsMap":{"type":"$.detail-type","id":"$.detail.order.id","lines":"$.detail.order.lines","name":"$.detail.user.name"},
+            "InputTemplate":"{\"type\": <type>, \"text\": \"<b>order <id></b> for <name>\", \"lines\": <lines>, \"rule\": \"<aws.events.rule-name>\", \"arn\": \"<aws.events.rule-arn>\", \"at\": \"<aws.events.event.ingestion-time>\", \"event\": <aws.events.event>, \"full\": <aws.events.event.json>}"}}"#;
+        let (body, ct) = run(t);
+        assert_eq!(ct, JSON);
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
+        assert_eq!(v["type"], "order.paid", "a string variable outside quotes is quoted");
+        assert_eq!(v["text"], "<b>order o-42</b> for Zoë \"Z\" \\ O'Brien\n", "unknown <b> stays text");
+        assert_eq!(v["lines"][0]["qty"], 1);
+        assert_eq!(v["rule"], "paid");
+        assert_eq!(v["arn"], "sluice:rule/orders/paid");
+        assert_eq!(v["at"], "2026-11-18T11:06:40.123Z");
+        assert_eq!(v["event"]["id"], "e-1");
+        assert!(v["event"].get("data").is_none(), "aws.events.event has no data");
+        assert_eq!(v["full"]["data"]["order"]["id"], "o-42");
+
+        // A plain-text template (AWS: a JSON string) stays text.
+        let t = r#"{"InputTransformer":{"InputPathsMap":{"id":"$.detail.order.id"},"InputTemplate":"\"Order <id> was paid\""}}"#;
+        assert_eq!(run(t), (r#""Order o-42 was paid""#.into(), JSON));
+    }
+
+    #[test]
+    fn invalid_transforms_name_the_field() {
+        let cases = [
+            (r#"{}"#, ""),
+            (r#"{"form":"ORIGINAL","InputPath":"$"}"#, ""),
+            (r#"{"InputPath":"$","value":"x"}"#, ""),
+            (r#"{"form":"ORIGINAL","value":"x"}"#, ".value"),
+            (r#"{"form":"JSONPATH"}"#, ".value"),
+            (r#"{"form":"JSONPATH","value":"data.x"}"#, ".value"),
+            (r#"{"form":"JSONPATH","value":"$.data[?"}"#, ".value"),
+            (r#"{"form":"CONSTANT"}"#, ".value"),
+            (r#"{"form":"CONSTANT","value":"x","template":"y"}"#, ".template"),
+            (r#"{"form":"TEMPLATE","value":{"a":"$.x"}}"#, ".template"),
+            (r#"{"form":"TEMPLATE","value":"not json","template":"x"}"#, ".value"),
+            (r#"{"form":"TEMPLATE","value":{"a":"$.x"},"template":"${b}"}"#, ".template"),
+            (r#"{"form":"TEMPLATE","value":{"a":"$[bad"},"template":"${a}"}"#, ".value.a"),
+            (r#"{"InputPath":"detail"}"#, ".InputPath"),
+            (r#"{"Input":"{not json"}"#, ".Input"),
+            (r#"{"InputTransformer":{"InputPathsMap":{"aws.events.x":"$.a"},"InputTemplate":"1"}}"#, ".InputTransformer.InputPathsMap.aws.events.x"),
+            (r#"{"InputTransformer":{"InputPathsMap":{"a":"a.b"},"InputTemplate":"1"}}"#, ".InputTransformer.InputPathsMap.a"),
+        ];
+        for (json, path) in cases {
+            let err = Transform::compile(&config(json)).expect_err(json);
+            assert_eq!(err.path, path, "{json}: {err}");
+            assert!(!err.message.is_empty());
+        }
     }
 }
