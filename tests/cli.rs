@@ -159,3 +159,53 @@ async fn dev_serves_the_quickstart_end_to_end() {
         "{bodies:?}"
     );
 }
+
+#[test]
+fn transform_prints_what_the_target_receives() {
+    let event = r#"{"specversion":"1.0","id":"e1","source":"/shop","type":"order.paid","data":{"order":{"id":"o-1","total":9.90}}}"#;
+    let (code, stdout, stderr) = sluice(&[
+        "transform",
+        "--transform",
+        r#"{"form":"TEMPLATE","value":{"id":"$.data.order.id","total":"$.data.order.total"},"template":"{\"msg\": \"order ${id}\", \"total\": ${total}}"}"#,
+        "--event",
+        event,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, r#"{"msg": "order o-1", "total": 9.90}"#);
+    assert!(
+        stderr.contains("content-type: application/json"),
+        "{stderr}"
+    );
+
+    // From files, YAML transform.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.yaml"), "InputPath: $.detail.order\n").unwrap();
+    std::fs::write(dir.path().join("e.json"), event).unwrap();
+    let t = format!("@{}", dir.path().join("t.yaml").display());
+    let e = format!("@{}", dir.path().join("e.json").display());
+    let (code, stdout, _) = sluice(&["transform", "--transform", &t, "--event", &e]);
+    assert_eq!((code, stdout.as_str()), (0, r#"{"id":"o-1","total":9.90}"#));
+
+    // Invalid transform: exit 2 with the reason.
+    let (code, _, stderr) = sluice(&[
+        "transform",
+        "--transform",
+        r#"{"form":"JSONPATH","value":"data"}"#,
+        "--event",
+        event,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("invalid transform: value: a JSONPath starts with $"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = sluice(&[
+        "transform",
+        "--transform",
+        r#"{"form":"ORIGINAL"}"#,
+        "--event",
+        r#"{"id":"x"}"#,
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("invalid event: specversion"), "{stderr}");
+}

@@ -691,7 +691,9 @@ mod tests {
                 "user":{"name":"Zoë \"Z\" \\ O'Brien\n","vip":true},"x-trace":"t-9","empty":[]}}"#;
 
     fn event(json: &str) -> Event {
-        parse_structured(&Bytes::copy_from_slice(json.as_bytes())).unwrap().decode()
+        parse_structured(&Bytes::copy_from_slice(json.as_bytes()))
+            .unwrap()
+            .decode()
     }
 
     fn config(json: &str) -> TransformConfig {
@@ -699,7 +701,8 @@ mod tests {
     }
 
     fn run_on(transform: &str, event_json: &str) -> Option<(String, &'static str)> {
-        let t = Transform::compile(&config(transform)).unwrap_or_else(|e| panic!("{transform}: {e}"));
+        let t =
+            Transform::compile(&config(transform)).unwrap_or_else(|e| panic!("{transform}: {e}"));
         let ev = event(event_json);
         let ctx = Context {
             bus: "orders",
@@ -747,25 +750,50 @@ mod tests {
     #[test]
     fn paths_see_non_json_data_as_text_or_base64() {
         let text = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","data":"hi there"}"#;
-        assert_eq!(run_on(r#"{"form":"JSONPATH","value":"$.data"}"#, text).unwrap(), ("hi there".into(), TEXT));
-        let binary = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":"AAEC"}"#;
-        assert_eq!(run_on(r#"{"form":"JSONPATH","value":"$.data_base64"}"#, binary).unwrap(), ("AAEC".into(), TEXT));
-        assert_eq!(run_on(r#"{"form":"JSONPATH","value":"$.data"}"#, binary).unwrap(), ("null".into(), JSON));
+        assert_eq!(
+            run_on(r#"{"form":"JSONPATH","value":"$.data"}"#, text).unwrap(),
+            ("hi there".into(), TEXT)
+        );
+        let binary =
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":"AAEC"}"#;
+        assert_eq!(
+            run_on(r#"{"form":"JSONPATH","value":"$.data_base64"}"#, binary).unwrap(),
+            ("AAEC".into(), TEXT)
+        );
+        assert_eq!(
+            run_on(r#"{"form":"JSONPATH","value":"$.data"}"#, binary).unwrap(),
+            ("null".into(), JSON)
+        );
     }
 
     #[test]
     fn constant_form() {
-        assert_eq!(run(r#"{"form":"CONSTANT","value":"hello"}"#), ("hello".into(), TEXT));
-        assert_eq!(run(r#"{"form":"CONSTANT","value":"{\"a\": [1, 2.50]}"}"#), (r#"{"a": [1, 2.50]}"#.into(), JSON));
-        assert_eq!(run(r#"{"form":"CONSTANT","value":{"b":1,"a":2}}"#), (r#"{"b":1,"a":2}"#.into(), JSON));
-        assert_eq!(run(r#"{"form":"CONSTANT","value":42}"#), ("42".into(), JSON));
+        assert_eq!(
+            run(r#"{"form":"CONSTANT","value":"hello"}"#),
+            ("hello".into(), TEXT)
+        );
+        assert_eq!(
+            run(r#"{"form":"CONSTANT","value":"{\"a\": [1, 2.50]}"}"#),
+            (r#"{"a": [1, 2.50]}"#.into(), JSON)
+        );
+        assert_eq!(
+            run(r#"{"form":"CONSTANT","value":{"b":1,"a":2}}"#),
+            (r#"{"b":1,"a":2}"#.into(), JSON)
+        );
+        assert_eq!(
+            run(r#"{"form":"CONSTANT","value":42}"#),
+            ("42".into(), JSON)
+        );
     }
 
     #[test]
     fn template_form_text() {
         let t = r#"{"form":"TEMPLATE","value":{"name":"$.data.user.name","amount":"$.data.order.amount","who":"$.nope","greeting":"Hello"},
                   "template":"${greeting} ${name}: ${amount} EUR, ${who}!"}"#;
-        assert_eq!(run(t), ("Hello Zoë \"Z\" \\ O'Brien\n: 12.5 EUR, !".into(), TEXT));
+        assert_eq!(
+            run(t),
+            ("Hello Zoë \"Z\" \\ O'Brien\n: 12.5 EUR, !".into(), TEXT)
+        );
     }
 
     #[test]
@@ -784,16 +812,31 @@ mod tests {
         assert_eq!(v["label"], "order o-42 of 12.5");
         assert_eq!(v["none"], Value::Null);
         assert_eq!(v["blank"], "");
-        assert_eq!(v["embedded"], r#"{"id":"o-42","amount":12.5,"lines":[{"sku":"A","qty":1},{"sku":"B","qty":2}]}"#);
+        assert_eq!(
+            v["embedded"],
+            r#"{"id":"o-42","amount":12.5,"lines":[{"sku":"A","qty":1},{"sku":"B","qty":2}]}"#
+        );
     }
 
     #[test]
     fn aws_input_path_and_input() {
-        assert_eq!(run(r#"{"InputPath":"$.detail.order.id"}"#), (r#""o-42""#.into(), JSON));
-        assert_eq!(run(r#"{"InputPath":"$.detail-type"}"#), (r#""order.paid""#.into(), JSON));
-        assert_eq!(run(r#"{"InputPath":"$.detail.order.lines[0]"}"#), (r#"{"sku":"A","qty":1}"#.into(), JSON));
+        assert_eq!(
+            run(r#"{"InputPath":"$.detail.order.id"}"#),
+            (r#""o-42""#.into(), JSON)
+        );
+        assert_eq!(
+            run(r#"{"InputPath":"$.detail-type"}"#),
+            (r#""order.paid""#.into(), JSON)
+        );
+        assert_eq!(
+            run(r#"{"InputPath":"$.detail.order.lines[0]"}"#),
+            (r#"{"sku":"A","qty":1}"#.into(), JSON)
+        );
         assert_eq!(run(r#"{"InputPath":"$.nope"}"#), ("null".into(), JSON));
-        assert_eq!(run(r#"{"Input":"{\"fixed\": true}"}"#), (r#"{"fixed": true}"#.into(), JSON));
+        assert_eq!(
+            run(r#"{"Input":"{\"fixed\": true}"}"#),
+            (r#"{"fixed": true}"#.into(), JSON)
+        );
     }
 
     #[test]
@@ -804,14 +847,23 @@ mod tests {
         let (body, ct) = run(t);
         assert_eq!(ct, JSON);
         let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
-        assert_eq!(v["type"], "order.paid", "a string variable outside quotes is quoted");
-        assert_eq!(v["text"], "<b>order o-42</b> for Zoë \"Z\" \\ O'Brien\n", "unknown <b> stays text");
+        assert_eq!(
+            v["type"], "order.paid",
+            "a string variable outside quotes is quoted"
+        );
+        assert_eq!(
+            v["text"], "<b>order o-42</b> for Zoë \"Z\" \\ O'Brien\n",
+            "unknown <b> stays text"
+        );
         assert_eq!(v["lines"][0]["qty"], 1);
         assert_eq!(v["rule"], "paid");
         assert_eq!(v["arn"], "sluice:rule/orders/paid");
         assert_eq!(v["at"], "2026-11-18T11:06:40.123Z");
         assert_eq!(v["event"]["id"], "e-1");
-        assert!(v["event"].get("data").is_none(), "aws.events.event has no data");
+        assert!(
+            v["event"].get("data").is_none(),
+            "aws.events.event has no data"
+        );
         assert_eq!(v["full"]["data"]["order"]["id"], "o-42");
 
         // A plain-text template (AWS: a JSON string) stays text.
@@ -830,15 +882,33 @@ mod tests {
             (r#"{"form":"JSONPATH","value":"data.x"}"#, ".value"),
             (r#"{"form":"JSONPATH","value":"$.data[?"}"#, ".value"),
             (r#"{"form":"CONSTANT"}"#, ".value"),
-            (r#"{"form":"CONSTANT","value":"x","template":"y"}"#, ".template"),
+            (
+                r#"{"form":"CONSTANT","value":"x","template":"y"}"#,
+                ".template",
+            ),
             (r#"{"form":"TEMPLATE","value":{"a":"$.x"}}"#, ".template"),
-            (r#"{"form":"TEMPLATE","value":"not json","template":"x"}"#, ".value"),
-            (r#"{"form":"TEMPLATE","value":{"a":"$.x"},"template":"${b}"}"#, ".template"),
-            (r#"{"form":"TEMPLATE","value":{"a":"$[bad"},"template":"${a}"}"#, ".value.a"),
+            (
+                r#"{"form":"TEMPLATE","value":"not json","template":"x"}"#,
+                ".value",
+            ),
+            (
+                r#"{"form":"TEMPLATE","value":{"a":"$.x"},"template":"${b}"}"#,
+                ".template",
+            ),
+            (
+                r#"{"form":"TEMPLATE","value":{"a":"$[bad"},"template":"${a}"}"#,
+                ".value.a",
+            ),
             (r#"{"InputPath":"detail"}"#, ".InputPath"),
             (r#"{"Input":"{not json"}"#, ".Input"),
-            (r#"{"InputTransformer":{"InputPathsMap":{"aws.events.x":"$.a"},"InputTemplate":"1"}}"#, ".InputTransformer.InputPathsMap.aws.events.x"),
-            (r#"{"InputTransformer":{"InputPathsMap":{"a":"a.b"},"InputTemplate":"1"}}"#, ".InputTransformer.InputPathsMap.a"),
+            (
+                r#"{"InputTransformer":{"InputPathsMap":{"aws.events.x":"$.a"},"InputTemplate":"1"}}"#,
+                ".InputTransformer.InputPathsMap.aws.events.x",
+            ),
+            (
+                r#"{"InputTransformer":{"InputPathsMap":{"a":"a.b"},"InputTemplate":"1"}}"#,
+                ".InputTransformer.InputPathsMap.a",
+            ),
         ];
         for (json, path) in cases {
             let err = Transform::compile(&config(json)).expect_err(json);

@@ -252,6 +252,7 @@ impl Drop for Gateway {
 pub struct Received {
     pub method: String,
     pub path: String,
+    pub query: String,
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
     pub at: Instant,
@@ -346,6 +347,7 @@ async fn record(
         state.received.lock().unwrap().push(Received {
             method: req.method().to_string(),
             path: req.path().to_string(),
+            query: req.query_string().to_string(),
             headers,
             body: body.to_vec(),
             at: Instant::now(),
