@@ -91,9 +91,10 @@ rules:
     // ORIGINAL: the binary-mode event, data bytes untouched.
     assert_eq!(body("/original"), data);
     assert_eq!(ct("/original"), "application/json");
+    // A selected object is the event's own bytes: spacing and number text kept.
     assert_eq!(
         body("/jsonpath"),
-        r#"{"id":"o/42 x","amount":1.50,"currency":"EUR"}"#
+        r#"{"id": "o/42 x", "amount": 1.50, "currency": "EUR"}"#
     );
     assert_eq!(ct("/jsonpath"), "application/json");
     assert_eq!(body("/text"), "Zoë \"Z\"");
@@ -101,7 +102,7 @@ rules:
     assert_eq!(body("/constant"), r#"{"ping": true}"#);
     assert_eq!(
         body("/template"),
-        r#"{"text": "Hello Zoë \"Z\"", "order": {"id":"o/42 x","amount":1.50,"currency":"EUR"}}"#
+        r#"{"text": "Hello Zoë \"Z\"", "order": {"id": "o/42 x", "amount": 1.50, "currency": "EUR"}}"#
     );
     assert_eq!(ct("/template"), "application/json");
     assert_eq!(body("/input-path"), r#""o/42 x""#);

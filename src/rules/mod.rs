@@ -8,6 +8,7 @@
 
 mod matcher;
 mod pattern;
+pub mod select;
 pub mod transform;
 
 pub use matcher::{EventView, Matcher};

@@ -15,14 +15,15 @@
 //! a variable inside a string is inserted escaped (its text), outside a string as JSON;
 //! in a text template every variable is inserted as text. See `docs/transforms.md`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
-use serde_json_path::JsonPath;
 
+pub use super::select::Document;
+use super::select::{json_to_text, Dialect, Path};
 use crate::event::Event;
 
 /// A transform as written in the configuration (`targets[].transform`).
@@ -192,24 +193,23 @@ impl Transform {
         match self {
             Transform::Original => None,
             Transform::Constant(payload) => Some(payload.clone()),
-            Transform::Path { path, bare_strings } => {
-                let value = path.eval(doc.value());
-                Some(match value {
-                    Some(Value::String(s)) if *bare_strings => Payload {
-                        body: Bytes::from(s),
-                        content_type: TEXT,
-                    },
-                    other => Payload {
-                        body: Bytes::from(
-                            serde_json::to_vec(&other.unwrap_or(Value::Null)).expect("JSON"),
-                        ),
-                        content_type: JSON,
-                    },
-                })
-            }
+            Transform::Path { path, bare_strings } => Some(match path.select(doc) {
+                Some(json) if *bare_strings && json.starts_with('"') => Payload {
+                    body: Bytes::from(json_to_text(&json)),
+                    content_type: TEXT,
+                },
+                Some(json) => Payload {
+                    body: Bytes::from(json.into_owned()),
+                    content_type: JSON,
+                },
+                None => Payload {
+                    body: Bytes::from_static(b"null"),
+                    content_type: JSON,
+                },
+            }),
             Transform::Template { vars, template } => {
-                let values: Vec<Option<Value>> =
-                    vars.iter().map(|(_, var)| var.eval(doc.value())).collect();
+                let values: Vec<Option<Cow<str>>> =
+                    vars.iter().map(|(_, var)| var.eval(doc)).collect();
                 Some(template.render(&values, doc.event, ctx))
             }
         }
@@ -293,7 +293,7 @@ fn compile_form(
                     Value::String(s) if s.starts_with('$') => Var::Path(
                         Path::compile(&s, Dialect::CloudEvents).map_err(|m| error(&at, m))?,
                     ),
-                    other => Var::Constant(other),
+                    other => Var::Constant(other.to_string()),
                 };
                 vars.push((name, var));
             }
@@ -314,157 +314,20 @@ fn valid_var_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
-/// An event and, built on first use, its CloudEvents JSON format as paths see it.
-pub struct Document<'a> {
-    pub event: &'a Event,
-    value: std::cell::OnceCell<Value>,
-}
-
-impl<'a> Document<'a> {
-    pub fn new(event: &'a Event) -> Self {
-        Document {
-            event,
-            value: std::cell::OnceCell::new(),
-        }
-    }
-
-    pub fn value(&self) -> &Value {
-        self.value.get_or_init(|| {
-            serde_json::from_slice(&self.event.to_structured_json())
-                .expect("an event serialises to a JSON object")
-        })
-    }
-}
-
-/// Which names a path may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dialect {
-    CloudEvents,
-    /// Also `$.detail` (= data) and `$.detail-type` (= type).
-    Aws,
-}
-
-/// A compiled JSONPath. A singular path (no wildcard, slice, filter, union or descent)
-/// yields one value or nothing; any other path yields an array of every match.
-#[derive(Debug)]
-pub struct Path {
-    path: JsonPath,
-    singular: bool,
-}
-
-impl Path {
-    /// Compiles a JSONPath over the CloudEvents JSON format of an event.
-    pub fn new(text: &str) -> Result<Path, String> {
-        Path::compile(text, Dialect::CloudEvents)
-    }
-
-    fn compile(text: &str, dialect: Dialect) -> Result<Path, String> {
-        let mut normalized = normalize_path(text)?;
-        if dialect == Dialect::Aws {
-            for (aws, ce) in [
-                ("$['detail-type']", "$['type']"),
-                ("$['detail']", "$['data']"),
-            ] {
-                if let Some(rest) = normalized.strip_prefix(aws) {
-                    normalized = format!("{ce}{rest}");
-                }
-            }
-        }
-        let path =
-            JsonPath::parse(&normalized).map_err(|e| format!("invalid JSONPath {text:?}: {e}"))?;
-        let singular = !text.contains('*')
-            && !text.contains("..")
-            && !text.contains('?')
-            && !text.contains(':')
-            && !text.contains(',');
-        Ok(Path { path, singular })
-    }
-
-    /// The value at the path: the match (singular path) or an array of matches.
-    pub fn eval(&self, doc: &Value) -> Option<Value> {
-        let nodes = self.path.query(doc);
-        if self.singular {
-            nodes.first().cloned()
-        } else {
-            Some(Value::Array(nodes.all().into_iter().cloned().collect()))
-        }
-    }
-}
-
-/// Rewrites dotted member names into bracket notation (`$.a.some-key` ->
-/// `$['a']['some-key']`), so AWS-style names with dashes parse as RFC 9535 JSONPath.
-fn normalize_path(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    let Some(rest) = text.strip_prefix('$') else {
-        return Err(format!("a JSONPath starts with $, got {text:?}"));
-    };
-    let mut out = String::from("$");
-    let mut chars = rest.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '.' => {
-                // `..name` is a descendant segment, `.name` a child one.
-                if chars.peek() == Some(&'.') {
-                    chars.next();
-                    out.push_str("..");
-                    if chars.peek() == Some(&'[') {
-                        continue;
-                    }
-                }
-                let mut name = String::new();
-                while let Some(&n) = chars.peek() {
-                    if n == '.' || n == '[' {
-                        break;
-                    }
-                    name.push(n);
-                    chars.next();
-                }
-                if name.is_empty() {
-                    return Err(format!("empty member name in {text:?}"));
-                }
-                let dotted = out.ends_with("..");
-                if name == "*" {
-                    out.push_str(if dotted { "*" } else { ".*" });
-                } else {
-                    let _ = write!(
-                        out,
-                        "['{}']",
-                        name.replace('\\', "\\\\").replace('\'', "\\'")
-                    );
-                }
-            }
-            '[' => {
-                // Bracketed segment: copy through the matching ']' (quotes respected).
-                out.push('[');
-                let mut quote = None;
-                for n in chars.by_ref() {
-                    out.push(n);
-                    match (quote, n) {
-                        (None, '\'' | '"') => quote = Some(n),
-                        (Some(q), n) if n == q => quote = None,
-                        (None, ']') => break,
-                        _ => {}
-                    }
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    Ok(out)
-}
-
 /// Where a variable's value comes from.
 #[derive(Debug)]
 pub enum Var {
     Path(Path),
-    Constant(Value),
+    /// A fixed value, as JSON text.
+    Constant(String),
 }
 
 impl Var {
-    fn eval(&self, doc: &Value) -> Option<Value> {
+    /// The value as JSON text.
+    fn eval<'d>(&'d self, doc: &'d Document<'_>) -> Option<Cow<'d, str>> {
         match self {
-            Var::Path(p) => p.eval(doc),
-            Var::Constant(v) => Some(v.clone()),
+            Var::Path(p) => p.select(doc),
+            Var::Constant(json) => Some(Cow::Borrowed(json)),
         }
     }
 }
@@ -601,38 +464,31 @@ impl Template {
         out
     }
 
-    fn render(&self, values: &[Option<Value>], event: &Event, ctx: &Context<'_>) -> Payload {
+    fn render(&self, values: &[Option<Cow<'_, str>>], event: &Event, ctx: &Context<'_>) -> Payload {
         let mut out = String::with_capacity(256);
+        let json_string = |s: &str| serde_json::to_string(s).expect("JSON");
         for segment in &self.segments {
             match segment {
                 Segment::Literal(l) => out.push_str(l),
                 Segment::Var { index, in_string } => {
-                    self.insert(&mut out, values[*index].as_ref(), *in_string)
+                    self.insert(&mut out, values[*index].as_deref(), *in_string)
                 }
                 Segment::Predefined { which, in_string } => match which {
-                    Predefined::RuleName => self.insert(
-                        &mut out,
-                        Some(&Value::String(ctx.rule.to_string())),
-                        *in_string,
-                    ),
-                    Predefined::RuleArn => self.insert(
-                        &mut out,
-                        Some(&Value::String(format!(
-                            "sluice:rule/{}/{}",
-                            ctx.bus, ctx.rule
-                        ))),
-                        *in_string,
-                    ),
+                    Predefined::RuleName => {
+                        self.insert(&mut out, Some(&json_string(ctx.rule)), *in_string)
+                    }
+                    Predefined::RuleArn => {
+                        let arn = json_string(&format!("sluice:rule/{}/{}", ctx.bus, ctx.rule));
+                        self.insert(&mut out, Some(&arn), *in_string)
+                    }
                     Predefined::IngestionTime => {
                         let time = ctx
                             .ingested_ms
                             .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64))
                             .map(|t| {
-                                Value::String(
-                                    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                                )
+                                json_string(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                             });
-                        self.insert(&mut out, time.as_ref(), *in_string)
+                        self.insert(&mut out, time.as_deref(), *in_string)
                     }
                     // Inserted as JSON, unescaped, wherever they stand (as in AWS).
                     Predefined::Event => {
@@ -654,22 +510,21 @@ impl Template {
         }
     }
 
-    /// Inserts a variable's value: inside a JSON string as escaped text, elsewhere in a
-    /// JSON template as JSON, in a text template as text. Missing: empty text or `null`.
-    fn insert(&self, out: &mut String, value: Option<&Value>, in_string: bool) {
-        let as_text = |v: &Value| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        match (value, self.json, in_string) {
+    /// Inserts a value given as JSON text: inside a JSON string as escaped text,
+    /// elsewhere in a JSON template as JSON, in a text template as text. Missing: `null`
+    /// outside strings of a JSON template, nothing elsewhere.
+    fn insert(&self, out: &mut String, json: Option<&str>, in_string: bool) {
+        match (json, self.json, in_string) {
             (None, true, false) => out.push_str("null"),
             (None, _, _) => {}
-            (Some(v), true, true) => {
-                let quoted = serde_json::to_string(&as_text(v)).expect("JSON");
+            // A JSON string's content is already escaped for use inside another string.
+            (Some(j), true, true) if j.starts_with('"') => out.push_str(&j[1..j.len() - 1]),
+            (Some(j), true, true) => {
+                let quoted = serde_json::to_string(j).expect("JSON");
                 out.push_str(&quoted[1..quoted.len() - 1]);
             }
-            (Some(v), true, false) => out.push_str(&v.to_string()),
-            (Some(v), false, _) => out.push_str(&as_text(v)),
+            (Some(j), true, false) => out.push_str(j),
+            (Some(j), false, _) => out.push_str(&json_to_text(j)),
         }
     }
 }

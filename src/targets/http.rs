@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use crate::config::{DeliveryMode, TargetConfig};
 use crate::event::{DataKind, Event};
-use crate::rules::transform::{Context, Document, Path, Transform};
+use crate::rules::select::{Document, Path};
+use crate::rules::transform::{Context, Transform};
 
 /// Characters the CloudEvents HTTP binding requires percent-encoded in header values
 /// (non-ASCII bytes are always encoded).
@@ -52,10 +53,7 @@ impl Param {
     fn eval(&self, doc: &Document<'_>) -> Option<String> {
         match self {
             Param::Literal(s) => Some(s.clone()),
-            Param::Path(p) => p.eval(doc.value()).map(|v| match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            }),
+            Param::Path(p) => p.select_text(doc),
         }
     }
 }
