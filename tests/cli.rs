@@ -27,6 +27,12 @@ fn check_accepts_the_examples() {
         stdout.contains("ok (1 buses, 2 rules, 2 targets)"),
         "{stdout}"
     );
+    let (code, stdout, stderr) = sluice(&["check", "--config", "examples/transforms/sluice.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("ok (1 buses, 1 rules, 4 targets)"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -17,6 +17,8 @@ pub struct EchoSink {
 
 #[derive(Clone, Serialize)]
 struct Received {
+    /// Path and query string, as requested.
+    uri: String,
     headers: Vec<(String, String)>,
     body: String,
 }
@@ -29,7 +31,10 @@ pub(super) async fn record(
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .filter(|(n, _)| n.as_str().starts_with("ce-") || n.as_str() == "content-type")
+        .filter(|(n, _)| {
+            let n = n.as_str();
+            n.starts_with("ce-") || n.starts_with("x-") || n == "content-type"
+        })
         .map(|(n, v)| {
             (
                 n.to_string(),
@@ -39,16 +44,16 @@ pub(super) async fn record(
         .collect();
     let body = String::from_utf8_lossy(&body).into_owned();
     let summary: Vec<String> = headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+    let uri = req.uri().to_string();
     println!(
-        "echo target received: {}\n  {}\n",
-        summary.join(" | "),
-        body
+        "echo target received {uri}: {}\n  {body}\n",
+        summary.join(" | ")
     );
     let mut received = sink.received.lock().expect("echo lock");
     if received.len() == KEEP {
         received.pop_front();
     }
-    received.push_back(Received { headers, body });
+    received.push_back(Received { uri, headers, body });
     HttpResponse::NoContent().finish()
 }
 
