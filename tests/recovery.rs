@@ -35,21 +35,7 @@ async fn accepted_events_survive_a_killed_gateway() {
     let mut gw = Gateway::start(&redis, &config(target_port)).await;
 
     let mut accepted = HashSet::new();
-    let batch = format!(
-        "[{}]",
-        (0..40)
-            .map(|i| structured_event(&format!("batch-{i}"), "t", "{}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let res = reqwest::Client::new()
-        .post(gw.url("/buses/orders/events"))
-        .header("content-type", "application/cloudevents-batch+json")
-        .body(batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 202);
+    assert_eq!(post_batch(&gw, "orders", "batch-", 40).await, 202);
     accepted.extend((0..40).map(|i| format!("batch-{i}")));
     for i in 0..10 {
         let id = format!("single-{i}");

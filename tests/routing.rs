@@ -95,21 +95,7 @@ rules:
     let gw = Gateway::start(&redis, &config).await;
 
     let n = 200;
-    let batch = format!(
-        "[{}]",
-        (0..n)
-            .map(|i| structured_event(&format!("e{i}"), "t", "{}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let res = reqwest::Client::new()
-        .post(gw.url("/buses/orders/events"))
-        .header("content-type", "application/cloudevents-batch+json")
-        .body(batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 202);
+    assert_eq!(post_batch(&gw, "orders", "e", n).await, 202);
 
     // All events reach the healthy target while the dead one keeps failing...
     assert!(

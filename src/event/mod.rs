@@ -144,25 +144,25 @@ impl EncodedEvent {
     }
 }
 
-/// Media types whose bodies are JSON (`application/json`, `*/*+json`, `text/json`).
-pub fn is_json_media_type(content_type: &str) -> bool {
-    let essence = content_type
+/// The `type/subtype` of a content type, lower-cased, without parameters.
+fn media_essence(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// Media types whose bodies are JSON (`application/json`, `*/*+json`, `text/json`).
+pub fn is_json_media_type(content_type: &str) -> bool {
+    let essence = media_essence(content_type);
     essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
 }
 
 /// Media types whose bodies are text.
 pub fn is_text_media_type(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = media_essence(content_type);
     essence.starts_with("text/") || essence.ends_with("+xml") || essence == "application/xml"
 }
 

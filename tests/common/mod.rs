@@ -374,3 +374,22 @@ pub async fn post_structured(gw: &Gateway, bus: &str, body: &str) -> u16 {
         .map(|r| r.status().as_u16())
         .unwrap_or(0)
 }
+
+/// Posts `count` structured events with ids `{prefix}{i}` as one batch; returns the status.
+pub async fn post_batch(gw: &Gateway, bus: &str, prefix: &str, count: usize) -> u16 {
+    let batch = format!(
+        "[{}]",
+        (0..count)
+            .map(|i| structured_event(&format!("{prefix}{i}"), "t", "{}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    reqwest::Client::new()
+        .post(gw.url(&format!("/buses/{bus}/events")))
+        .header("content-type", "application/cloudevents-batch+json")
+        .body(batch)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
