@@ -198,6 +198,14 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                 );
             }
             for (name, value) in &target.headers {
+                let lower = name.to_ascii_lowercase();
+                if lower == "content-type" || lower.starts_with("ce-") {
+                    err(
+                        format!("{at}.headers.{name}"),
+                        "set by Sluice from the event (or the transform); use a transform to change the body".into(),
+                    );
+                    continue;
+                }
                 if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                     err(format!("{at}.headers.{name}"), "invalid header name".into());
                 } else if reqwest::header::HeaderValue::from_str(value).is_err() {
@@ -316,7 +324,7 @@ rules:
         for expected in [
             "rules[0].targets[0].url: placeholder {other} has no entry in path_params",
             "rules[0].targets[0].path_params.unused: url has no {unused} placeholder",
-            "rules[0].targets[0].query.q: invalid JSONPath",
+            "rules[0].targets[0].query.q: unclosed [",
             "rules[0].targets[0].headers.x-bad: empty member name",
             "rules[0].targets[0].transform.template: ${m} is not a variable defined in value",
             "rules[0].targets[1].transform.InputTransformer.InputPathsMap.v: a JSONPath starts with $",

@@ -281,6 +281,9 @@ impl Members<'_> {
         }
         encoded.push(b'}');
 
+        // null stands for "not set", for data as for attributes.
+        let data_raw = data_raw.filter(|r| r.get() != "null");
+        let data_b64 = data_b64.filter(|r| r.get() != "null");
         let data = match (data_raw, data_b64) {
             (Some(_), Some(_)) => {
                 return Err(FieldError::new(
@@ -288,7 +291,6 @@ impl Members<'_> {
                     "an event carries either data or data_base64, not both",
                 ))
             }
-            (Some(raw), None) if raw.get() == "null" => None,
             (Some(raw), None) => {
                 // A JSON string under a non-JSON content type is the data itself (text);
                 // anything else is JSON data, kept byte for byte.
@@ -307,7 +309,6 @@ impl Members<'_> {
                     })
                 }
             }
-            (None, Some(raw)) if raw.get() == "null" => None,
             (None, Some(raw)) => {
                 let encoded: String = serde_json::from_str(raw.get())
                     .map_err(|_| FieldError::new("data_base64", "must be a base64 string"))?;
@@ -449,6 +450,13 @@ fn validate<'a>(
 
 /// Checks one attribute's name and value.
 fn check_attribute(name: &str, value: &AttrValue) -> Result<(), FieldError> {
+    // `ce-data` in binary mode: data is the body, never an attribute.
+    if name == "data" {
+        return Err(FieldError::new(
+            name,
+            "data is the event's payload, not an attribute",
+        ));
+    }
     if name.is_empty()
         || !name
             .bytes()
@@ -650,6 +658,29 @@ mod tests {
         assert_eq!(ev.attr_str("subject"), Some("café"));
         assert_eq!(ev.attr_str("datacontenttype"), Some("application/json"));
         assert_eq!(ev.data.unwrap().kind, DataKind::Json);
+    }
+
+    #[test]
+    fn binary_mode_rejects_a_data_attribute() {
+        let headers = vec![
+            ("ce-specversion", &b"1.0"[..]),
+            ("ce-id", b"42"),
+            ("ce-source", b"/s"),
+            ("ce-type", b"t"),
+            ("ce-data", b"evil"),
+        ];
+        let err = parse_binary(headers.into_iter(), None, Bytes::new()).unwrap_err();
+        assert_eq!(err.field, "data");
+    }
+
+    #[test]
+    fn null_data_members_are_absent() {
+        let ev = structured(r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","data":{"x":1},"data_base64":null}"#).unwrap();
+        assert_eq!(ev.data.unwrap().bytes.as_ref(), br#"{"x":1}"#);
+        let ev =
+            structured(r#"{"specversion":"1.0","id":"a","source":"/s","type":"t","data":null}"#)
+                .unwrap();
+        assert!(ev.data.is_none());
     }
 
     #[test]

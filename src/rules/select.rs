@@ -119,10 +119,15 @@ impl Path {
             let matches: Vec<&Value> = self.query.query(doc.value()).all();
             return Some(Cow::Owned(serde_json::to_string(&matches).expect("JSON")));
         };
-        let Some((Step::Member(first), rest)) = steps.split_first() else {
-            return Some(Cow::Owned(
-                serde_json::to_string(doc.value()).expect("JSON"),
-            ));
+        let (first, rest) = match steps.split_first() {
+            None => {
+                return Some(Cow::Owned(
+                    serde_json::to_string(doc.value()).expect("JSON"),
+                ))
+            }
+            Some((Step::Member(first), rest)) => (first, rest),
+            // The event is an object: an index at the top selects nothing.
+            Some((Step::Index(_), _)) => return None,
         };
         let event = doc.event;
         match (first.as_str(), &event.data) {
@@ -193,7 +198,8 @@ fn walk_raw<'a>(mut text: &'a str, steps: &[Step]) -> Option<&'a str> {
         };
         text = found?.get();
     }
-    Some(text)
+    // A JSON body may carry whitespace around its value; a selection never does.
+    Some(text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r')))
 }
 
 /// Picks one member of a JSON object (the last, if repeated), skipping the others.
@@ -241,15 +247,26 @@ fn simple_steps(normalized: &str) -> Option<Vec<Step>> {
     while !rest.is_empty() {
         rest = rest.strip_prefix('[')?;
         if let Some(quoted) = rest.strip_prefix('\'') {
-            let mut name = String::new();
+            // RFC 9535 single-quoted name: JSON escapes plus \'. Re-quote it as a JSON
+            // string and let serde decode it.
+            let mut json = String::from("\"");
             let mut chars = quoted.char_indices();
             let end = loop {
                 match chars.next()? {
-                    (_, '\\') => name.push(chars.next()?.1),
+                    (_, '\\') => match chars.next()?.1 {
+                        '\'' => json.push('\''),
+                        c => {
+                            json.push('\\');
+                            json.push(c);
+                        }
+                    },
+                    (_, '"') => json.push_str("\\\""),
                     (i, '\'') => break i,
-                    (_, c) => name.push(c),
+                    (_, c) => json.push(c),
                 }
             };
+            json.push('"');
+            let name: String = serde_json::from_str(&json).ok()?;
             rest = quoted[end + 1..].strip_prefix(']')?;
             steps.push(Step::Member(name));
         } else {
@@ -304,31 +321,47 @@ fn normalize_path(text: &str) -> Result<String, String> {
                 }
             }
             '[' => {
-                // Bracketed segment: copy through the matching ']' (quotes respected);
-                // double quotes become single so every member looks alike.
+                // Bracketed segment, through its matching ']' (nested brackets of
+                // filters and quoted strings respected). Double-quoted strings become
+                // single-quoted, so every member name has one form.
                 let mut segment = String::from("[");
-                let mut quote = None;
-                for n in chars.by_ref() {
+                let mut depth = 1;
+                let mut quote: Option<char> = None;
+                while depth > 0 {
+                    let Some(n) = chars.next() else {
+                        return Err(format!("unclosed [ in {text:?}"));
+                    };
                     match (quote, n) {
-                        (None, '\'' | '"') => {
-                            quote = Some(n);
-                            segment.push('\'');
-                            continue;
+                        (Some(q), '\\') => {
+                            let Some(next) = chars.next() else {
+                                return Err(format!("unfinished escape in {text:?}"));
+                            };
+                            if q == '"' && next == '"' {
+                                segment.push('"');
+                            } else {
+                                segment.push('\\');
+                                segment.push(next);
+                            }
                         }
                         (Some(q), n) if n == q => {
                             quote = None;
                             segment.push('\'');
-                            continue;
                         }
-                        (Some('"'), '\'') => {
-                            segment.push_str("\\'");
-                            continue;
+                        (Some('"'), '\'') => segment.push_str("\\'"),
+                        (Some(_), n) => segment.push(n),
+                        (None, '\'' | '"') => {
+                            quote = Some(n);
+                            segment.push('\'');
                         }
-                        _ => {}
-                    }
-                    segment.push(n);
-                    if quote.is_none() && n == ']' {
-                        break;
+                        (None, '[') => {
+                            depth += 1;
+                            segment.push(n);
+                        }
+                        (None, ']') => {
+                            depth -= 1;
+                            segment.push(n);
+                        }
+                        (None, n) => segment.push(n),
                     }
                 }
                 out.push_str(&segment);
@@ -346,7 +379,8 @@ mod tests {
 
     fn doc_event() -> Event {
         let json = r#"{"specversion":"1.0","id":"e-1","source":"/s","type":"t","n":7,
-            "data":{"a":{"b":[10, 2.50, {"c":"x\u00e9"}]},"we'ird":1,"k-d":"v","a2":{"z":1,"y":2}}}"#;
+            "data":{"a":{"b":[10, 2.50, {"c":"x\u00e9"}]},"we'ird":1,"k-d":"v","a2":{"z":1,"y":2},
+                    "a\nb":2,"é":3,"q\"x":4}}"#;
         parse_structured(&bytes::Bytes::copy_from_slice(json.as_bytes()))
             .unwrap()
             .decode()
@@ -361,6 +395,10 @@ mod tests {
             ("$.data.a.b[-1].c", Some(r#""x\u00e9""#)),
             ("$.data.a2", Some(r#"{"z":1,"y":2}"#)),
             ("$.data['we\\'ird']", Some("1")),
+            ("$.data['a\\nb']", Some("2")),
+            ("$.data['\\u00e9']", Some("3")),
+            ("$.data[\"q\\\"x\"]", Some("4")),
+            ("$[0]", None),
             ("$.data[\"we'ird\"]", Some("1")),
             ("$.data.k-d", Some(r#""v""#)),
             ("$.id", Some(r#""e-1""#)),
@@ -394,6 +432,8 @@ mod tests {
             ("$..c", r#"["xé"]"#),
             ("$.data.a.b[0:2]", "[10,2.50]"),
             ("$.data.nope[*]", "[]"),
+            ("$.data.a.b[?@.c == 'xé']", r#"[{"c":"xé"}]"#),
+            ("$.data.a.b[?@[0] == 1]", "[]"),
         ] {
             let p = Path::new(path).unwrap();
             assert!(p.steps.is_none(), "{path} is not simple");

@@ -727,6 +727,29 @@ mod tests {
     }
 
     #[test]
+    fn whitespace_around_a_json_body_never_breaks_a_template() {
+        let headers = [
+            ("ce-specversion", &b"1.0"[..]),
+            ("ce-id", b"1"),
+            ("ce-source", b"/s"),
+            ("ce-type", b"t"),
+        ];
+        let ev = crate::event::cloudevents::parse_binary(
+            headers.into_iter(),
+            Some("application/json"),
+            Bytes::from_static(b" \"hello\"\n"),
+        )
+        .unwrap()
+        .decode();
+        let t = Transform::compile(&config(r#"{"form":"TEMPLATE","value":{"m":"$.data"},"template":"{\"msg\": \"${m}\", \"raw\": ${m}}"}"#)).unwrap();
+        let payload = t.apply(&Document::new(&ev), &Context::default()).unwrap();
+        assert_eq!(
+            payload.body.as_ref(),
+            br#"{"msg": "hello", "raw": "hello"}"#
+        );
+    }
+
+    #[test]
     fn invalid_transforms_name_the_field() {
         let cases = [
             (r#"{}"#, ""),

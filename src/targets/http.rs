@@ -171,20 +171,25 @@ impl RequestShape {
             match part {
                 UrlPart::Literal(l) => text.push_str(l),
                 UrlPart::Param(p) => {
-                    let value = p.eval(doc).unwrap_or_default();
+                    // `.` and `..` would be dot segments, which URL parsing resolves
+                    // (even percent-encoded): they leave the segment empty instead.
+                    let value = p
+                        .eval(doc)
+                        .filter(|v| v != "." && v != "..")
+                        .unwrap_or_default();
                     text.extend(percent_encoding::utf8_percent_encode(&value, PATH_SEGMENT));
                 }
             }
         }
         let mut url = reqwest::Url::parse(&text)
             .map_err(|e| DeliveryError::Request(format!("invalid URL {text:?}: {e}")))?;
-        if !self.query.is_empty() {
-            let mut pairs = url.query_pairs_mut();
-            for (name, param) in &self.query {
-                if let Some(value) = param.eval(doc) {
-                    pairs.append_pair(name, &value);
-                }
-            }
+        let present: Vec<(&str, String)> = self
+            .query
+            .iter()
+            .filter_map(|(name, param)| Some((name.as_str(), param.eval(doc)?)))
+            .collect();
+        if !present.is_empty() {
+            url.query_pairs_mut().extend_pairs(present);
         }
         Ok(url)
     }
@@ -199,6 +204,7 @@ const PATH_SEGMENT: &AsciiSet = &CONTROLS
     .add(b'/')
     .add(b'<')
     .add(b'>')
+    .add(b'\\')
     .add(b'?')
     .add(b'`')
     .add(b'{')
@@ -359,4 +365,67 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::event::cloudevents::parse_structured;
+
+    fn target(extra: &str) -> HttpTarget {
+        let yaml = format!(
+            "buses: [{{name: b}}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {{name: t, kind: http, {extra}}}\n"
+        );
+        let config = Config::parse(&yaml).unwrap_or_else(|e| panic!("{e:?}"));
+        HttpTarget::new(&config.rules[0].targets[0]).unwrap()
+    }
+
+    fn url_for(target: &HttpTarget, id: &str) -> String {
+        let json = format!(
+            r#"{{"specversion":"1.0","id":"e","source":"/s","type":"t","data":{{"id":{}}}}}"#,
+            serde_json::to_string(id).unwrap()
+        );
+        let event = parse_structured(&bytes::Bytes::from(json))
+            .unwrap()
+            .decode();
+        let request = target
+            .request(&event, &Context::default())
+            .unwrap()
+            .build()
+            .unwrap();
+        request.url().to_string()
+    }
+
+    #[test]
+    fn path_parameters_stay_one_segment() {
+        let t = target(
+            r#"url: "http://h/orders/{id}/events", path_params: {id: "$.data.id"}, query: {q: "$.data.nope"}"#,
+        );
+        for (id, url) in [
+            ("o-1", "http://h/orders/o-1/events"),
+            ("a/b c", "http://h/orders/a%2Fb%20c/events"),
+            ("a\\b", "http://h/orders/a%5Cb/events"),
+            ("..", "http://h/orders//events"),
+            (".", "http://h/orders//events"),
+            ("?x=1#f", "http://h/orders/%3Fx=1%23f/events"),
+        ] {
+            assert_eq!(url_for(&t, id), url, "{id}");
+        }
+    }
+
+    #[test]
+    fn headers_sluice_sets_cannot_be_configured() {
+        let yaml = "buses: [{name: b}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {name: t, kind: http, url: \"http://h/\", headers: {Content-Type: x, ce-id: y}}\n";
+        let errors: Vec<String> = Config::parse(yaml)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with("rules[0].targets[0].headers.Content-Type: set by Sluice"),
+            "{errors:?}"
+        );
+    }
 }
