@@ -14,7 +14,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::bus::{self, BusSpec, Retention};
+use crate::bus::{self, BusSpec};
 use crate::config::Config;
 use crate::dispatch::{self, DeliverySettings, TargetSpec};
 use crate::ingress::{self, EchoSink, Ingress};
@@ -107,14 +107,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .buses
         .iter()
         .map(|b| {
-            let retention = match b.retention_age() {
-                Some(age) => Retention::Age(age),
-                None => Retention::Length(b.max_len.expect("validated: retention or max_len")),
-            };
             let spec = BusSpec {
                 name: b.name.clone(),
                 key: bus::bus_key(&b.name),
-                retention,
             };
             (b.name.clone(), spec)
         })

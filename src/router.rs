@@ -24,6 +24,7 @@ use crate::rules::{EventView, Matcher, Pattern};
 pub struct BusRoutes {
     pub bus: String,
     pub key: String,
+    pub retention: bus::Retention,
     pub matcher: Matcher,
     /// For rule `i` of the matcher, the keys of its target streams.
     pub targets: Vec<Vec<String>>,
@@ -47,6 +48,7 @@ impl BusRoutes {
                 BusRoutes {
                     bus: b.name.clone(),
                     key: bus::bus_key(&b.name),
+                    retention: bus::Retention::of(b),
                     matcher: Matcher::new(patterns),
                     targets: rules
                         .iter()
@@ -116,8 +118,17 @@ pub async fn run(
 ) {
     let mut backoff = Backoff::default();
     let mut last_claim = tokio::time::Instant::now();
+    let mut last_trim = tokio::time::Instant::now();
     let mut group_ready = false;
     while !shutdown.is_cancelled() {
+        if group_ready && last_trim.elapsed() >= TRIM_INTERVAL {
+            last_trim = tokio::time::Instant::now();
+            match bus::trim(&mut conn, &routes.key, ROUTER_GROUP, routes.retention).await {
+                Ok(0) => {}
+                Ok(n) => debug!(bus = %routes.bus, removed = n, "trimmed to retention"),
+                Err(e) => warn!(bus = %routes.bus, error = %e, "trimming the bus failed"),
+            }
+        }
         if !group_ready {
             match bus::ensure_group(&mut conn, &routes.key, ROUTER_GROUP).await {
                 Ok(()) => group_ready = true,
@@ -187,6 +198,9 @@ pub async fn run(
         }
     }
 }
+
+/// How often the router trims its bus to the retention.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Reads of at least this many entries (but not a full batch) mean the bus is busy.
 const LINGER_FROM: usize = 16;

@@ -6,7 +6,7 @@
 //!
 //! | key | type | holds |
 //! |-----|------|-------|
-//! | `sluice:{BUS}:events` | stream | every accepted event of the bus; consumer group `router` |
+//! | `sluice:{BUS}:events` | stream | every accepted event of the bus, for its retention; consumer group `router` |
 //! | `sluice:{BUS}:t:RULE:TARGET` | stream | events routed to one target, waiting for delivery; consumer group `dispatch` |
 //!
 //! # Entries
@@ -47,13 +47,23 @@ pub fn target_key(bus: &str, rule: &str, target: &str) -> String {
     format!("sluice:{{{bus}}}:t:{rule}:{target}")
 }
 
-/// How a bus stream is trimmed on append.
-#[derive(Debug, Clone, Copy)]
+/// How long a bus stream keeps its events (see [`trim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retention {
-    /// Drop entries older than this (`XADD ... MINID ~`).
+    /// Drop entries older than this.
     Age(Duration),
-    /// Keep about this many entries (`XADD ... MAXLEN ~`).
+    /// Keep at most this many entries.
     Length(u64),
+}
+
+impl Retention {
+    pub fn of(bus: &crate::config::BusConfig) -> Retention {
+        match (bus.retention_age(), bus.max_len) {
+            (Some(age), _) => Retention::Age(age),
+            (None, Some(n)) => Retention::Length(n),
+            (None, None) => unreachable!("retention_age defaults when max_len is unset"),
+        }
+    }
 }
 
 /// A bus as the ingress sees it.
@@ -61,7 +71,6 @@ pub enum Retention {
 pub struct BusSpec {
     pub name: String,
     pub key: String,
-    pub retention: Retention,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,25 +124,10 @@ pub async fn append(
     if events.len() > 1 {
         pipe.atomic();
     }
-    let trim = match bus.retention {
-        Retention::Age(age) => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            (
-                "MINID",
-                format!("{}-0", now.saturating_sub(age).as_millis()),
-            )
-        }
-        Retention::Length(n) => ("MAXLEN", n.to_string()),
-    };
     for ev in events {
         let cmd = pipe
             .cmd("XADD")
             .arg(&bus.key)
-            .arg(trim.0)
-            .arg("~")
-            .arg(&trim.1)
             .arg("*")
             .arg("a")
             .arg(&ev.attrs);
@@ -146,6 +140,81 @@ pub async fn append(
         cmd.ignore();
     }
     within(pipe.query_async::<()>(conn)).await
+}
+
+/// Trims a bus stream to its retention, but never past what the router group has not
+/// yet routed: an event leaves the bus only once it is in its target streams. Exact
+/// (not `~`) trimming; run periodically by the router, not per append.
+const TRIM_BUS: &str = r#"
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if not ok then return 0 end
+local last, pending
+for _, g in ipairs(groups) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  if f['name'] == ARGV[1] then last = f['last-delivered-id']; pending = f['pending'] end
+end
+if not last then return 0 end
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return ms, tonumber(seq)
+end
+local function less(a, b)
+  local am, as = parse(a)
+  local bm, bs = parse(b)
+  am, bm = tonumber(am), tonumber(bm)
+  return am < bm or (am == bm and as < bs)
+end
+local function after(id)
+  local ms, seq = parse(id)
+  return ms .. '-' .. string.format('%d', seq + 1)
+end
+-- Entries from the oldest one the router still holds (pending, or not yet read) stay.
+local floor = after(last)
+if pending > 0 then
+  local summary = redis.call('XPENDING', KEYS[1], ARGV[1])
+  if less(summary[2], floor) then floor = summary[2] end
+end
+local minid
+if ARGV[2] == 'age' then
+  minid = ARGV[3]
+else
+  local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[3])
+  if excess <= 0 then return 0 end
+  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)
+  minid = after(oldest[#oldest][1])
+end
+if less(floor, minid) then minid = floor end
+return redis.call('XTRIM', KEYS[1], 'MINID', minid)
+"#;
+
+/// Runs [`TRIM_BUS`]; returns how many entries were removed.
+pub async fn trim(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+    retention: Retention,
+) -> Result<u64, BusError> {
+    let (mode, bound) = match retention {
+        Retention::Age(age) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            ("age", format!("{}-0", now.saturating_sub(age).as_millis()))
+        }
+        Retention::Length(n) => ("len", n.to_string()),
+    };
+    within(
+        redis::cmd("EVAL")
+            .arg(TRIM_BUS)
+            .arg(1)
+            .arg(key)
+            .arg(group)
+            .arg(mode)
+            .arg(bound)
+            .query_async::<u64>(conn),
+    )
+    .await
 }
 
 /// Creates a consumer group (and the stream) if missing. The group starts at the

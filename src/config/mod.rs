@@ -87,10 +87,11 @@ impl Default for Delivery {
 #[serde(deny_unknown_fields)]
 pub struct BusConfig {
     pub name: String,
-    /// Keep events this long (trimmed by MINID on append). Default 7d.
+    /// Keep events this long (the router trims once a second, never past what it has
+    /// not routed yet). Default 7d.
     #[serde(default, deserialize_with = "opt_duration")]
     pub retention: Option<Duration>,
-    /// Keep about this many events (trimmed by MAXLEN ~ on append). Excludes `retention`.
+    /// Keep at most this many events (same trimming). Excludes `retention`.
     #[serde(default)]
     pub max_len: Option<u64>,
 }
