@@ -56,6 +56,16 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Test an event pattern against an event: exit 0 on a match, 1 on no match, 2 if
+    /// the pattern or the event is invalid. Uses the router's matcher.
+    TestPattern {
+        /// The pattern (JSON or YAML), or @FILE.
+        #[arg(long)]
+        pattern: String,
+        /// A CloudEvent in the JSON format, or @FILE.
+        #[arg(long)]
+        event: String,
+    },
     /// Apply a transform to an event and print the body a target would receive
     /// (its content type goes to stderr). Exit 2 if the transform or event is invalid.
     Transform {
@@ -100,6 +110,20 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             None => ExitCode::FAILURE,
+        },
+        Command::TestPattern { pattern, event } => match test_pattern(&pattern, &event) {
+            Ok(true) => {
+                println!("match");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                println!("no match");
+                ExitCode::from(1)
+            }
+            Err(message) => {
+                eprintln!("sluice test-pattern: {message}");
+                ExitCode::from(2)
+            }
         },
         Command::Transform {
             transform,
@@ -191,6 +215,29 @@ fn inline_or_file(arg: &str) -> Result<String, String> {
         Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}")),
         None => Ok(arg.to_string()),
     }
+}
+
+/// `sluice test-pattern`: does the pattern match the event?
+fn test_pattern(pattern: &str, event: &str) -> Result<bool, String> {
+    use sluice::rules::{EventView, Matcher, Pattern};
+    let value: serde_json::Value = serde_yaml::from_str(&inline_or_file(pattern)?)
+        .map_err(|e| format!("invalid pattern: {e}"))?;
+    let pattern = Pattern::parse(&value).map_err(|e| format!("invalid pattern: {e}"))?;
+    let body = bytes::Bytes::from(inline_or_file(event)?);
+    let event = sluice::event::cloudevents::parse_structured(&body)
+        .map_err(|e| format!("invalid event: {}: {}", e.field, e.message))?
+        .decode();
+    let matcher = Matcher::new(vec![pattern]);
+    let data = event.data_json();
+    let mut matched = Vec::new();
+    matcher.matching(
+        &EventView {
+            attrs: &event.attrs,
+            data: data.as_ref(),
+        },
+        &mut matched,
+    );
+    Ok(!matched.is_empty())
 }
 
 /// `sluice transform`: the body and content type a target would receive.

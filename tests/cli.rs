@@ -215,3 +215,30 @@ fn transform_prints_what_the_target_receives() {
     assert_eq!(code, 2);
     assert!(stderr.contains("invalid event: specversion"), "{stderr}");
 }
+
+#[test]
+fn test_pattern_exit_codes() {
+    let event = r#"{"specversion":"1.0","id":"e1","source":"/shop","type":"order.paid","data":{"amount":300,"tags":["a","b"]}}"#;
+    let run = |pattern: &str, event: &str| {
+        sluice(&["test-pattern", "--pattern", pattern, "--event", event])
+    };
+    assert_eq!(
+        run(
+            r#"{"type":["order.paid"],"data":{"amount":[3.0e2],"tags":["b"]}}"#,
+            event
+        )
+        .0,
+        0
+    );
+    assert_eq!(run(r#"{"type":["order.refunded"]}"#, event).0, 1);
+    assert_eq!(run("data: {tags: [z]}", event).0, 1, "YAML patterns too");
+    let (code, _, stderr) = run(r#"{"type":"order.paid"}"#, event);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("invalid pattern: type: must be a list of values"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run("{}", r#"{"id":"x"}"#);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("invalid event: specversion"), "{stderr}");
+}
