@@ -125,7 +125,13 @@ pub async fn run(
             last_trim = tokio::time::Instant::now();
             match bus::trim(&mut conn, &routes.key, ROUTER_GROUP, routes.retention).await {
                 Ok(0) => {}
-                Ok(n) => debug!(bus = %routes.bus, removed = n, "trimmed to retention"),
+                Ok(n) => {
+                    debug!(bus = %routes.bus, removed = n, "trimmed to retention");
+                    // A full chunk: more to trim, so come back next time round.
+                    if n >= bus::TRIM_CHUNK {
+                        last_trim = last_trim.checked_sub(TRIM_INTERVAL).unwrap_or(last_trim);
+                    }
+                }
                 Err(e) => warn!(bus = %routes.bus, error = %e, "trimming the bus failed"),
             }
         }

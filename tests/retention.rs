@@ -32,6 +32,19 @@ async fn retention_trims_only_routed_events() {
             .query(&mut conn)
             .unwrap();
     }
+    // More than one trim chunk (10,000) on a bus without rules.
+    let mut pipe = redis::pipe();
+    for i in 0..25_000 {
+        pipe.cmd("XADD")
+            .arg("sluice:{big}:events")
+            .arg("*")
+            .arg("a")
+            .arg(format!(
+                r#"{{"specversion":"1.0","id":"b-{i}","source":"/s","type":"t"}}"#
+            ))
+            .ignore();
+    }
+    let _: () = pipe.query(&mut conn).unwrap();
     let _: redis::Value = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg("router")
@@ -46,7 +59,7 @@ async fn retention_trims_only_routed_events() {
     let config = format!(
         r#"
 delivery: {{claim_idle: 3s, retry_delay: 200ms}}
-buses: [{{name: orders, max_len: 5}}, {{name: recent, retention: 1s}}]
+buses: [{{name: orders, max_len: 5}}, {{name: recent, retention: 1s}}, {{name: big, max_len: 5}}]
 rules:
   - name: all
     bus: orders
@@ -69,6 +82,15 @@ rules:
         .await,
         "length {}",
         redis.xlen("sluice:{orders}:events")
+    );
+
+    assert!(
+        wait_until(Duration::from_secs(10), || redis
+            .xlen("sluice:{big}:events")
+            == 5)
+        .await,
+        "length {}",
+        redis.xlen("sluice:{big}:events")
     );
 
     // Retention by age: a bus with no rules still routes (acknowledges) its events, and

@@ -181,12 +181,19 @@ if ARGV[2] == 'age' then
 else
   local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[3])
   if excess <= 0 then return 0 end
-  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)
+  -- Only entries below the floor, and at most a bounded chunk per call: the caller
+  -- calls again while a full chunk was removed.
+  local chunk = math.min(excess, tonumber(ARGV[4]))
+  local oldest = redis.call('XRANGE', KEYS[1], '-', '(' .. floor, 'COUNT', chunk)
+  if #oldest == 0 then return 0 end
   minid = after(oldest[#oldest][1])
 end
 if less(floor, minid) then minid = floor end
 return redis.call('XTRIM', KEYS[1], 'MINID', minid)
 "#;
+
+/// Most entries a length trim removes per call (they pass through the script).
+pub const TRIM_CHUNK: u64 = 10_000;
 
 /// Runs [`TRIM_BUS`]; returns how many entries were removed.
 pub async fn trim(
@@ -212,6 +219,7 @@ pub async fn trim(
             .arg(group)
             .arg(mode)
             .arg(bound)
+            .arg(TRIM_CHUNK)
             .query_async::<u64>(conn),
     )
     .await

@@ -300,7 +300,7 @@ fn normalize_path(text: &str) -> Result<String, String> {
                 }
                 let mut name = String::new();
                 while let Some(&n) = chars.peek() {
-                    if n == '.' || n == '[' {
+                    if n == '.' || n == '[' || is_blank(n) {
                         break;
                     }
                     name.push(n);
@@ -361,15 +361,23 @@ fn normalize_path(text: &str) -> Result<String, String> {
                             depth -= 1;
                             segment.push(n);
                         }
+                        // Blank space between tokens means nothing in RFC 9535.
+                        (None, n) if is_blank(n) => {}
                         (None, n) => segment.push(n),
                     }
                 }
                 out.push_str(&segment);
             }
+            // Blank space between segments means nothing in RFC 9535.
+            c if is_blank(c) => {}
             other => out.push(other),
         }
     }
     Ok(out)
+}
+
+fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
 #[cfg(test)]
@@ -399,6 +407,9 @@ mod tests {
             ("$.data['\\u00e9']", Some("3")),
             ("$.data[\"q\\\"x\"]", Some("4")),
             ("$[0]", None),
+            ("$ .data .a2 .z", Some("1")),
+            ("$.data[ 'a2' ][ \"y\" ]", Some("2")),
+            ("$.data.a.b[ -1 ] .c", Some(r#""x\u00e9""#)),
             ("$.data[\"we'ird\"]", Some("1")),
             ("$.data.k-d", Some(r#""v""#)),
             ("$.id", Some(r#""e-1""#)),

@@ -88,6 +88,21 @@ impl RequestShape {
                 break;
             };
             let name = &rest[open + 1..open + len];
+            // Only whole path segments: a value elsewhere could change the host, the
+            // query or the userinfo.
+            let before = &config.url[..config.url.len() - rest.len() + open];
+            let after = &rest[open + len + 1..];
+            let in_path = before.ends_with('/')
+                && !before.contains(['?', '#'])
+                && before
+                    .split_once("://")
+                    .is_some_and(|(_, r)| r.find('/').is_some_and(|i| i > 0));
+            if !in_path || !(after.is_empty() || after.starts_with(['/', '?', '#'])) {
+                errors.push((
+                    "url".into(),
+                    format!("placeholder {{{name}}} must be a whole path segment, e.g. /orders/{{{name}}}/events"),
+                ));
+            }
             url.push(UrlPart::Literal(rest[..open].to_string()));
             match config.path_params.get(name).map(|v| Param::compile(v)) {
                 Some(Ok(param)) => url.push(UrlPart::Param(param)),
@@ -412,6 +427,34 @@ mod tests {
         ] {
             assert_eq!(url_for(&t, id), url, "{id}");
         }
+    }
+
+    #[test]
+    fn placeholders_must_be_whole_path_segments() {
+        for url in [
+            "http://{a}.h/x",
+            "http://h/x?q={a}",
+            "http://h/x#{a}",
+            "http://h/x/{a}.json",
+            "http://h/x-{a}/y",
+        ] {
+            let yaml = format!(
+                "buses: [{{name: b}}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {{name: t, kind: http, url: \"{url}\", path_params: {{a: x}}}}\n"
+            );
+            let errors: Vec<String> = Config::parse(&yaml)
+                .unwrap_err()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains("placeholder {a} must be a whole path segment")),
+                "{url}: {errors:?}"
+            );
+        }
+        let t = target(r#"url: "http://h/{id}?x=1", path_params: {id: "$.data.id"}"#);
+        assert_eq!(url_for(&t, "v&w"), "http://h/v&w?x=1");
     }
 
     #[test]
