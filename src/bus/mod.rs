@@ -155,19 +155,30 @@ for _, g in ipairs(groups) do
   if f['name'] == ARGV[1] then last = f['last-delivered-id']; pending = f['pending'] end
 end
 if not last then return 0 end
+-- Ids are compared and incremented as decimal strings: Lua numbers are doubles.
 local function parse(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return ms, tonumber(seq)
+  return string.match(id, '^(%d+)-(%d+)$')
+end
+local function numless(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
 end
 local function less(a, b)
   local am, as = parse(a)
   local bm, bs = parse(b)
-  am, bm = tonumber(am), tonumber(bm)
-  return am < bm or (am == bm and as < bs)
+  if am ~= bm then return numless(am, bm) end
+  return numless(as, bs)
+end
+local function inc(digits)
+  local i = #digits
+  while i >= 1 and string.sub(digits, i, i) == '9' do i = i - 1 end
+  if i == 0 then return '1' .. string.rep('0', #digits) end
+  local d = string.byte(digits, i) - 47
+  return string.sub(digits, 1, i - 1) .. string.char(48 + d) .. string.rep('0', #digits - i)
 end
 local function after(id)
   local ms, seq = parse(id)
-  return ms .. '-' .. string.format('%d', seq + 1)
+  return ms .. '-' .. inc(seq)
 end
 -- Entries from the oldest one the router still holds (pending, or not yet read) stay.
 local floor = after(last)
