@@ -12,5 +12,23 @@ pub mod select;
 pub mod transform;
 
 pub use matcher::{EventView, Matcher};
+
+/// Why a pattern or a transform is invalid, and where inside it (`.data.amount[0]`,
+/// `.InputTransformer.InputTemplate`); config errors prefix the rule's own path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidAt {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for InvalidAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path.trim_start_matches('.'), self.message)
+        }
+    }
+}
 pub use pattern::{Pattern, PatternError};
 pub use transform::{Transform, TransformConfig};

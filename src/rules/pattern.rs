@@ -22,21 +22,7 @@ pub(crate) enum Node {
 }
 
 /// Why a pattern is invalid, and where (`.data.amount[0]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PatternError {
-    pub path: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for PatternError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path.trim_start_matches('.'), self.message)
-        }
-    }
-}
+pub type PatternError = super::InvalidAt;
 
 const MAX_DEPTH: usize = 16;
 

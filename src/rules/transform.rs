@@ -67,21 +67,7 @@ pub struct InputTransformerConfig {
 }
 
 /// Why a transform is invalid, and where (relative to `transform`, e.g. `.value`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransformError {
-    pub path: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for TransformError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path.trim_start_matches('.'), self.message)
-        }
-    }
-}
+pub type TransformError = super::InvalidAt;
 
 fn error(path: &str, message: impl Into<String>) -> TransformError {
     TransformError {
