@@ -217,16 +217,21 @@ fn inline_or_file(arg: &str) -> Result<String, String> {
     }
 }
 
+/// Reads a CloudEvent in the JSON format, given inline or as @FILE.
+fn read_event(arg: &str) -> Result<sluice::event::Event, String> {
+    let body = bytes::Bytes::from(inline_or_file(arg)?);
+    sluice::event::cloudevents::parse_structured(&body)
+        .map(|e| e.decode())
+        .map_err(|e| format!("invalid event: {}: {}", e.field, e.message))
+}
+
 /// `sluice test-pattern`: does the pattern match the event?
 fn test_pattern(pattern: &str, event: &str) -> Result<bool, String> {
     use sluice::rules::{EventView, Matcher, Pattern};
     let value: serde_json::Value = serde_yaml::from_str(&inline_or_file(pattern)?)
         .map_err(|e| format!("invalid pattern: {e}"))?;
     let pattern = Pattern::parse(&value).map_err(|e| format!("invalid pattern: {e}"))?;
-    let body = bytes::Bytes::from(inline_or_file(event)?);
-    let event = sluice::event::cloudevents::parse_structured(&body)
-        .map_err(|e| format!("invalid event: {}: {}", e.field, e.message))?
-        .decode();
+    let event = read_event(event)?;
     let matcher = Matcher::new(vec![pattern]);
     let data = event.data_json();
     let mut matched = Vec::new();
@@ -252,10 +257,7 @@ fn transform_command(
     let config: TransformConfig = serde_yaml::from_str(&inline_or_file(transform)?)
         .map_err(|e| format!("invalid transform: {e}"))?;
     let compiled = Transform::compile(&config).map_err(|e| format!("invalid transform: {e}"))?;
-    let body = bytes::Bytes::from(inline_or_file(event)?);
-    let event = sluice::event::cloudevents::parse_structured(&body)
-        .map_err(|e| format!("invalid event: {}: {}", e.field, e.message))?
-        .decode();
+    let event = read_event(event)?;
     let ctx = Context {
         bus,
         rule,

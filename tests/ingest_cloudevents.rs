@@ -210,34 +210,19 @@ async fn bad_requests_get_json_errors_and_append_nothing() {
     }
 
     // Binary mode: missing ce-type, invalid JSON body under a JSON content type.
-    let (status, resp) = post(
-        &gw,
-        Some("application/json"),
-        &[
-            ("ce-specversion", "1.0"),
-            ("ce-id", "1"),
-            ("ce-source", "/s"),
-        ],
-        b"{}",
-    )
-    .await;
+    const CE_HEADERS: [(&str, &str); 4] = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "1"),
+        ("ce-source", "/s"),
+        ("ce-type", "t"),
+    ];
+    let (status, resp) = post(&gw, Some("application/json"), &CE_HEADERS[..3], b"{}").await;
     assert_eq!(
         (status, resp["field"].as_str()),
         (400, Some("type")),
         "{resp}"
     );
-    let (status, resp) = post(
-        &gw,
-        Some("application/json"),
-        &[
-            ("ce-specversion", "1.0"),
-            ("ce-id", "1"),
-            ("ce-source", "/s"),
-            ("ce-type", "t"),
-        ],
-        b"{oops",
-    )
-    .await;
+    let (status, resp) = post(&gw, Some("application/json"), &CE_HEADERS, b"{oops").await;
     assert_eq!(
         (status, resp["field"].as_str()),
         (400, Some("data")),
