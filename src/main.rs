@@ -227,18 +227,26 @@ fn read_event(arg: &str) -> Result<sluice::event::Event, String> {
 
 /// `sluice test-pattern`: does the pattern match the event?
 fn test_pattern(pattern: &str, event: &str) -> Result<bool, String> {
-    use sluice::rules::{EventView, Matcher, Pattern};
+    use sluice::event::DataKind;
+    use sluice::rules::{EventData, EventView, Matcher, Pattern};
     let value: serde_json::Value = serde_yaml::from_str(&inline_or_file(pattern)?)
         .map_err(|e| format!("invalid pattern: {e}"))?;
     let pattern = Pattern::parse(&value).map_err(|e| format!("invalid pattern: {e}"))?;
     let event = read_event(event)?;
     let matcher = Matcher::new(vec![pattern]);
-    let data = event.data_json();
+    let attrs = serde_json::to_vec(&event.attrs).map_err(|e| e.to_string())?;
+    let data = match &event.data {
+        Some(d) if d.kind == DataKind::Json => EventData::Json(&d.bytes),
+        Some(d) if d.kind == DataKind::Text => {
+            EventData::Text(std::str::from_utf8(&d.bytes).map_err(|e| e.to_string())?)
+        }
+        _ => EventData::None,
+    };
     let mut matched = Vec::new();
     matcher.matching(
         &EventView {
-            attrs: &event.attrs,
-            data: data.as_ref(),
+            attrs: &attrs,
+            data,
         },
         &mut matched,
     );

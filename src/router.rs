@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::bus::{self, Entry, ROUTER_GROUP};
 use crate::config::Config;
 use crate::event::DataKind;
-use crate::rules::{EventView, Matcher, Pattern};
+use crate::rules::{EventData, EventView, Matcher};
 
 /// Everything the router needs to know about one bus.
 pub struct BusRoutes {
@@ -40,10 +39,7 @@ impl BusRoutes {
                 let rules: Vec<_> = config.rules.iter().filter(|r| r.bus == b.name).collect();
                 let patterns = rules
                     .iter()
-                    .map(|r| match &r.pattern {
-                        Some(p) => Pattern::parse(p).expect("validated with the config"),
-                        None => Pattern::match_all(),
-                    })
+                    .map(|r| r.condition().expect("validated with the config"))
                     .collect();
                 BusRoutes {
                     bus: b.name.clone(),
@@ -239,13 +235,8 @@ fn route_entry(
     matched: &mut Vec<usize>,
     pipe: &mut redis::Pipeline,
 ) {
-    let decoded = entry
-        .body
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|raw| Ok((raw.attrs_map()?, raw)));
-    let (attrs, raw) = match decoded {
-        Ok(decoded) => decoded,
+    let raw = match &entry.body {
+        Ok(raw) => raw,
         // Not written by Sluice: nothing can be delivered, so it is acknowledged.
         Err(e) => {
             error!(bus = %routes.bus, entry = %entry.id, error = %e, "skipping malformed bus entry");
@@ -253,21 +244,23 @@ fn route_entry(
         }
     };
     let data = match &raw.data {
-        Some((DataKind::Json, bytes)) if routes.matcher.needs_data() => {
-            serde_json::from_slice::<Value>(bytes).ok()
-        }
-        _ => None,
+        Some((DataKind::Json, bytes)) => EventData::Json(bytes),
+        Some((DataKind::Text, bytes)) => match std::str::from_utf8(bytes) {
+            Ok(text) => EventData::Text(text),
+            Err(_) => EventData::None,
+        },
+        _ => EventData::None,
     };
     matched.clear();
-    routes.matcher.matching(
-        &EventView {
-            attrs: &attrs,
-            data: data.as_ref(),
-        },
-        matched,
-    );
-    let event_id = attrs.get("id").and_then(Value::as_str).unwrap_or_default();
-    debug!(bus = %routes.bus, event_id, rules = matched.len(), "routed");
+    let event = EventView {
+        attrs: &raw.attrs,
+        data,
+    };
+    if let Err(e) = routes.matcher.matching_checked(&event, matched) {
+        error!(bus = %routes.bus, entry = %entry.id, error = %e, "skipping malformed bus entry");
+        return;
+    }
+    debug!(bus = %routes.bus, entry = %entry.id, rules = matched.len(), "routed");
     for &rule in matched.iter() {
         for key in &routes.targets[rule] {
             let cmd = pipe

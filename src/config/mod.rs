@@ -105,7 +105,39 @@ pub struct RuleConfig {
     /// EventBridge-style event pattern; absent or `{}` matches every event.
     #[serde(default)]
     pub pattern: Option<serde_json::Value>,
+    /// CloudEvents Subscriptions API filters, all of which must match (with `pattern`).
+    #[serde(default)]
+    pub filters: Option<serde_json::Value>,
     pub targets: Vec<TargetConfig>,
+}
+
+impl RuleConfig {
+    /// The rule's compiled condition: `pattern` and `filters` together. An error names
+    /// its path relative to the rule (`pattern.data.x[0]`, `filters[1].exact.type`).
+    pub fn condition(&self) -> Result<crate::rules::Pattern, crate::rules::InvalidAt> {
+        use crate::rules::{InvalidAt, Pattern, MAX_COMBINATIONS};
+        let within = |field: &str, e: InvalidAt| InvalidAt {
+            path: format!("{field}{}", e.path),
+            message: e.message,
+        };
+        let mut parts = Vec::new();
+        if let Some(p) = &self.pattern {
+            parts.push(Pattern::parse(p).map_err(|e| within("pattern", e))?);
+        }
+        if let Some(f) = &self.filters {
+            parts.push(Pattern::parse_filters(f).map_err(|e| within("filters", e))?);
+        }
+        let combined: usize = parts.iter().map(Pattern::combinations).product();
+        if combined > MAX_COMBINATIONS {
+            return Err(InvalidAt {
+                path: "filters".into(),
+                message: format!(
+                    "pattern and filters together expand to {combined} alternatives; at most {MAX_COMBINATIONS} are allowed"
+                ),
+            });
+        }
+        Ok(Pattern::all(parts))
+    }
 }
 
 /// Where matching events go. Only `http` exists so far.

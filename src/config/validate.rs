@@ -4,7 +4,6 @@ use std::collections::HashSet;
 use std::fmt;
 
 use super::Config;
-use crate::rules::Pattern;
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,10 +141,8 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                 format!("no bus named {:?} in buses", rule.bus),
             );
         }
-        if let Some(pattern) = &rule.pattern {
-            if let Err(e) = Pattern::parse(pattern) {
-                err(format!("{at}.pattern{}", e.path), e.message);
-            }
+        if let Err(e) = rule.condition() {
+            err(format!("{at}.{}", e.path), e.message);
         }
         if rule.targets.is_empty() {
             err(

@@ -1,180 +1,437 @@
-//! The matcher of one bus: which rules match an event.
+//! The matcher of one bus: which rules match an event, at a cost that depends on the
+//! event and on the rules it (nearly) matches, not on how many rules the bus has.
 //!
-//! This version evaluates each rule's pattern in turn. The pattern-language work replaces
-//! it with one compiled automaton per bus behind the same interface.
+//! Compiling: every rule's pattern is already an OR of conjunctions. Each conjunction is
+//! filed in the value index of one of its fields, under its most selective condition
+//! (an exact value shared by few conjunctions beats a prefix, which beats a range, ...).
+//! Conjunctions with no indexable condition (only `anything-but`, `exists: false` or
+//! CESQL) are checked for every event.
+//!
+//! Matching: the event is flattened once into the leaf values of the mentioned fields;
+//! each value is looked up in its field's index, which yields candidate conjunctions; each
+//! candidate is then checked in full, with array consistency. See docs/patterns.md.
 
-use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::sync::Arc;
 
-use super::pattern::{Node, Pattern};
+use super::cesql::{Sql, SqlValue};
+use super::flatten::{Flat, LeafKind, LeafRec, Paths, Walker};
+use super::index::{indexable, FieldIndex, FrozenIndex};
+use super::operand::{Leaf, Operand, Scalar};
+use super::pattern::{Condition, Pattern};
 
-/// What the matcher sees of an event: its attributes and, if JSON, its parsed data.
+/// What the matcher sees of an event: its attributes as a JSON object, and its data.
 pub struct EventView<'a> {
-    pub attrs: &'a Map<String, Value>,
-    pub data: Option<&'a Value>,
+    pub attrs: &'a [u8],
+    pub data: EventData<'a>,
 }
 
+pub enum EventData<'a> {
+    None,
+    /// JSON data, as JSON text.
+    Json(&'a [u8]),
+    /// Text data: one string at `data`.
+    Text(&'a str),
+}
+
+/// The event's attributes are not a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the event's attributes are not valid JSON")]
+pub struct InvalidEvent;
+
 /// All rules of one bus, ready to match.
-#[derive(Debug, Default)]
 pub struct Matcher {
-    patterns: Vec<Pattern>,
-    needs_data: bool,
+    paths: Paths,
+    /// Per field: does some rule ignore case on it?
+    lower: Vec<bool>,
+    /// Per field: its value index, if some conjunction is filed there.
+    indexes: Vec<Option<Box<FrozenIndex>>>,
+    conjunctions: Vec<Conj>,
+    /// Conjunctions with no indexable condition.
+    always: Vec<u32>,
+}
+
+struct Conj {
+    rule: u32,
+    values: Box<[ValueCond]>,
+    absent: Box<[u32]>,
+    sql: Box<[SqlCond]>,
+}
+
+struct ValueCond {
+    field: u32,
+    operands: Box<[Operand]>,
+}
+
+struct SqlCond {
+    expr: Arc<Sql>,
+    negate: bool,
+    /// The attributes it reads, with their field ids.
+    attrs: Box<[(Box<str>, u32)]>,
+}
+
+/// Per-thread buffers, so matching allocates nothing once warm.
+#[derive(Default)]
+struct Scratch {
+    flat: Flat,
+    seen: Vec<u32>,
+    generation: u32,
+    candidates: Vec<u32>,
+    options: Vec<u32>,
+    bounds: Vec<(u32, u32)>,
+    chosen: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
 }
 
 impl Matcher {
-    /// Builds the matcher; rule `i` is the `i`-th pattern.
-    pub fn new(patterns: Vec<Pattern>) -> Self {
-        let needs_data = patterns.iter().any(Pattern::mentions_data);
-        Matcher {
-            patterns,
-            needs_data,
-        }
-    }
-
-    /// Whether any rule looks into `data` (if not, the router skips parsing it).
-    pub fn needs_data(&self) -> bool {
-        self.needs_data
-    }
-
-    /// Appends the index of every matching rule to `out`, in rule order.
-    pub fn matching(&self, event: &EventView<'_>, out: &mut Vec<usize>) {
-        for (i, pattern) in self.patterns.iter().enumerate() {
-            if pattern.fields.iter().all(|(name, node)| {
-                let value = if name == "data" {
-                    event.data
-                } else {
-                    event.attrs.get(name)
+    /// Compiles the rules of a bus; rule `i` is the `i`-th pattern.
+    pub fn new(rules: Vec<Pattern>) -> Matcher {
+        let mut paths = Paths::new();
+        let mut conjunctions = Vec::new();
+        for (rule, pattern) in rules.into_iter().enumerate() {
+            for c in pattern.conjunctions {
+                let mut conj = Conj {
+                    rule: rule as u32,
+                    values: Box::default(),
+                    absent: Box::default(),
+                    sql: Box::default(),
                 };
-                value.is_some_and(|v| node_matches(node, v))
-            }) {
-                out.push(i);
+                let (mut values, mut absent, mut sql) = (Vec::new(), Vec::new(), Vec::new());
+                for condition in c.conditions {
+                    match condition {
+                        Condition::Values { path, operands } => values.push(ValueCond {
+                            field: paths.field(&path),
+                            operands: operands.into(),
+                        }),
+                        Condition::Absent { path } => absent.push(paths.field(&path)),
+                        Condition::Sql { expr, negate } => {
+                            let attrs = expr
+                                .attributes()
+                                .into_iter()
+                                .map(|a| {
+                                    let field = paths.field(&[a.as_str().into()]);
+                                    (a.into_boxed_str(), field)
+                                })
+                                .collect();
+                            sql.push(SqlCond {
+                                expr,
+                                negate,
+                                attrs,
+                            })
+                        }
+                    }
+                }
+                conj.values = values.into();
+                conj.absent = absent.into();
+                conj.sql = sql.into();
+                conjunctions.push(conj);
             }
         }
+
+        let fields = paths.field_count();
+        let mut lower = vec![false; fields];
+        for cond in conjunctions.iter().flat_map(|c| c.values.iter()) {
+            if cond.operands.iter().any(Operand::ignores_case) {
+                lower[cond.field as usize] = true;
+            }
+        }
+
+        // How many conditions test each exact value, to prefer rare ones as index keys.
+        let mut shared: std::collections::HashMap<(u32, ExactKey), u32> = Default::default();
+        for cond in conjunctions.iter().flat_map(|c| c.values.iter()) {
+            for op in cond.operands.iter() {
+                if let Some(key) = exact_key(op) {
+                    *shared.entry((cond.field, key)).or_default() += 1;
+                }
+            }
+        }
+        let mut builders: Vec<Option<FieldIndex>> = (0..fields).map(|_| None).collect();
+        let mut always = Vec::new();
+        for (id, conj) in conjunctions.iter().enumerate() {
+            let best = conj
+                .values
+                .iter()
+                .filter(|c| c.operands.iter().all(indexable))
+                .min_by_key(|c| cost(c, &shared));
+            match best {
+                Some(cond) => {
+                    let index =
+                        builders[cond.field as usize].get_or_insert_with(FieldIndex::default);
+                    for op in cond.operands.iter() {
+                        index.add(op, id as u32);
+                    }
+                }
+                None => always.push(id as u32),
+            }
+        }
+        Matcher {
+            paths,
+            lower,
+            indexes: builders
+                .into_iter()
+                .map(|b| b.map(|b| Box::new(b.freeze())))
+                .collect(),
+            conjunctions,
+            always,
+        }
+    }
+
+    /// Whether any rule looks into `data` (if not, the router skips reading it).
+    pub fn needs_data(&self) -> bool {
+        self.paths.data_node().is_some()
+    }
+
+    /// Appends the index of every matching rule to `out`, ascending, each once. An event
+    /// whose attributes are not valid JSON matches nothing.
+    pub fn matching(&self, event: &EventView<'_>, out: &mut Vec<usize>) {
+        let _ = self.matching_checked(event, out);
+    }
+
+    /// As [`Matcher::matching`], but says when the attributes are not valid JSON. Data
+    /// that is not valid JSON counts as absent.
+    pub fn matching_checked(
+        &self,
+        event: &EventView<'_>,
+        out: &mut Vec<usize>,
+    ) -> Result<(), InvalidEvent> {
+        SCRATCH.with_borrow_mut(|s| self.match_with(event, out, s))
+    }
+
+    fn match_with(
+        &self,
+        event: &EventView<'_>,
+        out: &mut Vec<usize>,
+        s: &mut Scratch,
+    ) -> Result<(), InvalidEvent> {
+        let walker = Walker {
+            paths: &self.paths,
+            lower: &self.lower,
+        };
+        let flat = &mut s.flat;
+        flat.clear();
+        flat.add_json(&walker, event.attrs, 0)
+            .map_err(|_| InvalidEvent)?;
+        if let Some(node) = self.paths.data_node() {
+            match event.data {
+                EventData::Json(json) => {
+                    let _ = flat.add_json(&walker, json, node);
+                }
+                EventData::Text(text) => flat.add_text(&walker, text, node),
+                EventData::None => {}
+            }
+        }
+        flat.leaves.sort_unstable_by_key(|l| l.field);
+
+        // Candidates: conjunctions filed under a value of the event, plus the unindexed.
+        if s.seen.len() < self.conjunctions.len() {
+            s.seen.resize(self.conjunctions.len(), 0);
+        }
+        s.generation = s.generation.wrapping_add(1);
+        if s.generation == 0 {
+            s.seen.fill(0);
+            s.generation = 1;
+        }
+        let (seen, generation, candidates) = (&mut s.seen, s.generation, &mut s.candidates);
+        candidates.clear();
+        let mut add = |c: u32| {
+            let mark = &mut seen[c as usize];
+            if *mark != generation {
+                *mark = generation;
+                candidates.push(c);
+            }
+        };
+        for rec in &flat.leaves {
+            if let Some(index) = &self.indexes[rec.field as usize] {
+                index.probe(&leaf(flat, rec), &mut add);
+            }
+        }
+        self.always.iter().for_each(|&c| add(c));
+
+        let start = out.len();
+        for &c in candidates.iter() {
+            let conj = &self.conjunctions[c as usize];
+            if verify(conj, flat, &mut s.options, &mut s.bounds, &mut s.chosen) {
+                out.push(conj.rule as usize);
+            }
+        }
+        out[start..].sort_unstable();
+        let mut kept = start;
+        for i in start..out.len() {
+            if kept == start || out[kept - 1] != out[i] {
+                out[kept] = out[i];
+                kept += 1;
+            }
+        }
+        out.truncate(kept);
+        Ok(())
     }
 }
 
-fn node_matches(node: &Node, value: &Value) -> bool {
-    match (node, value) {
-        // An array in the event matches when any element does.
-        (_, Value::Array(items)) => items.iter().any(|item| node_matches(node, item)),
-        (Node::Values(alternatives), v) => alternatives.iter().any(|alt| values_equal(alt, v)),
-        (Node::Object(fields), Value::Object(map)) => fields
+fn leaf<'a>(flat: &'a Flat, rec: &LeafRec) -> Leaf<'a> {
+    match rec.value {
+        LeafKind::Str => Leaf::Str(
+            &flat.text[rec.text.0 as usize..rec.text.1 as usize],
+            rec.lower.map(|(a, b)| &flat.text[a as usize..b as usize]),
+        ),
+        LeafKind::Num(n) => Leaf::Num(n),
+        LeafKind::Bool(b) => Leaf::Bool(b),
+        LeafKind::Null => Leaf::Null,
+    }
+}
+
+/// The leaves of one field (leaves are sorted by field).
+fn leaves_of(flat: &Flat, field: u32) -> std::ops::Range<usize> {
+    let start = flat.leaves.partition_point(|l| l.field < field);
+    let end = start + flat.leaves[start..].partition_point(|l| l.field == field);
+    start..end
+}
+
+/// Checks every condition of a candidate conjunction.
+fn verify(
+    conj: &Conj,
+    flat: &Flat,
+    options: &mut Vec<u32>,
+    bounds: &mut Vec<(u32, u32)>,
+    chosen: &mut Vec<u32>,
+) -> bool {
+    if conj.absent.iter().any(|&f| !leaves_of(flat, f).is_empty()) {
+        return false;
+    }
+    for sql in conj.sql.iter() {
+        let attr = |name: &str| {
+            let (_, field) = sql.attrs.iter().find(|(a, _)| &**a == name)?;
+            let rec = flat.leaves.get(leaves_of(flat, *field).next()?)?;
+            sql_value(&leaf(flat, rec))
+        };
+        if sql.expr.matches(&attr) == sql.negate {
+            return false;
+        }
+    }
+    // For each condition, the leaves that satisfy it.
+    options.clear();
+    bounds.clear();
+    let mut in_arrays = false;
+    for cond in conj.values.iter() {
+        let start = options.len();
+        for i in leaves_of(flat, cond.field) {
+            let rec = &flat.leaves[i];
+            let value = leaf(flat, rec);
+            if cond.operands.iter().any(|op| op.matches(&value)) {
+                options.push(i as u32);
+                in_arrays |= rec.pos.0 != rec.pos.1;
+            }
+        }
+        if options.len() == start {
+            return false;
+        }
+        bounds.push((start as u32, options.len() as u32));
+    }
+    if !in_arrays || bounds.len() < 2 {
+        return true;
+    }
+    // Values inside arrays of objects: one choice per condition, all consistent.
+    for &(a, b) in bounds.iter() {
+        // Leaves with the same array positions are interchangeable: keep one of each.
+        let group = &mut options[a as usize..b as usize];
+        group.sort_unstable_by(|x, y| {
+            flat.positions_of(&flat.leaves[*x as usize])
+                .cmp(flat.positions_of(&flat.leaves[*y as usize]))
+        });
+    }
+    chosen.clear();
+    consistent_choice(flat, options, bounds, 0, chosen)
+}
+
+fn consistent_choice(
+    flat: &Flat,
+    options: &[u32],
+    bounds: &[(u32, u32)],
+    cond: usize,
+    chosen: &mut Vec<u32>,
+) -> bool {
+    let Some(&(a, b)) = bounds.get(cond) else {
+        return true;
+    };
+    let mut previous: Option<&[(u32, u32)]> = None;
+    for &option in &options[a as usize..b as usize] {
+        let pos = flat.positions_of(&flat.leaves[option as usize]);
+        if previous == Some(pos) {
+            continue;
+        }
+        previous = Some(pos);
+        let fits = chosen
             .iter()
-            .all(|(name, sub)| map.get(name).is_some_and(|v| node_matches(sub, v))),
-        (Node::Object(_), _) => false,
+            .all(|&c| consistent(flat.positions_of(&flat.leaves[c as usize]), pos));
+        if fits {
+            chosen.push(option);
+            if consistent_choice(flat, options, bounds, cond + 1, chosen) {
+                return true;
+            }
+            chosen.pop();
+        }
     }
+    false
 }
 
-/// JSON equality with numbers compared by value (`300` equals `3.0e2`).
-fn values_equal(pattern: &Value, event: &Value) -> bool {
-    match (pattern, event) {
-        (Value::Number(a), Value::Number(b)) => match (a.as_f64(), b.as_f64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => a == b,
-        },
-        _ => pattern == event,
-    }
+/// Two leaves are consistent unless they lie in different elements of one array.
+fn consistent(a: &[(u32, u32)], b: &[(u32, u32)]) -> bool {
+    a.iter()
+        .all(|(array, i)| b.iter().all(|(other, j)| array != other || i == j))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
+fn sql_value(leaf: &Leaf<'_>) -> Option<SqlValue> {
+    Some(match *leaf {
+        Leaf::Str(s, _) => SqlValue::String(s.to_owned()),
+        Leaf::Bool(b) => SqlValue::Boolean(b),
+        Leaf::Num(n) if n.fract() == 0.0 && n >= i32::MIN as f64 && n <= i32::MAX as f64 => {
+            SqlValue::Integer(n as i32)
+        }
+        Leaf::Num(n) => SqlValue::String(n.to_string()),
+        Leaf::Null => return None,
+    })
+}
 
-    fn matches(pattern: Value, attrs: Value, data: Option<Value>) -> bool {
-        let matcher = Matcher::new(vec![Pattern::parse(&pattern).unwrap()]);
-        let attrs = attrs.as_object().unwrap().clone();
-        let mut out = Vec::new();
-        matcher.matching(
-            &EventView {
-                attrs: &attrs,
-                data: data.as_ref(),
-            },
-            &mut out,
-        );
-        out == [0]
-    }
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum ExactKey {
+    Str(Box<str>),
+    Num(u64),
+    Other(u8),
+}
 
-    #[test]
-    fn exact_values_and_alternatives() {
-        let ev = json!({"type": "order.paid", "source": "/shop"});
-        assert!(matches(json!({}), ev.clone(), None));
-        assert!(matches(json!({"type": ["order.paid"]}), ev.clone(), None));
-        assert!(matches(
-            json!({"type": ["x", "order.paid"]}),
-            ev.clone(),
-            None
-        ));
-        assert!(!matches(json!({"type": ["x"]}), ev.clone(), None));
-        assert!(matches(
-            json!({"type": ["order.paid"], "source": ["/shop"]}),
-            ev.clone(),
-            None
-        ));
-        assert!(!matches(
-            json!({"type": ["order.paid"], "source": ["/other"]}),
-            ev.clone(),
-            None
-        ));
-        assert!(
-            !matches(json!({"subject": ["a"]}), ev, None),
-            "missing field never matches"
-        );
-    }
+fn exact_key(op: &Operand) -> Option<ExactKey> {
+    Some(match op {
+        Operand::Exact(Scalar::Str(s)) | Operand::EqualsIc(s) => ExactKey::Str(s.clone()),
+        Operand::Exact(Scalar::Num(n)) => ExactKey::Num((n + 0.0).to_bits()),
+        Operand::Exact(Scalar::Bool(b)) => ExactKey::Other(*b as u8),
+        Operand::Exact(Scalar::Null) => ExactKey::Other(2),
+        _ => return None,
+    })
+}
 
-    #[test]
-    fn data_nested_objects_arrays_and_types() {
-        let ev = json!({"type": "t"});
-        let data =
-            json!({"order": {"amount": 300, "tags": ["a", "b"], "paid": true, "note": null}});
-        assert!(matches(
-            json!({"data": {"order": {"amount": [3.0e2]}}}),
-            ev.clone(),
-            Some(data.clone())
-        ));
-        assert!(matches(
-            json!({"data": {"order": {"tags": ["b"]}}}),
-            ev.clone(),
-            Some(data.clone())
-        ));
-        assert!(matches(
-            json!({"data": {"order": {"paid": [true]}}}),
-            ev.clone(),
-            Some(data.clone())
-        ));
-        assert!(!matches(
-            json!({"data": {"order": {"paid": ["true"]}}}),
-            ev.clone(),
-            Some(data.clone())
-        ));
-        assert!(matches(
-            json!({"data": {"order": {"note": [null]}}}),
-            ev.clone(),
-            Some(data.clone())
-        ));
-        assert!(!matches(
-            json!({"data": {"order": {"amount": ["300"]}}}),
-            ev.clone(),
-            Some(data.clone())
-        ));
-        assert!(!matches(
-            json!({"data": {"order": [1]}}),
-            ev.clone(),
-            Some(data)
-        ));
-        assert!(
-            !matches(json!({"data": {"x": [1]}}), ev, None),
-            "no JSON data, no match"
-        );
-    }
-
-    #[test]
-    fn invalid_patterns_name_the_path() {
-        let err =
-            Pattern::parse(&json!({"data": {"amount": [{"numeric": [">", 1]}]}})).unwrap_err();
-        assert_eq!(err.path, ".data.amount[0]");
-        let err = Pattern::parse(&json!({"type": "x"})).unwrap_err();
-        assert_eq!(err.path, ".type");
-        assert!(Pattern::parse(&json!({"type": []})).is_err());
-        assert!(Pattern::parse(&json!([1])).is_err());
-    }
+/// How many candidates a condition is expected to yield if used as the index key:
+/// exact values by how many conditions share them; other operators by their kind.
+fn cost(cond: &ValueCond, shared: &std::collections::HashMap<(u32, ExactKey), u32>) -> u64 {
+    cond.operands
+        .iter()
+        .map(|op| match op {
+            Operand::Exact(_) | Operand::EqualsIc(_) => {
+                let key = exact_key(op).expect("exact operand");
+                u64::from(shared.get(&(cond.field, key)).copied().unwrap_or(1))
+            }
+            Operand::Numeric(r) if r.lower == r.upper => 2,
+            Operand::Prefix(p)
+            | Operand::PrefixIc(p)
+            | Operand::Suffix(p)
+            | Operand::SuffixIc(p) => 1_000 / (1 + p.len() as u64),
+            Operand::Wildcard(_) => 500,
+            Operand::Cidr(_) => 1_000,
+            Operand::Numeric(_) => 2_000,
+            Operand::Contains(_) => 5_000,
+            Operand::Exists => 10_000,
+            Operand::AnythingBut(_) => 100_000,
+        })
+        .sum()
 }

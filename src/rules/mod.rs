@@ -6,12 +6,16 @@
 //! (`Matcher::new`, `Matcher::matching`, `Matcher::needs_data`) is what the router
 //! depends on; how it matches is free to change.
 
+pub mod cesql;
+mod flatten;
+mod index;
 mod matcher;
+mod operand;
 mod pattern;
 pub mod select;
 pub mod transform;
 
-pub use matcher::{EventView, Matcher};
+pub use matcher::{EventData, EventView, InvalidEvent, Matcher};
 
 /// Why a pattern or a transform is invalid, and where inside it (`.data.amount[0]`,
 /// `.InputTransformer.InputTemplate`); config errors prefix the rule's own path.
@@ -30,5 +34,5 @@ impl std::fmt::Display for InvalidAt {
         }
     }
 }
-pub use pattern::{Pattern, PatternError};
+pub use pattern::{Pattern, PatternError, MAX_COMBINATIONS};
 pub use transform::{Transform, TransformConfig};
