@@ -120,3 +120,101 @@ rules:
         .await
     );
 }
+
+/// Operators, array consistency, CloudEvents filters (with CESQL) and text data, through
+/// the gateway: each rule's receiver gets exactly the events its condition selects.
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_and_filters_select_events_end_to_end() {
+    let redis = Redis::start();
+    let big = Receiver::start().await;
+    let filtered = Receiver::start().await;
+    let consistent = Receiver::start().await;
+    let text = Receiver::start().await;
+    let config = format!(
+        r#"
+buses: [{{name: orders}}]
+rules:
+  - name: big
+    bus: orders
+    pattern:
+      source: [{{prefix: "https://shop"}}]
+      data: {{total: [{{numeric: [">=", 100]}}], ip: [{{cidr: "10.0.0.0/8"}}]}}
+    targets: [{{name: rx, kind: http, url: "{}"}}]
+  - name: filtered
+    bus: orders
+    filters:
+      - sql: "type LIKE 'order.%' AND subject = 'eu'"
+      - not: {{exact: {{type: order.refunded}}}}
+    targets: [{{name: rx, kind: http, url: "{}"}}]
+  - name: consistent
+    bus: orders
+    pattern: {{data: {{lines: {{sku: [A1], qty: [2]}}}}}}
+    targets: [{{name: rx, kind: http, url: "{}"}}]
+  - name: text
+    bus: orders
+    pattern: {{data: [{{wildcard: "ERROR*disk*"}}]}}
+    targets: [{{name: rx, kind: http, url: "{}"}}]
+"#,
+        big.url("/"),
+        filtered.url("/"),
+        consistent.url("/"),
+        text.url("/")
+    );
+    let gw = Gateway::start(&redis, &config).await;
+
+    let event = |id: &str, source: &str, ty: &str, subject: &str, data: &str| {
+        format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"{source}","type":"{ty}","subject":"{subject}","datacontenttype":"application/json","data":{data}}}"#
+        )
+    };
+    let bodies = [
+        // big (300 >= 100, 10.1.2.3 in 10/8) and filtered (order.paid, subject eu).
+        event(
+            "e1",
+            "https://shop.example",
+            "order.paid",
+            "eu",
+            r#"{"total":3e2,"ip":"10.1.2.3","lines":[{"sku":"A1","qty":1},{"sku":"B2","qty":2}]}"#,
+        ),
+        // Not big (99), not filtered (refunded); consistent (A1 with qty 2 in one line).
+        event(
+            "e2",
+            "https://shop.example",
+            "order.refunded",
+            "eu",
+            r#"{"total":99,"ip":"10.1.2.3","lines":[{"sku":"A1","qty":2}]}"#,
+        ),
+        // Not big (other network), not filtered (subject us).
+        event(
+            "e3",
+            "https://shop.example",
+            "order.paid",
+            "us",
+            r#"{"total":500,"ip":"192.168.0.1"}"#,
+        ),
+    ];
+    for body in &bodies {
+        assert_eq!(post_structured(&gw, "orders", body).await, 202);
+    }
+    let text_event = r#"{"specversion":"1.0","id":"e4","source":"/logs","type":"log.line","datacontenttype":"text/plain","data":"ERROR: disk full"}"#;
+    assert_eq!(post_structured(&gw, "orders", text_event).await, 202);
+
+    assert!(
+        wait_until(Duration::from_secs(10), || big.count() == 1
+            && filtered.count() == 1
+            && consistent.count() == 1
+            && text.count() == 1)
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids = |rx: &Receiver| -> Vec<String> {
+        rx.received()
+            .iter()
+            .map(|r| r.header("ce-id").unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&big), ["e1"]);
+    assert_eq!(ids(&filtered), ["e1"]);
+    assert_eq!(ids(&consistent), ["e2"]);
+    assert_eq!(ids(&text), ["e4"]);
+}

@@ -287,6 +287,44 @@ rules:
     }
 
     #[test]
+    fn pattern_and_filter_errors_name_the_element() {
+        let yaml = r#"
+buses: [{name: orders}]
+rules:
+  - name: a
+    bus: orders
+    pattern: {data: {amount: [{numeric: [">", 5, "<", 1]}]}}
+    targets: [{name: t, kind: http, url: "http://x/"}]
+  - name: b
+    bus: orders
+    filters: [{exact: {type: x}}, {any: [{prefix: {Type: x}}]}]
+    targets: [{name: t, kind: http, url: "http://x/"}]
+  - name: c
+    bus: orders
+    filters: [{sql: "type = "}]
+    targets: [{name: t, kind: http, url: "http://x/"}]
+  - name: d
+    bus: orders
+    pattern: {type: [x], filters: ok}
+    filters: [{exact: {type: x}}]
+    targets: [{name: t, kind: http, url: "http://x/"}]
+"#;
+        let got = errors(yaml);
+        for expected in [
+            "rules[0].pattern.data.amount[0].numeric: the range is empty",
+            "rules[1].filters[1].any[0].prefix.Type: not a CloudEvents attribute name",
+            "rules[2].filters[0].sql: at ",
+            "rules[3].pattern.filters: must be a list",
+        ] {
+            assert!(
+                got.iter().any(|g| g.starts_with(expected)),
+                "missing {expected:?} in {got:#?}"
+            );
+        }
+        assert_eq!(got.len(), 4, "{got:#?}");
+    }
+
+    #[test]
     fn type_errors_carry_path_and_line() {
         let yaml = "buses:\n  - name: a\nrules:\n  - name: r\n    bus: a\n    targets:\n      - {name: t, kind: http, url: \"http://x/\", timeout: soon}\n";
         let got = errors(yaml);

@@ -1,0 +1,216 @@
+//! Matcher throughput as the rule set grows, on ~1 KB CloudEvents, one core.
+//!
+//! cargo bench --bench patterns
+//!
+//! Each rule set mixes exact, prefix, suffix, numeric ranges, anything-but and cidr rules
+//! over a realistic order event. Every rule keys on a value of its own (a tenant, a
+//! customer, a shop, a network), drawn from spaces that grow with the rule set, so an
+//! event matches a handful of rules whatever the set's size: the work that grows, if
+//! any, is the matcher's. Events are matched from their raw JSON (attributes and data),
+//! so flattening is included. Compile time and heap per rule are printed before the
+//! criterion runs. A second group, `prefixes`, puts 10 or 10,000 distinct prefixes on
+//! one field (the case where Quamina collapses).
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+use criterion::{criterion_group, Criterion, Throughput};
+use serde_json::{json, Value};
+use sluice::rules::{EventData, EventView, Matcher, Pattern};
+
+/// The binary's allocator, counting live bytes to report memory per rule.
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Relaxed);
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Relaxed);
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// xorshift64: deterministic rule sets and events.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+const COUNTRIES: [&str; 6] = ["DE", "FR", "NL", "US", "JP", "BR"];
+
+/// Rule `i` of a set of `n`: six kinds in turn, each keyed on a value space of size ~n.
+fn rule(i: u64, n: u64, rng: &mut Rng) -> Value {
+    let k = rng.below(n);
+    match i % 6 {
+        0 => {
+            json!({"tenant": [format!("t{k}")], "type": ["com.example.order.paid", "com.example.order.refunded"]})
+        }
+        1 => json!({"source": [{"prefix": format!("https://shop{k}.example.com/")}]}),
+        2 => {
+            json!({"subject": [{"suffix": format!("/orders/{k}")}], "type": [{"prefix": "com.example."}]})
+        }
+        3 => json!({"data": {
+            "customer": {"id": [format!("c-{k}")]},
+            "order": {"total": [{"numeric": [">=", rng.below(500), "<", 500 + rng.below(500)]}]}
+        }}),
+        4 => json!({"data": {
+            "customer": {"email": [{"suffix": format!("@corp{k}.example")}]},
+            "order": {"currency": [{"anything-but": ["EUR", "GBP"]}]}
+        }}),
+        _ => {
+            json!({"data": {"shipping": {"ip": [{"cidr": format!("10.{}.{}.0/24", k / 256 % 256, k % 256)}]}},
+                    "type": [{"anything-but": {"prefix": "com.example.test."}}]})
+        }
+    }
+}
+
+/// A ~1 KB order event whose keys are drawn from the same spaces as the rules.
+fn event(n: u64, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
+    let k = |rng: &mut Rng| rng.below(n);
+    let attrs = json!({
+        "specversion": "1.0",
+        "id": format!("4f6b1c2e-8a11-4c55-9d0e-{:012}", rng.below(1 << 40)),
+        "source": format!("https://shop{}.example.com/eu-west", k(rng)),
+        "type": "com.example.order.paid",
+        "subject": format!("shop/orders/{}", k(rng)),
+        "time": "2026-11-23T10:00:00Z",
+        "datacontenttype": "application/json",
+        "tenant": format!("t{}", k(rng)),
+    });
+    let lines: Vec<Value> = (0..4)
+        .map(|i| json!({"sku": format!("SKU-{:04}", rng.below(10_000)), "name": format!("Item number {i}"), "qty": 1 + rng.below(5), "price": 9.99 + i as f64}))
+        .collect();
+    let ip_key = k(rng);
+    let data = json!({
+        "order": {"id": format!("o-{}", rng.below(1 << 30)), "currency": if rng.below(2) == 0 { "EUR" } else { "USD" },
+                  "total": rng.below(1000) as f64 + 0.5, "lines": lines},
+        "customer": {"id": format!("c-{}", k(rng)), "name": "Zoë Example", "tier": "gold",
+                     "email": format!("zoe@corp{}.example", k(rng)), "country": COUNTRIES[rng.below(6) as usize]},
+        "shipping": {"ip": format!("10.{}.{}.{}", ip_key / 256 % 256, ip_key % 256, rng.below(256)),
+                     "address": {"street": "1 Example Street", "city": "Amsterdam", "postcode": "1011 AB"}},
+        "tags": ["web", "promo", "eu"],
+    });
+    (
+        serde_json::to_vec(&attrs).unwrap(),
+        serde_json::to_vec(&data).unwrap(),
+    )
+}
+
+fn compile(patterns: &[Value]) -> Matcher {
+    Matcher::new(
+        patterns
+            .iter()
+            .map(|p| Pattern::parse(p).unwrap())
+            .collect(),
+    )
+}
+
+fn rule_sets(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rules");
+    group.throughput(Throughput::Elements(1));
+    for n in [10u64, 1_000, 10_000, 100_000] {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ n);
+        let patterns: Vec<Value> = (0..n).map(|i| rule(i, n, &mut rng)).collect();
+        let before = LIVE.load(Relaxed);
+        let started = Instant::now();
+        let matcher = compile(&patterns);
+        let took = started.elapsed();
+        let bytes = LIVE.load(Relaxed) - before;
+        let events: Vec<_> = (0..256).map(|_| event(n, &mut rng)).collect();
+        let mut out = Vec::new();
+        let mut matched = 0;
+        for (attrs, data) in &events {
+            out.clear();
+            matcher.matching(
+                &EventView {
+                    attrs,
+                    data: EventData::Json(data),
+                },
+                &mut out,
+            );
+            matched += out.len();
+        }
+        let size = events.iter().map(|(a, d)| a.len() + d.len()).sum::<usize>() / events.len();
+        eprintln!(
+            "{n} rules: compiled in {took:.2?}, {} bytes/rule, events ~{size} B, {:.2} matches/event",
+            bytes / n as usize,
+            matched as f64 / events.len() as f64
+        );
+        let mut i = 0;
+        group.bench_function(format!("{n}"), |b| {
+            b.iter(|| {
+                let (attrs, data) = &events[i % events.len()];
+                i += 1;
+                out.clear();
+                matcher.matching(
+                    &EventView {
+                        attrs,
+                        data: EventData::Json(data),
+                    },
+                    &mut out,
+                );
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn prefixes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("prefixes");
+    group.throughput(Throughput::Elements(1));
+    for n in [10u64, 10_000] {
+        let mut rng = Rng(7 + n);
+        let patterns: Vec<Value> = (0..n)
+            .map(|i| json!({"data": {"customer": {"email": [{"prefix": format!("user{i}-{}", rng.below(1000))}]}}}))
+            .collect();
+        let matcher = compile(&patterns);
+        let events: Vec<_> = (0..256).map(|_| event(n, &mut rng)).collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        group.bench_function(format!("{n}"), |b| {
+            b.iter(|| {
+                let (attrs, data) = &events[i % events.len()];
+                i += 1;
+                out.clear();
+                matcher.matching(
+                    &EventView {
+                        attrs,
+                        data: EventData::Json(data),
+                    },
+                    &mut out,
+                );
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, rule_sets, prefixes);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
