@@ -10,6 +10,8 @@
 //! so flattening is included. Compile time and heap per rule are printed before the
 //! criterion runs. A second group, `prefixes`, puts 10 or 10,000 distinct prefixes on
 //! one field (the case where Quamina collapses).
+//!
+//! `PATTERN_BENCH_SIZES=10,10000 cargo bench --bench patterns -- rules` runs some sets only.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
@@ -129,7 +131,11 @@ fn compile(patterns: &[Value]) -> Matcher {
 fn rule_sets(c: &mut Criterion) {
     let mut group = c.benchmark_group("rules");
     group.throughput(Throughput::Elements(1));
-    for n in [10u64, 1_000, 10_000, 100_000] {
+    // PATTERN_BENCH_SIZES=10,1000 runs only those sets.
+    let sizes: Vec<u64> = std::env::var("PATTERN_BENCH_SIZES")
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|_| vec![10, 1_000, 10_000, 100_000]);
+    for n in sizes {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ n);
         let patterns: Vec<Value> = (0..n).map(|i| rule(i, n, &mut rng)).collect();
         let before = LIVE.load(Relaxed);

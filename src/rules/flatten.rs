@@ -24,8 +24,26 @@ pub(crate) struct Paths {
 
 #[derive(Default)]
 struct PathNode {
-    children: Map<Box<str>, u32>,
+    /// Child names (as JSON-unescaped bytes) and nodes; a map once there are many.
+    children: Vec<(Box<[u8]>, u32)>,
+    child_map: Option<Map<Box<[u8]>, u32>>,
     field: Option<u32>,
+}
+
+/// Up to this many children, a linear scan beats hashing.
+const SCAN_CHILDREN: usize = 8;
+
+impl PathNode {
+    fn child(&self, name: &[u8]) -> Option<u32> {
+        match &self.child_map {
+            Some(map) => map.get(name).copied(),
+            None => self
+                .children
+                .iter()
+                .find(|(n, _)| **n == *name)
+                .map(|(_, c)| *c),
+        }
+    }
 }
 
 const ROOT: u32 = 0;
@@ -42,12 +60,16 @@ impl Paths {
     pub(crate) fn field(&mut self, path: &[Box<str>]) -> u32 {
         let mut node = ROOT;
         for name in path {
-            node = match self.nodes[node as usize].children.get(name) {
-                Some(&n) => n,
+            node = match self.nodes[node as usize].child(name.as_bytes()) {
+                Some(n) => n,
                 None => {
                     let n = self.nodes.len() as u32;
                     self.nodes.push(PathNode::default());
-                    self.nodes[node as usize].children.insert(name.clone(), n);
+                    let parent = &mut self.nodes[node as usize];
+                    parent.children.push((name.as_bytes().into(), n));
+                    if parent.children.len() > SCAN_CHILDREN {
+                        parent.child_map = Some(parent.children.iter().cloned().collect());
+                    }
                     n
                 }
             };
@@ -65,7 +87,7 @@ impl Paths {
 
     /// The node of `data`, if any rule looks into the data.
     pub(crate) fn data_node(&self) -> Option<u32> {
-        self.nodes[ROOT as usize].children.get("data").copied()
+        self.nodes[ROOT as usize].child(b"data")
     }
 
     pub(crate) fn field_of(&self, node: u32) -> Option<u32> {
@@ -83,7 +105,11 @@ pub(crate) struct LeafRec {
     pub lower: Option<(u32, u32)>,
     /// Range into [`Flat::positions`].
     pub pos: (u32, u32),
+    /// The next leaf of the same field, or `NONE`.
+    next: u32,
 }
+
+const NONE: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum LeafKind {
@@ -101,6 +127,22 @@ pub(crate) struct Flat {
     pub positions: Vec<(u32, u32)>,
     stack: Vec<(u32, u32)>,
     next_array: u32,
+    /// Per field: `(generation, first leaf)`; stale generations mean no leaf.
+    heads: Vec<(u32, u32)>,
+    generation: u32,
+}
+
+/// The child named by a raw (still JSON-escaped) object key.
+fn child(node: &PathNode, raw: &[u8]) -> Option<u32> {
+    if !raw.contains(&b'\\') {
+        return node.child(raw);
+    }
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    let name: String = serde_json::from_slice(&quoted).ok()?;
+    node.child(name.as_bytes())
 }
 
 pub(crate) struct Walker<'a> {
@@ -110,12 +152,41 @@ pub(crate) struct Walker<'a> {
 }
 
 impl Flat {
-    pub(crate) fn clear(&mut self) {
+    /// Empties the buffers for an event of a matcher with `fields` fields.
+    pub(crate) fn clear(&mut self, fields: usize) {
         self.leaves.clear();
         self.text.clear();
         self.positions.clear();
         self.stack.clear();
         self.next_array = 0;
+        if self.heads.len() < fields {
+            self.heads.resize(fields, (0, NONE));
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.heads.fill((0, NONE));
+            self.generation = 1;
+        }
+    }
+
+    /// The leaves of one field (most recent first).
+    pub(crate) fn leaves_of(&self, field: u32) -> impl Iterator<Item = (u32, &LeafRec)> + '_ {
+        let (generation, first) = self.heads[field as usize];
+        let mut at = if generation == self.generation {
+            first
+        } else {
+            NONE
+        };
+        std::iter::from_fn(move || {
+            let i = at;
+            let rec = self.leaves.get(i as usize)?;
+            at = rec.next;
+            Some((i, rec))
+        })
+    }
+
+    pub(crate) fn has_leaf(&self, field: u32) -> bool {
+        self.heads[field as usize].0 == self.generation
     }
 
     /// The array elements leaf `i` lies in.
@@ -131,12 +202,20 @@ impl Flat {
         text: Option<&str>,
         committed: usize,
     ) {
+        let head = &mut self.heads[field as usize];
+        let next = if head.0 == self.generation {
+            head.1
+        } else {
+            NONE
+        };
+        *head = (self.generation, self.leaves.len() as u32);
         let mut rec = LeafRec {
             field,
             value,
             text: (0, 0),
             lower: None,
             pos: (0, 0),
+            next,
         };
         if let Some(s) = text {
             let start = self.text.len() as u32;
@@ -170,7 +249,14 @@ impl Flat {
             .and_then(|peek| self.walk(w, &mut j, peek, node, 0, 0))
             .and_then(|()| j.finish());
         if result.is_err() {
-            self.leaves.truncate(leaves);
+            // Unlink the removed leaves, newest first, restoring each field's head.
+            for rec in self.leaves.drain(leaves..).rev() {
+                self.heads[rec.field as usize] = if rec.next == NONE {
+                    (0, NONE)
+                } else {
+                    (self.generation, rec.next)
+                };
+            }
             self.positions.truncate(positions);
             self.text.truncate(text);
             self.stack.clear();
@@ -205,14 +291,14 @@ impl Flat {
                 }
                 // Values inside this object belong to every array element around it.
                 let committed = self.stack.len();
-                let mut key = j.known_object()?.map(|k| path.children.get(k).copied());
-                while let Some(child) = key {
+                let mut key = j.next_object_bytes()?.map(|k| child(path, k));
+                while let Some(child_node) = key {
                     let peek = j.peek()?;
-                    match child {
-                        Some(child) => self.walk(w, j, peek, child, committed, depth + 1)?,
+                    match child_node {
+                        Some(c) => self.walk(w, j, peek, c, committed, depth + 1)?,
                         None => j.known_skip(peek)?,
                     }
-                    key = j.next_key()?.map(|k| path.children.get(k).copied());
+                    key = j.next_key_bytes()?.map(|k| child(path, k));
                 }
                 Ok(())
             }

@@ -211,7 +211,7 @@ impl Matcher {
             lower: &self.lower,
         };
         let flat = &mut s.flat;
-        flat.clear();
+        flat.clear(self.paths.field_count());
         flat.add_json(&walker, event.attrs, 0)
             .map_err(|_| InvalidEvent)?;
         if let Some(node) = self.paths.data_node() {
@@ -223,7 +223,6 @@ impl Matcher {
                 EventData::None => {}
             }
         }
-        flat.leaves.sort_unstable_by_key(|l| l.field);
 
         // Candidates: conjunctions filed under a value of the event, plus the unindexed.
         if s.seen.len() < self.conjunctions.len() {
@@ -282,13 +281,6 @@ fn leaf<'a>(flat: &'a Flat, rec: &LeafRec) -> Leaf<'a> {
     }
 }
 
-/// The leaves of one field (leaves are sorted by field).
-fn leaves_of(flat: &Flat, field: u32) -> std::ops::Range<usize> {
-    let start = flat.leaves.partition_point(|l| l.field < field);
-    let end = start + flat.leaves[start..].partition_point(|l| l.field == field);
-    start..end
-}
-
 /// Checks every condition of a candidate conjunction.
 fn verify(
     conj: &Conj,
@@ -297,13 +289,13 @@ fn verify(
     bounds: &mut Vec<(u32, u32)>,
     chosen: &mut Vec<u32>,
 ) -> bool {
-    if conj.absent.iter().any(|&f| !leaves_of(flat, f).is_empty()) {
+    if conj.absent.iter().any(|&f| flat.has_leaf(f)) {
         return false;
     }
     for sql in conj.sql.iter() {
         let attr = |name: &str| {
             let (_, field) = sql.attrs.iter().find(|(a, _)| &**a == name)?;
-            let rec = flat.leaves.get(leaves_of(flat, *field).next()?)?;
+            let (_, rec) = flat.leaves_of(*field).next()?;
             sql_value(&leaf(flat, rec))
         };
         if sql.expr.matches(&attr) == sql.negate {
@@ -316,11 +308,10 @@ fn verify(
     let mut in_arrays = false;
     for cond in conj.values.iter() {
         let start = options.len();
-        for i in leaves_of(flat, cond.field) {
-            let rec = &flat.leaves[i];
+        for (i, rec) in flat.leaves_of(cond.field) {
             let value = leaf(flat, rec);
             if cond.operands.iter().any(|op| op.matches(&value)) {
-                options.push(i as u32);
+                options.push(i);
                 in_arrays |= rec.pos.0 != rec.pos.1;
             }
         }
@@ -394,16 +385,22 @@ fn sql_value(leaf: &Leaf<'_>) -> Option<SqlValue> {
     })
 }
 
+/// An index key some conditions may share: an exact value, a prefix, a suffix.
 #[derive(Debug, PartialEq, Eq, Hash)]
 enum ExactKey {
-    Str(Box<str>),
+    Str(u8, Box<str>),
     Num(u64),
     Other(u8),
 }
 
 fn exact_key(op: &Operand) -> Option<ExactKey> {
     Some(match op {
-        Operand::Exact(Scalar::Str(s)) | Operand::EqualsIc(s) => ExactKey::Str(s.clone()),
+        Operand::Exact(Scalar::Str(s)) => ExactKey::Str(0, s.clone()),
+        Operand::EqualsIc(s) => ExactKey::Str(1, s.clone()),
+        Operand::Prefix(s) => ExactKey::Str(2, s.clone()),
+        Operand::PrefixIc(s) => ExactKey::Str(3, s.clone()),
+        Operand::Suffix(s) => ExactKey::Str(4, s.clone()),
+        Operand::SuffixIc(s) => ExactKey::Str(5, s.clone()),
         Operand::Exact(Scalar::Num(n)) => ExactKey::Num((n + 0.0).to_bits()),
         Operand::Exact(Scalar::Bool(b)) => ExactKey::Other(*b as u8),
         Operand::Exact(Scalar::Null) => ExactKey::Other(2),
@@ -411,27 +408,31 @@ fn exact_key(op: &Operand) -> Option<ExactKey> {
     })
 }
 
-/// How many candidates a condition is expected to yield if used as the index key:
-/// exact values by how many conditions share them; other operators by their kind.
+/// How many candidates a condition is expected to yield if used as the index key: keys
+/// by how many conditions share them (a prefix also by how short it is); other
+/// operators by their kind.
 fn cost(cond: &ValueCond, shared: &std::collections::HashMap<(u32, ExactKey), u32>) -> u64 {
     cond.operands
         .iter()
-        .map(|op| match op {
-            Operand::Exact(_) | Operand::EqualsIc(_) => {
-                let key = exact_key(op).expect("exact operand");
+        .map(|op| {
+            let sharing = || {
+                let key = exact_key(op).expect("a keyed operand");
                 u64::from(shared.get(&(cond.field, key)).copied().unwrap_or(1))
+            };
+            match op {
+                Operand::Exact(_) | Operand::EqualsIc(_) => sharing(),
+                Operand::Numeric(r) if r.lower == r.upper => 2,
+                Operand::Prefix(p)
+                | Operand::PrefixIc(p)
+                | Operand::Suffix(p)
+                | Operand::SuffixIc(p) => sharing() * (1 + 64 / (1 + p.len() as u64)),
+                Operand::Wildcard(_) => 500,
+                Operand::Cidr(_) => 1_000,
+                Operand::Numeric(_) => 2_000,
+                Operand::Contains(_) => 5_000,
+                Operand::Exists => 10_000,
+                Operand::AnythingBut(_) => 100_000,
             }
-            Operand::Numeric(r) if r.lower == r.upper => 2,
-            Operand::Prefix(p)
-            | Operand::PrefixIc(p)
-            | Operand::Suffix(p)
-            | Operand::SuffixIc(p) => 1_000 / (1 + p.len() as u64),
-            Operand::Wildcard(_) => 500,
-            Operand::Cidr(_) => 1_000,
-            Operand::Numeric(_) => 2_000,
-            Operand::Contains(_) => 5_000,
-            Operand::Exists => 10_000,
-            Operand::AnythingBut(_) => 100_000,
         })
         .sum()
 }

@@ -215,12 +215,22 @@ fn parse_object(
         if field.is_empty() && name != "data" && !is_attribute_name(name) {
             let hint = match name.as_str() {
                 "detail-type" => " (AWS's detail-type is the CloudEvents type)",
-                "detail" => " (AWS's detail is the CloudEvents data)",
                 _ => "",
             };
             return fail(
                 at,
                 format!("not a CloudEvents attribute name (lower-case letters and digits) nor data{hint}"),
+            );
+        }
+        if field.is_empty() && name != "data" && v.is_object() {
+            let hint = if name == "detail" {
+                " (AWS's detail is the CloudEvents data)"
+            } else {
+                ""
+            };
+            return fail(
+                at,
+                format!("context attributes are never objects; only data has fields{hint}"),
             );
         }
         let mut sub_field = field.to_vec();
