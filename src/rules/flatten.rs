@@ -1,13 +1,11 @@
 //! Flattening an event into the leaf values of the fields some rule mentions.
 //!
-//! The event's JSON (attributes, then data) is read once with a streaming parser; a
-//! subtree no rule looks into is skipped without being decoded. Each leaf value records
+//! The event's JSON (attributes, then data) is read once, forward only; a subtree no
+//! rule looks into is skipped without being decoded. Each leaf value records
 //! the array elements it lies in (for array consistency): `(array, index)` pairs, kept
 //! only for arrays whose element is, or contains, the object holding the value.
 
 use std::collections::HashMap;
-
-use jiter::{Jiter, JiterResult, Peek};
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -132,19 +130,6 @@ pub(crate) struct Flat {
     generation: u32,
 }
 
-/// The child named by a raw (still JSON-escaped) object key.
-fn child(node: &PathNode, raw: &[u8]) -> Option<u32> {
-    if !raw.contains(&b'\\') {
-        return node.child(raw);
-    }
-    let mut quoted = Vec::with_capacity(raw.len() + 2);
-    quoted.push(b'"');
-    quoted.extend_from_slice(raw);
-    quoted.push(b'"');
-    let name: String = serde_json::from_slice(&quoted).ok()?;
-    node.child(name.as_bytes())
-}
-
 pub(crate) struct Walker<'a> {
     pub paths: &'a Paths,
     /// Per field: does some rule ignore case on it?
@@ -239,15 +224,17 @@ impl Flat {
     }
 
     /// Adds the leaves of a JSON document whose root is at path node `node` (the event's
-    /// attributes at the root, its data at `data`). On invalid JSON, the leaves added so
+    /// attributes at the root, its data at `data`). On malformed JSON, the leaves added so
     /// far by this call are removed and the error returned.
-    pub(crate) fn add_json(&mut self, w: &Walker<'_>, json: &[u8], node: u32) -> JiterResult<()> {
+    pub(crate) fn add_json(
+        &mut self,
+        w: &Walker<'_>,
+        json: &[u8],
+        node: u32,
+    ) -> Result<(), Malformed> {
         let (leaves, positions, text) = (self.leaves.len(), self.positions.len(), self.text.len());
-        let mut j = Jiter::new(json);
-        let result = j
-            .peek()
-            .and_then(|peek| self.walk(w, &mut j, peek, node, 0, 0))
-            .and_then(|()| j.finish());
+        let mut r = Reader { b: json, i: 0 };
+        let result = self.walk(w, &mut r, node, 0, 0).and_then(|()| r.end());
         if result.is_err() {
             // Unlink the removed leaves, newest first, restoring each field's head.
             for rec in self.leaves.drain(leaves..).rev() {
@@ -274,80 +261,328 @@ impl Flat {
     fn walk(
         &mut self,
         w: &Walker<'_>,
-        j: &mut Jiter<'_>,
-        peek: Peek,
+        r: &mut Reader<'_>,
         node: u32,
         committed: usize,
         depth: u32,
-    ) -> JiterResult<()> {
+    ) -> Result<(), Malformed> {
         let path = &w.paths.nodes[node as usize];
+        let first = r.peek()?;
         if depth > MAX_WALK_DEPTH {
-            return j.known_skip(peek);
+            return r.skip();
         }
-        match peek {
-            Peek::Object => {
+        match first {
+            b'{' => {
                 if path.children.is_empty() {
-                    return j.known_skip(peek);
+                    return r.skip();
                 }
                 // Values inside this object belong to every array element around it.
                 let committed = self.stack.len();
-                let mut key = j.next_object_bytes()?.map(|k| child(path, k));
-                while let Some(child_node) = key {
-                    let peek = j.peek()?;
-                    match child_node {
-                        Some(c) => self.walk(w, j, peek, c, committed, depth + 1)?,
-                        None => j.known_skip(peek)?,
-                    }
-                    key = j.next_key_bytes()?.map(|k| child(path, k));
+                r.i += 1;
+                if r.peek()? == b'}' {
+                    r.i += 1;
+                    return Ok(());
                 }
-                Ok(())
+                loop {
+                    if r.peek()? != b'"' {
+                        return Err(Malformed);
+                    }
+                    let key = r.string()?;
+                    r.expect(b':')?;
+                    let child = if key.escaped {
+                        path.child(r.decode(&key)?.as_bytes())
+                    } else {
+                        path.child(r.raw(&key))
+                    };
+                    match child {
+                        Some(c) => self.walk(w, r, c, committed, depth + 1)?,
+                        None => r.skip()?,
+                    }
+                    match r.peek()? {
+                        b',' => r.i += 1,
+                        b'}' => {
+                            r.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(Malformed),
+                    }
+                }
             }
-            Peek::Array => {
+            b'[' => {
                 if path.children.is_empty() && path.field.is_none() {
-                    return j.known_skip(peek);
+                    return r.skip();
                 }
                 let array = self.next_array;
                 self.next_array += 1;
+                r.i += 1;
+                if r.peek()? == b']' {
+                    r.i += 1;
+                    return Ok(());
+                }
                 let mut index = 0;
-                let mut next = j.known_array()?;
-                while let Some(peek) = next {
+                loop {
                     self.stack.push((array, index));
-                    self.walk(w, j, peek, node, committed, depth + 1)?;
+                    self.walk(w, r, node, committed, depth + 1)?;
                     self.stack.pop();
                     index += 1;
-                    next = j.array_step()?;
+                    match r.peek()? {
+                        b',' => r.i += 1,
+                        b']' => {
+                            r.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(Malformed),
+                    }
+                }
+            }
+            b'"' => {
+                let Some(field) = path.field else {
+                    return r.skip();
+                };
+                let s = r.string()?;
+                if s.escaped {
+                    let decoded = r.decode(&s)?;
+                    self.record(w, field, LeafKind::Str, Some(&decoded), committed);
+                } else {
+                    let text = std::str::from_utf8(r.raw(&s)).map_err(|_| Malformed)?;
+                    self.record(w, field, LeafKind::Str, Some(text), committed);
                 }
                 Ok(())
             }
             _ => {
+                let token = r.token()?;
                 let Some(field) = path.field else {
-                    return j.known_skip(peek);
+                    return Ok(());
                 };
-                match peek {
-                    Peek::String => {
-                        let s = j.known_str()?;
-                        self.record(w, field, LeafKind::Str, Some(s), committed);
-                    }
-                    Peek::True | Peek::False => {
-                        let b = j.known_bool(peek)?;
-                        self.record(w, field, LeafKind::Bool(b), None, committed);
-                    }
-                    Peek::Null => {
-                        j.known_null()?;
-                        self.record(w, field, LeafKind::Null, None, committed);
-                    }
-                    _ => {
-                        let raw = j.known_number_bytes(peek)?;
-                        // The standard library parses every JSON number exactly rounded.
-                        let n = std::str::from_utf8(raw)
-                            .ok()
-                            .and_then(|t| t.parse::<f64>().ok())
-                            .unwrap_or(f64::NAN);
-                        self.record(w, field, LeafKind::Num(n + 0.0), None, committed);
-                    }
-                }
+                let value = match token {
+                    b"true" => LeafKind::Bool(true),
+                    b"false" => LeafKind::Bool(false),
+                    b"null" => LeafKind::Null,
+                    _ => LeafKind::Num(number(token)? + 0.0),
+                };
+                self.record(w, field, value, None, committed);
                 Ok(())
             }
+        }
+    }
+}
+
+/// The JSON is malformed (events are validated at ingest, so this is rare).
+#[derive(Debug)]
+pub(crate) struct Malformed;
+
+/// A JSON number token as a double (the standard library rounds exactly).
+fn number(token: &[u8]) -> Result<f64, Malformed> {
+    let json_number = matches!(token.first(), Some(b'-' | b'0'..=b'9'))
+        && token
+            .iter()
+            .all(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'));
+    if !json_number {
+        return Err(Malformed);
+    }
+    std::str::from_utf8(token)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or(Malformed)
+}
+
+/// A string token: its contents lie between `start` and `end` (quotes excluded).
+struct StrToken {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+/// A forward-only JSON reader that decodes only what it is asked for and skips the rest
+/// at memchr speed. It does not validate what it skips (ingest did); on malformed input
+/// it returns an error or garbage values, never panics, and always advances.
+struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn peek(&mut self) -> Result<u8, Malformed> {
+        while let Some(&c) = self.b.get(self.i) {
+            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                return Ok(c);
+            }
+            self.i += 1;
+        }
+        Err(Malformed)
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), Malformed> {
+        if self.peek()? == c {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(Malformed)
+        }
+    }
+
+    fn end(&mut self) -> Result<(), Malformed> {
+        match self.peek() {
+            Err(Malformed) => Ok(()),
+            Ok(_) => Err(Malformed),
+        }
+    }
+
+    /// At an opening quote: consumes the string.
+    fn string(&mut self) -> Result<StrToken, Malformed> {
+        self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            let at = memchr::memchr2(b'"', b'\\', &self.b[self.i..]).ok_or(Malformed)?;
+            self.i += at;
+            if self.b[self.i] == b'\\' {
+                escaped = true;
+                self.i += 2;
+                if self.i > self.b.len() {
+                    return Err(Malformed);
+                }
+            } else {
+                self.i += 1;
+                return Ok(StrToken {
+                    start,
+                    end: self.i - 1,
+                    escaped,
+                });
+            }
+        }
+    }
+
+    fn raw(&self, s: &StrToken) -> &'a [u8] {
+        &self.b[s.start..s.end]
+    }
+
+    /// The unescaped text of a string with escapes.
+    fn decode(&self, s: &StrToken) -> Result<String, Malformed> {
+        serde_json::from_slice(&self.b[s.start - 1..s.end + 1]).map_err(|_| Malformed)
+    }
+
+    /// A literal or number: the bytes up to the next delimiter.
+    fn token(&mut self) -> Result<&'a [u8], Malformed> {
+        let start = self.i;
+        while let Some(&c) = self.b.get(self.i) {
+            if matches!(
+                c,
+                b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t' | b':' | b'"' | b'{' | b'['
+            ) {
+                break;
+            }
+            self.i += 1;
+        }
+        if self.i == start {
+            return Err(Malformed);
+        }
+        Ok(&self.b[start..self.i])
+    }
+
+    /// Skips one value.
+    fn skip(&mut self) -> Result<(), Malformed> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    let c = *self.b.get(self.i).ok_or(Malformed)?;
+                    match c {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                return Ok(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+            }
+            _ => self.token().map(drop),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flatten(paths: &[&[&str]], json: &[u8]) -> Result<Vec<String>, Malformed> {
+        let mut p = Paths::new();
+        for path in paths {
+            let path: Vec<Box<str>> = path.iter().map(|s| (*s).into()).collect();
+            p.field(&path);
+        }
+        let lower = vec![false; p.field_count()];
+        let w = Walker {
+            paths: &p,
+            lower: &lower,
+        };
+        let mut flat = Flat::default();
+        flat.clear(p.field_count());
+        flat.add_json(&w, json, 0)?;
+        Ok(flat
+            .leaves
+            .iter()
+            .map(|l| match l.value {
+                LeafKind::Str => {
+                    format!(
+                        "{}={}",
+                        l.field,
+                        &flat.text[l.text.0 as usize..l.text.1 as usize]
+                    )
+                }
+                LeafKind::Num(n) => format!("{}={n}", l.field),
+                LeafKind::Bool(b) => format!("{}={b}", l.field),
+                LeafKind::Null => format!("{}=null", l.field),
+            })
+            .collect())
+    }
+
+    #[test]
+    fn reads_only_mentioned_fields_with_escapes_and_numbers() {
+        let json = br#" { "skip": {"a": [1, "}\"]", {"b": null}]}, "a\u0062": "x\ty\u00e9",
+                          "n": [3.0e2, -0, 1E400], "t": true, "z": null } "#;
+        let got = flatten(&[&["ab"], &["n"], &["t"], &["z"]], json).unwrap();
+        assert_eq!(
+            got,
+            ["0=x\tyé", "1=300", "1=0", "1=inf", "2=true", "3=null"]
+        );
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        let paths: &[&[&str]] = &[&["a"], &["a", "b"]];
+        for bad in [
+            &b""[..],
+            b"{",
+            b"{\"a\"",
+            b"{\"a\":",
+            b"{\"a\": \"unterminated",
+            b"{\"a\": \"ends in a backslash\\",
+            b"{\"a\": [1, 2",
+            b"{\"a\": {\"b\": 1}",
+            b"{\"a\": tru}x",
+            b"{\"a\": 1} trailing",
+            b"{\"a\": \"\xff\"}",
+            b"{\"a\": +1}",
+            b"{\"x\": [[[[}",
+            b"[1, 2}",
+            b"{\"a\" 1}",
+        ] {
+            assert!(
+                flatten(paths, bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }
