@@ -25,24 +25,31 @@ fn num_key(n: f64) -> u64 {
 /// Conjunction ids found through an index.
 pub(crate) type Hits = Vec<u32>;
 
+/// What a field's index keeps as is from building to lookups.
 #[derive(Default)]
-pub(crate) struct FieldIndex {
+struct Keys {
     exact_str: Map<Box<str>, Hits>,
     exact_num: Map<u64, Hits>,
     exact_true: Hits,
     exact_false: Hits,
     exact_null: Hits,
     equals_ic: Map<Box<str>, Hits>,
-    prefix: TrieBuilder,
-    prefix_ic: TrieBuilder,
-    suffix: TrieBuilder,
-    suffix_ic: TrieBuilder,
-    numeric: Vec<(Range, u32)>,
     cidr: Map<(bool, u8, u128), Hits>,
     /// Tested one by one.
     scan: Vec<(Operand, u32)>,
     /// `exists: true`: every leaf value.
     any: Hits,
+}
+
+/// A field's index under construction.
+#[derive(Default)]
+pub(crate) struct FieldIndex {
+    keys: Keys,
+    prefix: TrieBuilder,
+    prefix_ic: TrieBuilder,
+    suffix: TrieBuilder,
+    suffix_ic: TrieBuilder,
+    numeric: Vec<(Range, u32)>,
 }
 
 /// Whether the index can find values matching the operand without testing it for each.
@@ -52,28 +59,29 @@ pub(crate) fn indexable(op: &Operand) -> bool {
 
 impl FieldIndex {
     pub(crate) fn add(&mut self, op: &Operand, conj: u32) {
+        let keys = &mut self.keys;
         match op {
             Operand::Exact(Scalar::Str(s)) => {
-                self.exact_str.entry(s.clone()).or_default().push(conj)
+                keys.exact_str.entry(s.clone()).or_default().push(conj)
             }
             Operand::Exact(Scalar::Num(n)) => {
-                self.exact_num.entry(num_key(*n)).or_default().push(conj)
+                keys.exact_num.entry(num_key(*n)).or_default().push(conj)
             }
-            Operand::Exact(Scalar::Bool(true)) => self.exact_true.push(conj),
-            Operand::Exact(Scalar::Bool(false)) => self.exact_false.push(conj),
-            Operand::Exact(Scalar::Null) => self.exact_null.push(conj),
-            Operand::EqualsIc(s) => self.equals_ic.entry(s.clone()).or_default().push(conj),
+            Operand::Exact(Scalar::Bool(true)) => keys.exact_true.push(conj),
+            Operand::Exact(Scalar::Bool(false)) => keys.exact_false.push(conj),
+            Operand::Exact(Scalar::Null) => keys.exact_null.push(conj),
+            Operand::EqualsIc(s) => keys.equals_ic.entry(s.clone()).or_default().push(conj),
             Operand::Prefix(p) => self.prefix.insert(p.bytes(), conj),
             Operand::PrefixIc(p) => self.prefix_ic.insert(p.bytes(), conj),
             Operand::Suffix(p) => self.suffix.insert(p.bytes().rev(), conj),
             Operand::SuffixIc(p) => self.suffix_ic.insert(p.bytes().rev(), conj),
             Operand::Numeric(r) => self.numeric.push((*r, conj)),
-            Operand::Cidr(c) => self
+            Operand::Cidr(c) => keys
                 .cidr
                 .entry((c.v6, c.len, c.bits))
                 .or_default()
                 .push(conj),
-            Operand::Exists => self.any.push(conj),
+            Operand::Exists => keys.any.push(conj),
             Operand::Wildcard(g) => {
                 // A glob's literal start (or end) is a prefix (suffix) every match has.
                 if !g.literal_prefix().is_empty() {
@@ -81,71 +89,59 @@ impl FieldIndex {
                 } else if let Some(s) = g.literal_suffix().filter(|s| !s.is_empty()) {
                     self.suffix.insert(s.bytes().rev(), conj)
                 } else {
-                    self.scan.push((op.clone(), conj))
+                    keys.scan.push((op.clone(), conj))
                 }
             }
-            Operand::Contains(_) | Operand::AnythingBut(_) => self.scan.push((op.clone(), conj)),
+            Operand::Contains(_) | Operand::AnythingBut(_) => keys.scan.push((op.clone(), conj)),
         }
     }
 
     pub(crate) fn freeze(self) -> FrozenIndex {
-        let mut cidr_lengths: Vec<(bool, u8)> =
-            self.cidr.keys().map(|(v6, len, _)| (*v6, *len)).collect();
+        let mut cidr_lengths: Vec<(bool, u8)> = self
+            .keys
+            .cidr
+            .keys()
+            .map(|(v6, len, _)| (*v6, *len))
+            .collect();
         cidr_lengths.sort_unstable();
         cidr_lengths.dedup();
         FrozenIndex {
-            exact_str: self.exact_str,
-            exact_num: self.exact_num,
-            exact_true: self.exact_true,
-            exact_false: self.exact_false,
-            exact_null: self.exact_null,
-            equals_ic: self.equals_ic,
+            keys: self.keys,
             prefix: self.prefix.freeze(),
             prefix_ic: self.prefix_ic.freeze(),
             suffix: self.suffix.freeze(),
             suffix_ic: self.suffix_ic.freeze(),
             numeric: IntervalTree::new(self.numeric),
             cidr_lengths,
-            cidr: self.cidr,
-            scan: self.scan,
-            any: self.any,
         }
     }
 }
 
 /// A field's index, ready for lookups.
 pub(crate) struct FrozenIndex {
-    exact_str: Map<Box<str>, Hits>,
-    exact_num: Map<u64, Hits>,
-    exact_true: Hits,
-    exact_false: Hits,
-    exact_null: Hits,
-    equals_ic: Map<Box<str>, Hits>,
+    keys: Keys,
     prefix: Trie,
     prefix_ic: Trie,
     suffix: Trie,
     suffix_ic: Trie,
     numeric: IntervalTree,
     cidr_lengths: Vec<(bool, u8)>,
-    cidr: Map<(bool, u8, u128), Hits>,
-    scan: Vec<(Operand, u32)>,
-    any: Hits,
 }
 
 impl FrozenIndex {
     /// Calls `hit` with every conjunction the value may satisfy (maybe more than once).
     pub(crate) fn probe(&self, leaf: &Leaf<'_>, hit: &mut impl FnMut(u32)) {
         let mut all = |ids: &[u32]| ids.iter().for_each(|&c| hit(c));
-        all(&self.any);
+        all(&self.keys.any);
         match *leaf {
             Leaf::Str(s, lower) => {
-                if let Some(ids) = self.exact_str.get(s) {
+                if let Some(ids) = self.keys.exact_str.get(s) {
                     all(ids);
                 }
                 self.prefix.walk(s.bytes(), &mut all);
                 self.suffix.walk(s.bytes().rev(), &mut all);
                 if let Some(lower) = lower {
-                    if let Some(ids) = self.equals_ic.get(lower) {
+                    if let Some(ids) = self.keys.equals_ic.get(lower) {
                         all(ids);
                     }
                     self.prefix_ic.walk(lower.bytes(), &mut all);
@@ -156,7 +152,9 @@ impl FrozenIndex {
                         let (v6, bits) = ip_bits(ip);
                         for &(family, len) in &self.cidr_lengths {
                             if family == v6 {
-                                if let Some(ids) = self.cidr.get(&(v6, len, mask(bits, len, v6))) {
+                                if let Some(ids) =
+                                    self.keys.cidr.get(&(v6, len, mask(bits, len, v6)))
+                                {
                                     all(ids);
                                 }
                             }
@@ -165,16 +163,16 @@ impl FrozenIndex {
                 }
             }
             Leaf::Num(n) => {
-                if let Some(ids) = self.exact_num.get(&num_key(n)) {
+                if let Some(ids) = self.keys.exact_num.get(&num_key(n)) {
                     all(ids);
                 }
                 self.numeric.stab(n, &mut all);
             }
-            Leaf::Bool(true) => all(&self.exact_true),
-            Leaf::Bool(false) => all(&self.exact_false),
-            Leaf::Null => all(&self.exact_null),
+            Leaf::Bool(true) => all(&self.keys.exact_true),
+            Leaf::Bool(false) => all(&self.keys.exact_false),
+            Leaf::Null => all(&self.keys.exact_null),
         }
-        for (op, conj) in &self.scan {
+        for (op, conj) in &self.keys.scan {
             if op.matches(leaf) {
                 hit(*conj);
             }
