@@ -60,7 +60,7 @@ rules:
     assert_eq!(code, 1);
     for expected in [
         "rules[2].bus: no bus named \"payments\" in buses",
-        "rules[2].pattern.type: must be a list of values or an object",
+        "rules[2].pattern.type: must be a list of alternatives or an object",
         "rules[2].targets[0].url: relative URL",
         "3 error(s)",
     ] {
@@ -235,7 +235,7 @@ fn test_pattern_exit_codes() {
     let (code, _, stderr) = run(r#"{"type":"order.paid"}"#, event);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("invalid pattern: type: must be a list of values"),
+        stderr.contains("invalid pattern: type: must be a list of alternatives"),
         "{stderr}"
     );
     let (code, _, stderr) = run("{}", r#"{"id":"x"}"#);
