@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::Config;
+use super::{resolve_secret, Config, SourceKind};
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,59 @@ pub fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Resolves every source's `secret`/`secrets` (`env:`, `file:`, literal) into
+/// `resolved_secrets`; a missing variable or file is an error at the secret's path.
+pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for (i, source) in config.sources.iter_mut().enumerate() {
+        let refs: Vec<(String, &String)> = match (&source.secret, source.secrets.as_slice()) {
+            (Some(one), []) => vec![(format!("sources[{i}].secret"), one)],
+            (None, many) => many
+                .iter()
+                .enumerate()
+                .map(|(j, s)| (format!("sources[{i}].secrets[{j}]"), s))
+                .collect(),
+            (Some(_), _) => {
+                errors.push(ConfigError {
+                    path: format!("sources[{i}]"),
+                    line: None,
+                    message: "set secret or secrets, not both".into(),
+                });
+                continue;
+            }
+        };
+        if refs.is_empty() {
+            errors.push(ConfigError {
+                path: format!("sources[{i}].secret"),
+                line: None,
+                message: format!(
+                    "kind {} needs a secret (or secrets: [...]){}",
+                    source.kind.as_str(),
+                    if source.kind == SourceKind::Basic {
+                        ": the password"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+            continue;
+        }
+        let mut resolved = Vec::with_capacity(refs.len());
+        for (path, reference) in refs {
+            match resolve_secret(reference) {
+                Ok(secret) => resolved.push(secret),
+                Err(message) => errors.push(ConfigError {
+                    path,
+                    line: None,
+                    message,
+                }),
+            }
+        }
+        source.resolved_secrets = resolved;
+    }
+    errors
 }
 
 pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
@@ -120,6 +173,32 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                 format!("buses[{i}].max_len"),
                 "must be greater than 0".into(),
             );
+        }
+    }
+
+    let mut source_names = HashSet::new();
+    for (i, source) in config.sources.iter().enumerate() {
+        let at = format!("sources[{i}]");
+        if let Err(m) = check_name(&source.name) {
+            err(format!("{at}.name"), m);
+        }
+        if !source_names.insert(source.name.as_str()) {
+            err(
+                format!("{at}.name"),
+                format!("duplicate source name {:?}", source.name),
+            );
+        }
+        if !bus_names.contains(source.bus.as_str()) {
+            err(
+                format!("{at}.bus"),
+                format!("no bus named {:?} in buses", source.bus),
+            );
+        }
+        // Compiled exactly as the ingress will compile it (secrets resolved before).
+        if let Err(errors) = crate::sources::Source::compile(source) {
+            for (field, message) in errors {
+                err(format!("{at}.{field}"), message);
+            }
         }
     }
 
