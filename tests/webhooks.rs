@@ -65,6 +65,8 @@ sources:
     )
 }
 
+type Headers = Vec<(String, String)>;
+
 /// How one kind's provider signs a request: headers for (secret, delivery id,
 /// timestamp, body). `query` is the request's query string.
 struct Kind {
@@ -78,10 +80,10 @@ struct Kind {
     signs_body: bool,
     /// The signature covers a timestamp.
     timestamped: bool,
-    sign: fn(&str, &str, i64, &[u8]) -> Vec<(String, String)>,
+    sign: fn(&str, &str, i64, &[u8]) -> Headers,
 }
 
-fn h(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+fn h(pairs: &[(&str, String)]) -> Headers {
     pairs
         .iter()
         .map(|(n, v)| (n.to_string(), v.clone()))

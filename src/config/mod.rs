@@ -110,10 +110,10 @@ pub struct SourceConfig {
     pub bus: String,
     /// The secret: a literal, `env:NAME` or `file:PATH` (resolved at load).
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<SecretRef>,
     /// Several secrets, any of which may verify a request (rotation). Excludes `secret`.
     #[serde(default)]
-    pub secrets: Vec<String>,
+    pub secrets: Vec<SecretRef>,
     /// Accepted clock difference for timestamped schemes. Default 5m.
     #[serde(default, deserialize_with = "opt_duration")]
     pub tolerance: Option<Duration>,
@@ -216,10 +216,19 @@ impl Default for Dedupe {
 
 impl<'de> Deserialize<'de> for Dedupe {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        if text == "off" {
-            return Ok(Dedupe(None));
+        // `off` may arrive as a boolean from YAML 1.1-minded writers (`dedupe: false`).
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
         }
+        let text = match Raw::deserialize(d)? {
+            Raw::Bool(false) => return Ok(Dedupe(None)),
+            Raw::Bool(true) => return Ok(Dedupe::default()),
+            Raw::Text(text) if text == "off" => return Ok(Dedupe(None)),
+            Raw::Text(text) => text,
+        };
         humantime::parse_duration(&text)
             .map(|w| Dedupe(Some(w)))
             .map_err(|e| {
@@ -227,6 +236,22 @@ impl<'de> Deserialize<'de> for Dedupe {
                     "invalid dedupe window {text:?} ({e}); write e.g. 10m, 24h, or off"
                 ))
             })
+    }
+}
+
+/// A secret as written in the config. `Debug` shows `env:`/`file:` references but
+/// never a literal secret.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretRef(pub String);
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.starts_with("env:") || self.0.starts_with("file:") {
+            write!(f, "{:?}", self.0)
+        } else {
+            f.write_str("\"***\"")
+        }
     }
 }
 

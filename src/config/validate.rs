@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::{resolve_secret, Config, SourceKind};
+use super::{resolve_secret, Config, SecretRef, SourceKind};
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
 pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     for (i, source) in config.sources.iter_mut().enumerate() {
-        let refs: Vec<(String, &String)> = match (&source.secret, source.secrets.as_slice()) {
+        let refs: Vec<(String, &SecretRef)> = match (&source.secret, source.secrets.as_slice()) {
             (Some(one), []) => vec![(format!("sources[{i}].secret"), one)],
             (None, many) => many
                 .iter()
@@ -83,7 +83,7 @@ pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
         }
         let mut resolved = Vec::with_capacity(refs.len());
         for (path, reference) in refs {
-            match resolve_secret(reference) {
+            match resolve_secret(&reference.0) {
                 Ok(secret) => resolved.push(secret),
                 Err(message) => errors.push(ConfigError {
                     path,
@@ -459,7 +459,7 @@ rules:
 buses: [{{name: b}}]
 sources:
   - {{name: gh, kind: github, bus: b, secrets: ["env:SLUICE_TEST_SOURCE_SECRET", "file:{}", literal]}}
-  - {{name: sw, kind: standard-webhooks, bus: b, secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, dedupe: "off", tolerance: 1m}}
+  - {{name: sw, kind: standard-webhooks, bus: b, secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, dedupe: off, tolerance: 1m}}
   - {{name: h, kind: hmac, bus: b, secret: k, header: X-Sig, algorithm: sha512, encoding: base64, prefix: "sha512=", timestamp_header: X-Ts, signed_content: "{{timestamp}}:{{body}}"}}
   - {{name: tw, kind: twilio, bus: b, secret: t, url: "https://hooks.example.com/webhooks/tw"}}
   - {{name: u, kind: basic, bus: b, secret: pw, username: hooks, id_header: x-request-id}}
@@ -474,7 +474,12 @@ sources:
             .collect();
         assert_eq!(secrets, [&b"from-env"[..], b"from-file", b"literal"]);
         assert_eq!(config.sources[1].dedupe.0, None);
-        assert!(!format!("{:?}", config.sources[0]).contains("from-env"));
+        let debug = format!("{:?}", config.sources[0]);
+        assert!(
+            !debug.contains("from-env") && !debug.contains("literal"),
+            "{debug}"
+        );
+        assert!(debug.contains("env:SLUICE_TEST_SOURCE_SECRET"), "{debug}");
     }
 
     #[test]
