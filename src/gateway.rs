@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::dispatch::{self, DeliverySettings, TargetSpec};
 use crate::ingress::{self, EchoSink, Ingress};
 use crate::router::{self, BusRoutes, StreamSettings};
+use crate::sources::Source;
 use crate::targets::HttpTarget;
 
 /// How long a blocking stream read waits for new entries.
@@ -114,10 +115,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             (b.name.clone(), spec)
         })
         .collect();
+    let sources = config
+        .sources
+        .iter()
+        .map(|s| {
+            // `Config::parse` validated every source, so this cannot fail here.
+            let source = Source::compile(s)
+                .map_err(|errors| anyhow::anyhow!("source {}: {:?}", s.name, errors))?;
+            Ok((s.name.clone(), source))
+        })
+        .collect::<anyhow::Result<HashMap<_, _>>>()?;
     let ingress = web::Data::new(Ingress {
         buses,
         redis: shared.clone(),
         limits: config.limits.clone(),
+        sources,
     });
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
     let server = HttpServer::new(move || {

@@ -1,7 +1,8 @@
 //! Sluice: a stateless webhook and CloudEvents gateway on Redis Streams.
 //!
 //! The modules mirror the data path (see `docs/architecture.md`):
-//! `ingress` accepts CloudEvents over HTTP and appends them through `bus`; the `router`
+//! `ingress` accepts CloudEvents and webhooks (verified and normalised by `sources`) over
+//! HTTP and appends them through `bus`; the `router`
 //! reads each bus, asks `rules` which (rule, target) pairs match and writes one entry per
 //! match into that target's stream; `dispatch` reads target streams and calls `targets`.
 
@@ -15,4 +16,5 @@ pub mod ingress;
 pub mod observability;
 pub mod router;
 pub mod rules;
+pub mod sources;
 pub mod targets;

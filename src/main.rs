@@ -100,8 +100,13 @@ fn main() -> ExitCode {
         Command::Check { config } => match load(&config) {
             Some(c) => {
                 let targets: usize = c.rules.iter().map(|r| r.targets.len()).sum();
+                // Sources are only counted when there are some, so existing output holds.
+                let sources = match c.sources.len() {
+                    0 => String::new(),
+                    n => format!("{n} sources, "),
+                };
                 println!(
-                    "{}: ok ({} buses, {} rules, {} targets)",
+                    "{}: ok ({} buses, {sources}{} rules, {} targets)",
                     config.display(),
                     c.buses.len(),
                     c.rules.len(),

@@ -33,6 +33,12 @@ fn check_accepts_the_examples() {
         stdout.contains("ok (1 buses, 1 rules, 4 targets)"),
         "{stdout}"
     );
+    let (code, stdout, stderr) = sluice(&["check", "--config", "examples/webhooks/sluice.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("ok (1 buses, 2 sources, 2 rules, 2 targets)"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -241,4 +247,30 @@ fn test_pattern_exit_codes() {
     let (code, _, stderr) = run("{}", r#"{"id":"x"}"#);
     assert_eq!(code, 2);
     assert!(stderr.contains("invalid event: specversion"), "{stderr}");
+}
+
+#[test]
+fn check_names_a_source_secret_that_cannot_be_resolved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sources.yaml");
+    std::fs::write(
+        &path,
+        r#"buses: [{name: saas}]
+sources:
+  - {name: github, kind: github, bus: saas, secret: "env:SLUICE_CLI_TEST_UNSET_SECRET"}
+  - {name: stripe, kind: stripe, bus: saas, secrets: [ok, "file:/nonexistent/sluice/stripe"]}
+"#,
+    )
+    .unwrap();
+    let (code, _, stderr) = sluice(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    for expected in [
+        "sources[0].secret: environment variable SLUICE_CLI_TEST_UNSET_SECRET is not set",
+        "sources[1].secrets[1]: cannot read secret file /nonexistent/sluice/stripe",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
 }

@@ -8,6 +8,7 @@
 //! |-----|------|-------|
 //! | `sluice:{BUS}:events` | stream | every accepted event of the bus, for its retention; consumer group `router` |
 //! | `sluice:{BUS}:t:RULE:TARGET` | stream | events routed to one target, waiting for delivery; consumer group `dispatch` |
+//! | `sluice:{BUS}:dedupe:SOURCE:ID` | string | marks a webhook id as appended, for the source's dedupe window |
 //!
 //! # Entries
 //! An entry has the fields `a` (context attributes, a JSON object), `k` (data kind: `j`
@@ -45,6 +46,11 @@ pub fn bus_key(bus: &str) -> String {
 /// Key of a target stream.
 pub fn target_key(bus: &str, rule: &str, target: &str) -> String {
     format!("sluice:{{{bus}}}:t:{rule}:{target}")
+}
+
+/// Key marking webhook `id` of `source` as appended to `bus` (see [`append_once`]).
+pub fn dedupe_key(bus: &str, source: &str, id: &str) -> String {
+    format!("sluice:{{{bus}}}:dedupe:{source}:{id}")
 }
 
 /// How long a bus stream keeps its events (see [`trim`]).
@@ -140,6 +146,48 @@ pub async fn append(
         cmd.ignore();
     }
     within(pipe.query_async::<()>(conn)).await
+}
+
+/// Appends one event unless its dedupe key exists, then sets the key with a TTL: one
+/// script, so one round trip and atomic. The key is written after the `XADD` in the
+/// same script, so there is never a dedupe key without its event (a failed `XADD`
+/// aborts the script before the `SET`).
+static APPEND_ONCE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return 1
+"#,
+    )
+});
+
+/// Appends `event` to `bus` unless `dedupe_key` was set within `window`; true when
+/// appended, false for a duplicate. Returns once Redis has acknowledged it.
+pub async fn append_once(
+    conn: &mut ConnectionManager,
+    bus: &BusSpec,
+    event: &EncodedEvent,
+    dedupe_key: &str,
+    window: Duration,
+) -> Result<bool, BusError> {
+    let mut invocation = APPEND_ONCE.key(&bus.key);
+    invocation
+        .key(dedupe_key)
+        .arg(window.as_millis().max(1) as u64)
+        .arg("a")
+        .arg(&event.attrs);
+    if let Some(data) = &event.data {
+        invocation
+            .arg("k")
+            .arg(data.kind.code())
+            .arg("d")
+            .arg(data.bytes.as_ref());
+    }
+    within(invocation.invoke_async::<u8>(conn))
+        .await
+        .map(|appended| appended == 1)
 }
 
 /// Trims a bus stream to its retention, but never past what the router group has not

@@ -7,6 +7,7 @@
 mod validate;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -30,6 +31,9 @@ pub struct Config {
     pub delivery: Delivery,
     #[serde(default)]
     pub buses: Vec<BusConfig>,
+    /// Webhook endpoints (`POST /webhooks/{name}`), see docs/sources.md.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
 }
@@ -94,6 +98,200 @@ pub struct BusConfig {
     /// Keep at most this many events (same trimming). Excludes `retention`.
     #[serde(default)]
     pub max_len: Option<u64>,
+}
+
+/// A webhook source: `POST /webhooks/{name}`, verified the way `kind` says, normalised
+/// to a CloudEvent and appended to `bus`. Per-kind options are rejected on other kinds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    pub bus: String,
+    /// The secret: a literal, `env:NAME` or `file:PATH` (resolved at load).
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+    /// Several secrets, any of which may verify a request (rotation). Excludes `secret`.
+    #[serde(default)]
+    pub secrets: Vec<SecretRef>,
+    /// Accepted clock difference for timestamped schemes. Default 5m.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub tolerance: Option<Duration>,
+    /// Window in which a repeated (source, id) is answered 200 and not appended again.
+    #[serde(default)]
+    pub dedupe: Dedupe,
+    /// The CloudEvents `source` of every event (default: derived per kind).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// twilio: the public URL Twilio calls (and signs).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// hmac: the signature header; token: the header holding the token.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// hmac: sha1, sha256 (default) or sha512.
+    #[serde(default)]
+    pub algorithm: Option<HmacAlgorithm>,
+    /// hmac: hex (default) or base64.
+    #[serde(default)]
+    pub encoding: Option<SignatureEncoding>,
+    /// hmac: text before the signature in the header, e.g. `sha256=`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// hmac: header carrying the signed Unix timestamp (enables the tolerance window).
+    #[serde(default)]
+    pub timestamp_header: Option<String>,
+    /// hmac: what is signed, from `{timestamp}` and `{body}`. Default `{body}`, or
+    /// `{timestamp}.{body}` with `timestamp_header`.
+    #[serde(default)]
+    pub signed_content: Option<String>,
+    /// hmac, token, basic: header carrying a delivery id (the event id, for dedupe).
+    #[serde(default)]
+    pub id_header: Option<String>,
+    /// basic: the user name (the password is `secret`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Secrets as resolved from `secret`/`secrets` by [`Config::parse`].
+    #[serde(skip)]
+    pub resolved_secrets: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    Github,
+    Stripe,
+    Slack,
+    Shopify,
+    StandardWebhooks,
+    Gitlab,
+    Twilio,
+    Hmac,
+    Token,
+    Basic,
+}
+
+impl SourceKind {
+    /// The name as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Github => "github",
+            SourceKind::Stripe => "stripe",
+            SourceKind::Slack => "slack",
+            SourceKind::Shopify => "shopify",
+            SourceKind::StandardWebhooks => "standard-webhooks",
+            SourceKind::Gitlab => "gitlab",
+            SourceKind::Twilio => "twilio",
+            SourceKind::Hmac => "hmac",
+            SourceKind::Token => "token",
+            SourceKind::Basic => "basic",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacAlgorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureEncoding {
+    Hex,
+    Base64,
+}
+
+/// `dedupe:` a duration or `off`. Default 24h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dedupe(pub Option<Duration>);
+
+impl Default for Dedupe {
+    fn default() -> Self {
+        Dedupe(Some(Duration::from_secs(24 * 3600)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dedupe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // `off` may arrive as a boolean from YAML 1.1-minded writers (`dedupe: false`).
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Bool(false) => return Ok(Dedupe(None)),
+            Raw::Bool(true) => return Ok(Dedupe::default()),
+            Raw::Text(text) if text == "off" => return Ok(Dedupe(None)),
+            Raw::Text(text) => text,
+        };
+        humantime::parse_duration(&text)
+            .map(|w| Dedupe(Some(w)))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid dedupe window {text:?} ({e}); write e.g. 10m, 24h, or off"
+                ))
+            })
+    }
+}
+
+/// A secret as written in the config. `Debug` shows `env:`/`file:` references but
+/// never a literal secret.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretRef(pub String);
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.starts_with("env:") || self.0.starts_with("file:") {
+            write!(f, "{:?}", self.0)
+        } else {
+            f.write_str("\"***\"")
+        }
+    }
+}
+
+/// A resolved secret. Its bytes never appear in `Debug` output (nor in logs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Resolves a secret reference: `env:NAME`, `file:PATH` (one trailing newline dropped,
+/// as editors and `echo` add one) or a literal.
+pub fn resolve_secret(reference: &str) -> Result<Secret, String> {
+    if let Some(name) = reference.strip_prefix("env:") {
+        match std::env::var(name) {
+            Ok(v) if !v.is_empty() => Ok(Secret(v.into_bytes())),
+            Ok(_) => Err(format!("environment variable {name} is empty")),
+            Err(_) => Err(format!("environment variable {name} is not set")),
+        }
+    } else if let Some(path) = reference.strip_prefix("file:") {
+        let mut bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read secret file {path}: {e}"))?;
+        if bytes.ends_with(b"\n") {
+            bytes.pop();
+            if bytes.ends_with(b"\r") {
+                bytes.pop();
+            }
+        }
+        if bytes.is_empty() {
+            return Err(format!("secret file {path} is empty"));
+        }
+        Ok(Secret(bytes))
+    } else if reference.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(Secret(reference.as_bytes().to_vec()))
+    }
 }
 
 /// A rule: an event pattern on one bus and the targets of matching events.
@@ -261,7 +459,9 @@ impl Config {
                 message,
             }]
         })?;
-        let errors = validate::validate(&config);
+        let mut config = config;
+        let mut errors = validate::resolve_secrets(&mut config);
+        errors.extend(validate::validate(&config));
         if errors.is_empty() {
             Ok(config)
         } else {

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::Config;
+use super::{resolve_secret, Config, SecretRef, SourceKind};
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,59 @@ pub fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Resolves every source's `secret`/`secrets` (`env:`, `file:`, literal) into
+/// `resolved_secrets`; a missing variable or file is an error at the secret's path.
+pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for (i, source) in config.sources.iter_mut().enumerate() {
+        let refs: Vec<(String, &SecretRef)> = match (&source.secret, source.secrets.as_slice()) {
+            (Some(one), []) => vec![(format!("sources[{i}].secret"), one)],
+            (None, many) => many
+                .iter()
+                .enumerate()
+                .map(|(j, s)| (format!("sources[{i}].secrets[{j}]"), s))
+                .collect(),
+            (Some(_), _) => {
+                errors.push(ConfigError {
+                    path: format!("sources[{i}]"),
+                    line: None,
+                    message: "set secret or secrets, not both".into(),
+                });
+                continue;
+            }
+        };
+        if refs.is_empty() {
+            errors.push(ConfigError {
+                path: format!("sources[{i}].secret"),
+                line: None,
+                message: format!(
+                    "kind {} needs a secret (or secrets: [...]){}",
+                    source.kind.as_str(),
+                    if source.kind == SourceKind::Basic {
+                        ": the password"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+            continue;
+        }
+        let mut resolved = Vec::with_capacity(refs.len());
+        for (path, reference) in refs {
+            match resolve_secret(&reference.0) {
+                Ok(secret) => resolved.push(secret),
+                Err(message) => errors.push(ConfigError {
+                    path,
+                    line: None,
+                    message,
+                }),
+            }
+        }
+        source.resolved_secrets = resolved;
+    }
+    errors
 }
 
 pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
@@ -120,6 +173,32 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                 format!("buses[{i}].max_len"),
                 "must be greater than 0".into(),
             );
+        }
+    }
+
+    let mut source_names = HashSet::new();
+    for (i, source) in config.sources.iter().enumerate() {
+        let at = format!("sources[{i}]");
+        if let Err(m) = check_name(&source.name) {
+            err(format!("{at}.name"), m);
+        }
+        if !source_names.insert(source.name.as_str()) {
+            err(
+                format!("{at}.name"),
+                format!("duplicate source name {:?}", source.name),
+            );
+        }
+        if !bus_names.contains(source.bus.as_str()) {
+            err(
+                format!("{at}.bus"),
+                format!("no bus named {:?} in buses", source.bus),
+            );
+        }
+        // Compiled exactly as the ingress will compile it (secrets resolved before).
+        if let Err(errors) = crate::sources::Source::compile(source) {
+            for (field, message) in errors {
+                err(format!("{at}.{field}"), message);
+            }
         }
     }
 
@@ -367,6 +446,84 @@ rules:
             assert!(got.iter().any(|g| g.starts_with(expected)), "missing {expected:?} in {got:#?}");
         }
         assert_eq!(got.len(), 6, "{got:#?}");
+    }
+
+    #[test]
+    fn sources_resolve_secrets_from_env_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-file\n").unwrap();
+        std::env::set_var("SLUICE_TEST_SOURCE_SECRET", "from-env");
+        let yaml = format!(
+            r#"
+buses: [{{name: b}}]
+sources:
+  - {{name: gh, kind: github, bus: b, secrets: ["env:SLUICE_TEST_SOURCE_SECRET", "file:{}", literal]}}
+  - {{name: sw, kind: standard-webhooks, bus: b, secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, dedupe: off, tolerance: 1m}}
+  - {{name: h, kind: hmac, bus: b, secret: k, header: X-Sig, algorithm: sha512, encoding: base64, prefix: "sha512=", timestamp_header: X-Ts, signed_content: "{{timestamp}}:{{body}}"}}
+  - {{name: tw, kind: twilio, bus: b, secret: t, url: "https://hooks.example.com/webhooks/tw"}}
+  - {{name: u, kind: basic, bus: b, secret: pw, username: hooks, id_header: x-request-id}}
+"#,
+            file.display()
+        );
+        let config = Config::parse(&yaml).unwrap();
+        let secrets: Vec<&[u8]> = config.sources[0]
+            .resolved_secrets
+            .iter()
+            .map(|s| s.0.as_slice())
+            .collect();
+        assert_eq!(secrets, [&b"from-env"[..], b"from-file", b"literal"]);
+        assert_eq!(config.sources[1].dedupe.0, None);
+        let debug = format!("{:?}", config.sources[0]);
+        assert!(
+            !debug.contains("from-env") && !debug.contains("literal"),
+            "{debug}"
+        );
+        assert!(debug.contains("env:SLUICE_TEST_SOURCE_SECRET"), "{debug}");
+    }
+
+    #[test]
+    fn source_errors_name_their_path() {
+        let yaml = r#"
+buses: [{name: b}]
+sources:
+  - {name: a, kind: github, bus: nope, secret: "env:SLUICE_TEST_NOT_SET_ANYWHERE", url: "http://x/", tolerance: 1m}
+  - {name: a, kind: stripe, bus: b, secrets: [ok, "file:/nonexistent/sluice-secret"]}
+  - {name: c, kind: standard-webhooks, bus: b, secret: "whsec_***"}
+  - {name: d, kind: twilio, bus: b, secret: x}
+  - {name: e, kind: hmac, bus: b, secret: x, signed_content: "{id}{body}"}
+  - {name: f, kind: slack, bus: b}
+  - {name: g, kind: token, bus: b, secret: x, secrets: [y]}
+  - {name: h, kind: basic, bus: b, secret: x, dedupe: soon}
+"#;
+        let got = errors(yaml);
+        assert_eq!(got.len(), 1, "a type error stops parsing: {got:#?}");
+        assert!(
+            got[0].contains("sources[7].dedupe: invalid dedupe window"),
+            "{got:?}"
+        );
+
+        let got = errors(&yaml.replace("dedupe: soon", "username: u"));
+        for expected in [
+            "sources[0].secret: environment variable SLUICE_TEST_NOT_SET_ANYWHERE is not set",
+            "sources[0].bus: no bus named \"nope\" in buses",
+            "sources[0].url: applies only to kind twilio, not github",
+            "sources[0].tolerance: kind github signs no timestamp",
+            "sources[1].name: duplicate source name \"a\"",
+            "sources[1].secrets[1]: cannot read secret file /nonexistent/sluice-secret",
+            "sources[2].secret: not a Standard Webhooks secret",
+            "sources[3].url: kind twilio needs the public URL",
+            "sources[4].header: kind hmac needs the signature header",
+            "sources[4].signed_content: {id} is not a placeholder",
+            "sources[5].secret: kind slack needs a secret",
+            "sources[6]: set secret or secrets, not both",
+        ] {
+            assert!(
+                got.iter().any(|g| g.starts_with(expected)),
+                "missing {expected:?} in {got:#?}"
+            );
+        }
+        assert_eq!(got.len(), 12, "{got:#?}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The HTTP ingress (actix-web): CloudEvents in, appended to a bus, 202 once Redis has
-//! them. Also the health endpoints and, in `sluice dev`, an echo target.
+//! The HTTP ingress (actix-web): CloudEvents and webhooks in, appended to a bus, 2xx
+//! once Redis has them. Also the health endpoints and, in `sluice dev`, an echo target.
 
 mod echo;
 mod error;
+mod webhook;
 
 use std::collections::HashMap;
 
@@ -16,6 +17,7 @@ use crate::bus::{self, BusSpec};
 use crate::config::Limits;
 use crate::event::cloudevents::{self, FieldError};
 use crate::event::EncodedEvent;
+use crate::sources::Source;
 
 pub use echo::EchoSink;
 pub use error::ApiError;
@@ -25,6 +27,8 @@ pub struct Ingress {
     pub buses: HashMap<String, BusSpec>,
     pub redis: ConnectionManager,
     pub limits: Limits,
+    /// Webhook sources by name.
+    pub sources: HashMap<String, Source>,
 }
 
 /// Registers the ingress routes on an actix app.
@@ -32,6 +36,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, echo: Option<web::Data<EchoSink>>
     cfg.service(
         web::resource("/buses/{bus}/events")
             .route(web::post().to(ingest))
+            .default_service(web::to(|| async { method_not_allowed("POST") })),
+    )
+    .service(
+        web::resource("/webhooks/{source}")
+            .route(web::post().to(webhook::receive))
             .default_service(web::to(|| async { method_not_allowed("POST") })),
     )
     .service(web::resource("/healthz").route(web::get().to(healthz)))
@@ -123,30 +132,7 @@ async fn ingest(
         _ => return Err(unsupported(content_type)),
     };
 
-    let limit = state.limits.max_request_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large(format!("request body exceeds {limit} bytes")));
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                format!("reading the body failed: {e}"),
-            )
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large(format!("request body exceeds {limit} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
+    let body = read_body(&req, &mut payload, state.limits.max_request_bytes).await?;
 
     let events = match mode {
         Mode::Binary => {
@@ -187,14 +173,9 @@ async fn ingest(
 
     if !encoded.is_empty() {
         let mut redis = state.redis.clone();
-        bus::append(&mut redis, bus, &encoded).await.map_err(|e| {
-            warn!(bus = %bus.name, error = %e, "append failed; answering 503");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "bus_unavailable",
-                "the event store is unavailable; retry later",
-            )
-        })?;
+        bus::append(&mut redis, bus, &encoded)
+            .await
+            .map_err(|e| unavailable(&bus.name, e))?;
     }
     let ids: Vec<&str> = encoded.iter().map(|e| e.id.as_str()).collect();
     debug!(bus = %bus.name, count = ids.len(), "accepted");
@@ -205,6 +186,49 @@ async fn ingest(
     Ok(HttpResponse::Accepted()
         .content_type("application/json")
         .body(answer))
+}
+
+/// Reads a request body of at most `limit` bytes. A larger declared `Content-Length` is
+/// refused before anything is read; a body that grows past the limit is refused as soon
+/// as it does, so an oversized request never sits whole in memory.
+async fn read_body(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(format!("request body exceeds {limit} bytes")));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("reading the body failed: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(format!("request body exceeds {limit} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// 503 (with `Retry-After`) for an append Redis did not acknowledge.
+fn unavailable(bus: &str, e: bus::BusError) -> ApiError {
+    warn!(bus, error = %e, "append failed; answering 503");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "bus_unavailable",
+        "the event store is unavailable; retry later",
+    )
 }
 
 fn media_type(content_type: &str) -> &str {
