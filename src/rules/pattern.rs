@@ -240,7 +240,12 @@ fn parse_object(
                 return fail(at, "an empty object tests nothing; remove it or add fields")
             }
             Value::Object(m) => parse_object(m, &sub_field, &at, depth + 1)?,
-            Value::Array(items) => parse_leaf(items, sub_field, &at)?,
+            Value::Array(items) => parse_leaf(items, sub_field, &at).map_err(|mut e| {
+                if name == "$or" {
+                    e.message += " ($or is an OR only with an array of at least two objects)";
+                }
+                e
+            })?,
             other => {
                 return fail(
                     at,
