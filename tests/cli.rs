@@ -237,6 +237,12 @@ fn test_pattern_exit_codes() {
         0
     );
     assert_eq!(run(r#"{"type":["order.refunded"]}"#, event).0, 1);
+    // The README tour's example.
+    let (code, stdout, _) = run(
+        r#"{"type":[{"prefix":"order."}],"data":{"amount":[{"numeric":[">",100]}]}}"#,
+        r#"{"specversion":"1.0","id":"1","source":"/shop","type":"order.paid","data":{"amount":250}}"#,
+    );
+    assert_eq!((code, stdout.trim()), (0, "match"));
     assert_eq!(run("data: {tags: [z]}", event).0, 1, "YAML patterns too");
     let (code, _, stderr) = run(r#"{"type":"order.paid"}"#, event);
     assert_eq!(code, 2);
