@@ -151,10 +151,16 @@ pub async fn append(
 /// Appends one event unless its dedupe key exists, then sets the key with a TTL: one
 /// script, so one round trip and atomic. The key is written after the `XADD` in the
 /// same script, so there is never a dedupe key without its event (a failed `XADD`
-/// aborts the script before the `SET`).
+/// aborts the script before the `SET`). The TTL is checked before the `XADD`, so the
+/// `SET` cannot fail on it and leave an event without its key (sources bound `dedupe`
+/// to 365d; the check is a backstop).
 static APPEND_ONCE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
+local ttl = tonumber(ARGV[1])
+if not ttl or ttl < 1 or ttl > 1e15 or ttl ~= math.floor(ttl) then
+  return redis.error_reply('ERR dedupe TTL out of range')
+end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
@@ -175,7 +181,7 @@ pub async fn append_once(
     let mut invocation = APPEND_ONCE.key(&bus.key);
     invocation
         .key(dedupe_key)
-        .arg(window.as_millis().max(1) as u64)
+        .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1))
         .arg("a")
         .arg(&event.attrs);
     if let Some(data) = &event.data {

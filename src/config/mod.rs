@@ -151,9 +151,11 @@ pub struct SourceConfig {
     /// basic: the user name (the password is `secret`).
     #[serde(default)]
     pub username: Option<String>,
-    /// Secrets as resolved from `secret`/`secrets` by [`Config::parse`].
+    /// Secrets as resolved from `secret`/`secrets` by [`Config::parse`], one per
+    /// configured secret (so indexes match `secrets`); `None` for one that failed to
+    /// resolve (the config is then invalid, with an error at its path).
     #[serde(skip)]
-    pub resolved_secrets: Vec<Secret>,
+    pub resolved_secrets: Vec<Option<Secret>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -84,12 +84,15 @@ pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
         let mut resolved = Vec::with_capacity(refs.len());
         for (path, reference) in refs {
             match resolve_secret(&reference.0) {
-                Ok(secret) => resolved.push(secret),
-                Err(message) => errors.push(ConfigError {
-                    path,
-                    line: None,
-                    message,
-                }),
+                Ok(secret) => resolved.push(Some(secret)),
+                Err(message) => {
+                    resolved.push(None);
+                    errors.push(ConfigError {
+                        path,
+                        line: None,
+                        message,
+                    })
+                }
             }
         }
         source.resolved_secrets = resolved;
@@ -470,7 +473,7 @@ sources:
         let secrets: Vec<&[u8]> = config.sources[0]
             .resolved_secrets
             .iter()
-            .map(|s| s.0.as_slice())
+            .map(|s| s.as_ref().unwrap().0.as_slice())
             .collect();
         assert_eq!(secrets, [&b"from-env"[..], b"from-file", b"literal"]);
         assert_eq!(config.sources[1].dedupe.0, None);

@@ -25,6 +25,10 @@ pub use verify::{Rejection, Request, Verifier};
 /// Default tolerance of timestamped schemes (Stripe's and Slack's libraries use 5 min).
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
+/// Longest `dedupe` window. Bounded so the key's TTL (milliseconds, `SET ... PX`) is
+/// always one Redis accepts: a TTL Redis refused would fail the append script.
+pub const MAX_DEDUPE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// A configured webhook source, compiled.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -113,12 +117,19 @@ impl Source {
                 ),
             );
         }
+        // Timestamps are whole seconds: a sub-second tolerance would truncate to 0.
         let tolerance = config.tolerance.unwrap_or(DEFAULT_TOLERANCE);
-        if config.tolerance.is_some_and(|t| t.is_zero()) {
-            err("tolerance", "must be greater than 0".into());
+        if tolerance < Duration::from_secs(1) {
+            err(
+                "tolerance",
+                "must be at least 1s (signed timestamps are whole seconds)".into(),
+            );
         }
         if config.dedupe.0.is_some_and(|w| w.as_millis() == 0) {
             err("dedupe", "must be at least 1ms, or off".into());
+        }
+        if config.dedupe.0.is_some_and(|w| w > MAX_DEDUPE) {
+            err("dedupe", "must be at most 365d, or off".into());
         }
         if let Some(source) = &config.source {
             if source.is_empty() || source.contains(char::is_whitespace) {
@@ -144,8 +155,11 @@ impl Source {
         });
 
         // Standard Webhooks secrets are `whsec_` + base64 of the key bytes.
+        // `resolved_secrets` has one entry per configured secret, so `i` is its index;
+        // one that failed to resolve already has its error.
         let mut secrets = Vec::with_capacity(config.resolved_secrets.len());
         for (i, secret) in config.resolved_secrets.iter().enumerate() {
+            let Some(secret) = secret else { continue };
             if kind != SourceKind::StandardWebhooks {
                 secrets.push(secret.0.clone());
                 continue;
@@ -220,6 +234,14 @@ impl Source {
                         "uses {timestamp} but timestamp_header is not set".into(),
                     );
                 }
+                // An unsigned timestamp could be replaced by a replayer: the tolerance
+                // window would then prove nothing.
+                if !uses_ts && config.timestamp_header.is_some() && !template.is_empty() {
+                    err(
+                        "signed_content",
+                        "must contain {timestamp} when timestamp_header is set (an unsigned timestamp does not prevent replays)".into(),
+                    );
+                }
                 verify::Scheme::Hmac(Box::new(verify::HmacScheme {
                     header: header.unwrap_or(HeaderName::from_static("x-signature")),
                     algorithm: config.algorithm.unwrap_or(HmacAlgorithm::Sha256),
@@ -273,5 +295,98 @@ pub fn secret_field(config: &SourceConfig, i: usize) -> String {
         "secret".into()
     } else {
         format!("secrets[{i}]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    /// The errors of a config with one source (written as a YAML flow mapping).
+    fn errors(source: &str) -> Vec<String> {
+        let yaml = format!("buses: [{{name: b}}]\nsources: [{source}]\n");
+        match Config::parse(&yaml) {
+            Ok(_) => vec![],
+            Err(es) => es.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn hmac_timestamp_header_must_be_signed() {
+        let got = errors(
+            "{name: h, kind: hmac, bus: b, secret: k, header: x-sig, timestamp_header: x-ts, signed_content: '{body}'}",
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("sources[0].signed_content: ") && got[0].contains("{timestamp}"),
+            "{got:?}"
+        );
+        // The default template with a timestamp header signs it.
+        let ok = "{name: h, kind: hmac, bus: b, secret: k, header: x-sig, timestamp_header: x-ts}";
+        assert_eq!(errors(ok), Vec::<String>::new());
+    }
+
+    #[test]
+    fn secrets_never_in_debug_output() {
+        let yaml = "buses: [{name: b}]\nsources: [{name: s, kind: github, bus: b, secrets: [hunter2-literal, other-secret]}]\n";
+        let config = Config::parse(yaml).unwrap();
+        let source = super::Source::compile(&config.sources[0]).unwrap();
+        for debug in [
+            format!("{source:?}"),
+            format!("{source:#?}"),
+            format!("{:?}", source.verifier),
+        ] {
+            assert!(
+                !debug.contains("hunter2") && !debug.contains("other-secret"),
+                "{debug}"
+            );
+            // Not the bytes either.
+            assert!(!debug.contains("104, 117, 110"), "{debug}");
+        }
+    }
+
+    #[test]
+    fn dedupe_window_is_bounded() {
+        for window in ["300000000y", "366d", "100000000000000h"] {
+            let got = errors(&format!(
+                "{{name: s, kind: github, bus: b, secret: k, dedupe: {window}}}"
+            ));
+            assert_eq!(got.len(), 1, "{window}: {got:?}");
+            assert!(
+                got[0].starts_with("sources[0].dedupe: ") && got[0].contains("365d"),
+                "{window}: {got:?}"
+            );
+        }
+        let ok = errors("{name: s, kind: github, bus: b, secret: k, dedupe: 365d}");
+        assert_eq!(ok, Vec::<String>::new());
+    }
+
+    #[test]
+    fn tolerance_is_at_least_a_second() {
+        for tolerance in ["500ms", "999ms", "0s"] {
+            let got = errors(&format!(
+                "{{name: s, kind: stripe, bus: b, secret: k, tolerance: {tolerance}}}"
+            ));
+            assert_eq!(got.len(), 1, "{tolerance}: {got:?}");
+            assert!(
+                got[0].starts_with("sources[0].tolerance: ") && got[0].contains("1s"),
+                "{tolerance}: {got:?}"
+            );
+        }
+        let ok = errors("{name: s, kind: stripe, bus: b, secret: k, tolerance: 1s}");
+        assert_eq!(ok, Vec::<String>::new());
+    }
+
+    #[test]
+    fn standard_webhooks_secret_errors_name_the_right_index() {
+        let got = errors(
+            r#"{name: s, kind: standard-webhooks, bus: b, secrets: ["env:SLUICE_TEST_UNSET_SECRET_6", "whsec_!!", "whsec_c2VjcmV0"]}"#,
+        );
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with("sources[0].secrets[0]: "), "{got:?}");
+        assert!(
+            got[1].starts_with("sources[0].secrets[1]: ") && got[1].contains("whsec_"),
+            "{got:?}"
+        );
     }
 }

@@ -5,6 +5,8 @@
 //! A request passes when any configured secret verifies it (rotation). A [`Rejection`]
 //! says why, for the log only: the HTTP answer never does.
 
+use std::fmt;
+
 use actix_web::http::header::{HeaderMap, HeaderName};
 use base64::Engine;
 use hmac::{KeyInit, Mac};
@@ -42,6 +44,9 @@ pub enum Rejection {
     Malformed,
     Expired,
     Mismatch,
+    /// A body the signature does not cover (Twilio: neither form parameters nor
+    /// `bodySHA256`).
+    UnsignedBody,
 }
 
 impl Rejection {
@@ -51,6 +56,7 @@ impl Rejection {
             Rejection::Malformed => "signature or timestamp header is malformed",
             Rejection::Expired => "timestamp outside the tolerance window (possible replay)",
             Rejection::Mismatch => "no secret verifies the signature",
+            Rejection::UnsignedBody => "the body is not covered by the signature",
         }
     }
 }
@@ -131,13 +137,36 @@ pub enum Scheme {
 }
 
 /// A scheme with its secrets (already decoded, e.g. `whsec_` base64 for Standard
-/// Webhooks) and its timestamp tolerance.
-#[derive(Debug, Clone)]
+/// Webhooks) and its timestamp tolerance. `Debug` shows how many secrets, never them.
+#[derive(Clone)]
 pub struct Verifier {
     pub scheme: Scheme,
     pub secrets: Vec<Vec<u8>>,
     /// Seconds a signed timestamp may differ from now, either way.
     pub tolerance: u64,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("scheme", &self.scheme)
+            .field("secrets", &format_args!("[***; {}]", self.secrets.len()))
+            .field("tolerance", &self.tolerance)
+            .finish()
+    }
+}
+
+/// Whether a `Content-Type` is `application/x-www-form-urlencoded` (any case, any
+/// parameters). Shared by verification and normalisation, so a body is signed as form
+/// parameters exactly when it is read as them.
+pub(crate) fn is_form(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
 }
 
 impl Verifier {
@@ -344,7 +373,8 @@ fn hmac_verify(algorithm: HmacAlgorithm, key: &[u8], parts: &[&[u8]], tag: &[u8]
 
 /// What Twilio signs: the full URL it called, then for form bodies every parameter as
 /// `name` + `value`, sorted. A JSON body is instead covered by the `bodySHA256` query
-/// parameter (hex SHA-256 of the body), which is itself part of the signed URL.
+/// parameter (hex SHA-256 of the body), which is itself part of the signed URL. Any
+/// other non-empty body would be unsigned yet become the event data: refused.
 fn twilio_content(url: &str, req: &Request) -> Result<String, Rejection> {
     let mut signed = url.to_string();
     if !req.query.is_empty() {
@@ -361,11 +391,7 @@ fn twilio_content(url: &str, req: &Request) -> Result<String, Rejection> {
         }
         return Ok(signed);
     }
-    let is_form = req.header("content-type").is_some_and(|ct| {
-        ct.trim_start()
-            .starts_with("application/x-www-form-urlencoded")
-    });
-    if is_form {
+    if is_form(req.header("content-type")) {
         let mut params: Vec<(String, String)> = url::form_urlencoded::parse(req.body)
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
@@ -374,6 +400,8 @@ fn twilio_content(url: &str, req: &Request) -> Result<String, Rejection> {
             signed.push_str(&k);
             signed.push_str(&v);
         }
+    } else if !req.body.is_empty() {
+        return Err(Rejection::UnsignedBody);
     }
     Ok(signed)
 }
@@ -645,6 +673,58 @@ pub(crate) mod tests {
             check(&v, &h, &query, br#"{"CallSid":"CA2"}"#, 0),
             Err(Rejection::Mismatch)
         );
+    }
+
+    #[test]
+    fn twilio_body_must_be_signed() {
+        // Signed over the URL only: no form parameters, no bodySHA256.
+        let v = verifier(
+            Scheme::Twilio {
+                url: "https://mycompany.com/myapp.php".into(),
+            },
+            &[b"12345"],
+        );
+        let sig = B64.encode(sign(
+            HmacAlgorithm::Sha1,
+            b"12345",
+            b"https://mycompany.com/myapp.php?x=1",
+        ));
+        let with = |ct: &'static str| [("content-type", ct), ("x-twilio-signature", sig.as_str())];
+        // An empty body is all the signature says, whatever its type.
+        for ct in ["text/plain", "application/x-www-form-urlencoded"] {
+            assert_eq!(check(&v, &with(ct), "x=1", b"", 0), Ok(()), "{ct}");
+        }
+        // A body the signature does not cover is refused.
+        for ct in ["text/plain", "application/json", "application/octet-stream"] {
+            assert_eq!(
+                check(&v, &with(ct), "x=1", b"injected=1", 0),
+                Err(Rejection::UnsignedBody),
+                "{ct}"
+            );
+        }
+        let sig_only = [("x-twilio-signature", sig.as_str())];
+        assert_eq!(
+            check(&v, &sig_only, "x=1", b"injected", 0),
+            Err(Rejection::UnsignedBody)
+        );
+        // Form content types are recognised whatever their case and parameters: the
+        // parameters are then signed, and these were not.
+        for ct in [
+            "APPLICATION/X-WWW-FORM-URLENCODED",
+            "Application/x-www-form-urlencoded; charset=UTF-8",
+        ] {
+            assert_eq!(
+                check(&v, &with(ct), "x=1", b"injected=1", 0),
+                Err(Rejection::Mismatch),
+                "{ct}"
+            );
+        }
+        assert!(is_form(Some(
+            " application/X-WWW-form-urlencoded ;charset=utf-8"
+        )));
+        assert!(!is_form(Some("application/x-www-form-urlencodedx")));
+        assert!(!is_form(Some("text/plain")));
+        assert!(!is_form(None));
     }
 
     const TWILIO_DOCUMENTED_SIGNATURE: &str = "0/KCTR6DLpKmkAf8muzZqo1nDgQ=";
