@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::dispatch::{self, DeliverySettings, TargetSpec};
 use crate::ingress::{self, EchoSink, Ingress};
 use crate::router::{self, BusRoutes, StreamSettings};
+use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
 use crate::targets::HttpTarget;
 
@@ -130,6 +131,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         redis: shared.clone(),
         limits: config.limits.clone(),
         sources,
+        aws: config.aws.as_ref().map(AwsIngest::compile),
     });
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
     let server = HttpServer::new(move || {

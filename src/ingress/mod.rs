@@ -1,6 +1,7 @@
 //! The HTTP ingress (actix-web): CloudEvents and webhooks in, appended to a bus, 2xx
 //! once Redis has them. Also the health endpoints and, in `sluice dev`, an echo target.
 
+mod aws;
 mod echo;
 mod error;
 mod webhook;
@@ -17,6 +18,7 @@ use crate::bus::{self, BusSpec};
 use crate::config::Limits;
 use crate::event::cloudevents::{self, FieldError};
 use crate::event::EncodedEvent;
+use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
 
 pub use echo::EchoSink;
@@ -29,6 +31,8 @@ pub struct Ingress {
     pub limits: Limits,
     /// Webhook sources by name.
     pub sources: HashMap<String, Source>,
+    /// The AWS PutEvents-compatible endpoint, when configured.
+    pub aws: Option<AwsIngest>,
 }
 
 /// Registers the ingress routes on an actix app.
@@ -41,6 +45,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, echo: Option<web::Data<EchoSink>>
     .service(
         web::resource("/webhooks/{source}")
             .route(web::post().to(webhook::receive))
+            .default_service(web::to(|| async { method_not_allowed("POST") })),
+    )
+    .service(
+        web::resource(["/", "/aws/events", "/aws/events/"])
+            .route(web::post().to(aws::put_events))
             .default_service(web::to(|| async { method_not_allowed("POST") })),
     )
     .service(web::resource("/healthz").route(web::get().to(healthz)))
