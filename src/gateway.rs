@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::dispatch::{self, DeliverySettings, TargetSpec};
 use crate::ingress::{self, EchoSink, Ingress};
 use crate::router::{self, BusRoutes, StreamSettings};
+use crate::sources::alibaba::AlibabaIngest;
 use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
 use crate::targets::HttpTarget;
@@ -132,6 +133,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         limits: config.limits.clone(),
         sources,
         aws: config.aws.as_ref().map(AwsIngest::compile),
+        alibaba: config.alibaba.as_ref().map(AlibabaIngest::compile),
     });
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
     let server = HttpServer::new(move || {

@@ -19,6 +19,9 @@ const OTHER_KEY_ID: &str = "AKIAI44QH8DHBEXAMPLE";
 const OTHER_SECRET: &str = "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY";
 const REGION: &str = "eu-west-1";
 const ACCOUNT: &str = "123456789012";
+const ALI_KEY_ID: &str = "LTAI5tTestKeyId0001";
+const ALI_SECRET: &str = "alibaba-test-secret";
+const ALI_ACCOUNT: &str = "1649015465000000";
 const DEFAULT_KEY: &str = "sluice:{default}:events";
 const ORDERS_KEY: &str = "sluice:{orders}:events";
 
@@ -32,6 +35,10 @@ aws:
   access_keys:
     - {{id: {KEY_ID}, secret: "{SECRET}"}}
     - {{id: {OTHER_KEY_ID}, secret: "{OTHER_SECRET}"}}
+alibaba:
+  account: "{ALI_ACCOUNT}"
+  default_bus: default
+  access_keys: [{{id: {ALI_KEY_ID}, secret: "{ALI_SECRET}"}}]
 {extra}"#
     )
 }
@@ -512,4 +519,242 @@ aws: {auth: none, default_bus: orders}
     );
     assert_eq!(answer["Entries"][0]["ErrorCode"], "InvalidArgument");
     assert_eq!(redis.xlen(ORDERS_KEY), 2);
+}
+
+// ---- Alibaba Cloud EventBridge PutEvents ----
+
+/// Headers of an Alibaba PutEvents request, signed as the Alibaba SDKs sign
+/// (EventBridgeUtilClient: base64 HMAC-SHA1 over METHOD, content-md5, content-type,
+/// date, the sorted x-acs-* headers and the path).
+fn ali_signed(
+    key_id: &str,
+    secret: &str,
+    date: chrono::DateTime<chrono::Utc>,
+    extra: &[(&str, &str)],
+) -> Headers {
+    use hmac::{KeyInit, Mac};
+    let mut headers: Headers = vec![
+        (
+            "date".into(),
+            date.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+        ),
+        ("accept".into(), "application/json".into()),
+        (
+            "content-type".into(),
+            "application/cloudevents-batch+json; charset=utf-8".into(),
+        ),
+        (
+            "x-acs-signature-nonce".into(),
+            uuid::Uuid::new_v4().to_string(),
+        ),
+        ("x-acs-signature-method".into(), "HMAC-SHA1".into()),
+        ("x-acs-signature-version".into(), "1.0".into()),
+        ("x-eventbridge-version".into(), "2015-06-06".into()),
+    ];
+    headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(String::new(), |(_, v)| v.clone())
+    };
+    let mut acs: Vec<&(String, String)> = headers
+        .iter()
+        .filter(|(n, _)| n.starts_with("x-acs"))
+        .collect();
+    acs.sort();
+    let mut to_sign = format!(
+        "POST\n{}\n{}\n{}\n",
+        get("content-md5"),
+        get("content-type"),
+        get("date")
+    );
+    for (name, value) in acs {
+        to_sign.push_str(&format!("{name}:{value}\n"));
+    }
+    to_sign.push_str("/openapi/putEvents");
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(to_sign.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    headers.push(("authorization".into(), format!("acs:{key_id}:{signature}")));
+    headers
+}
+
+use base64::Engine;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alibaba_batches_give_per_event_results() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let extra = format!(
+        r#"rules:
+  - {{name: big, bus: default, pattern: {{data: {{amount: [{{numeric: [">", 100]}}]}}}}, targets: [{{name: rx, kind: http, url: "{}", timeout: 2s}}]}}
+  - {{name: all, bus: orders, targets: [{{name: rx, kind: http, url: "{}", timeout: 2s}}]}}
+"#,
+        rx.url("/default"),
+        rx.url("/orders")
+    );
+    let gw = Gateway::start(&redis, &config(&extra)).await;
+    let url = gw.url("/openapi/putEvents");
+    // What the SDK sends: the default datacontenttype is not exactly application/json,
+    // so the JSON data travels base64-encoded.
+    let body = json!([
+        {"specversion": "1.0", "id": "ali-1", "source": "acs.oss", "type": "oss:ObjectCreated:PostObject",
+         "subject": "acs:oss:cn-hangzhou:1234567:bucket/a.jpg", "aliyuneventbusname": "orders",
+         "datacontenttype": "application/json", "data": {"object": "a.jpg"}},
+        {"specversion": "1.0", "id": "ali-2", "source": "shop", "type": "order.paid",
+         "datacontenttype": "application/json; charset=utf-8",
+         "data_base64": base64::engine::general_purpose::STANDARD.encode(r#"{"amount": 150}"#)},
+        {"specversion": "1.0", "id": "ali-3", "source": "shop"},
+        {"specversion": "1.0", "id": "ali-4", "source": "shop", "type": "t", "aliyuneventbusname": "nope"},
+    ]);
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let headers = ali_signed(ALI_KEY_ID, ALI_SECRET, chrono::Utc::now(), &[]);
+    let (status, _, answer) = send(&url, &headers, bytes).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["ResourceOwnerAccountId"], ALI_ACCOUNT);
+    assert!(answer["RequestId"].as_str().is_some_and(|r| !r.is_empty()));
+    assert_eq!(answer["FailedEntryCount"], 2, "{answer}");
+    let list = answer["EntryList"].as_array().unwrap();
+    assert_eq!(list[0]["EventId"], "ali-1");
+    assert!(list[0]["TraceId"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(list[0].get("ErrorCode").is_none());
+    assert_eq!(list[1]["EventId"], "ali-2");
+    assert_eq!(list[2]["ErrorCode"], "InvalidArgument", "{answer}");
+    assert!(
+        list[2]["ErrorMessage"].as_str().unwrap().contains("type"),
+        "{answer}"
+    );
+    assert_eq!(
+        list[3],
+        json!({"EventId": "ali-4", "ErrorCode": "EventBusNotExist", "ErrorMessage": "The event bus [nope] not existed!"})
+    );
+    assert_eq!(redis.xlen(ORDERS_KEY), 1);
+    assert_eq!(redis.xlen(DEFAULT_KEY), 1);
+
+    // Both delivered; the base64 JSON data matched a pattern on data, and arrives as JSON.
+    assert!(wait_until(Duration::from_secs(10), || rx.count() == 2).await);
+    let received = rx.received();
+    let paid = received.iter().find(|r| r.path == "/default").unwrap();
+    assert_eq!(paid.body, br#"{"amount": 150}"#);
+    assert_eq!(paid.header("ce-id"), Some("ali-2"));
+    assert_eq!(
+        paid.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    let oss = received.iter().find(|r| r.path == "/orders").unwrap();
+    assert_eq!(oss.body, br#"{"object":"a.jpg"}"#);
+    assert_eq!(oss.header("ce-aliyuneventbusname"), Some("orders"));
+    assert_eq!(
+        oss.header("ce-subject"),
+        Some("acs:oss:cn-hangzhou:1234567:bucket/a.jpg")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alibaba_signature_failures_append_nothing() {
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis, &config("")).await;
+    let url = gw.url("/openapi/putEvents");
+    let body = serde_json::to_vec(&json!([
+        {"specversion": "1.0", "id": "a", "source": "s", "type": "t", "data": {}}
+    ]))
+    .unwrap();
+    let now = chrono::Utc::now();
+    let md5 =
+        base64::engine::general_purpose::STANDARD.encode(<md5::Md5 as md5::Digest>::digest(&body));
+    let mut nonce_changed = ali_signed(ALI_KEY_ID, ALI_SECRET, now, &[]);
+    nonce_changed[3].1 = "another-nonce".into();
+    let cases: Vec<(&str, Headers, Vec<u8>, u16, &str)> = vec![
+        (
+            "wrong secret",
+            ali_signed(ALI_KEY_ID, "wrong", now, &[]),
+            body.clone(),
+            403,
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "unknown key",
+            ali_signed("LTAI5tUnknown", ALI_SECRET, now, &[]),
+            body.clone(),
+            403,
+            "InvalidAccessKeyId.NotFound",
+        ),
+        (
+            "old date",
+            ali_signed(
+                ALI_KEY_ID,
+                ALI_SECRET,
+                now - chrono::TimeDelta::minutes(20),
+                &[],
+            ),
+            body.clone(),
+            403,
+            "InvalidTimeStamp.Expired",
+        ),
+        (
+            "signed header changed",
+            nonce_changed,
+            body.clone(),
+            403,
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "body changed under a signed content-md5",
+            ali_signed(
+                ALI_KEY_ID,
+                ALI_SECRET,
+                now,
+                &[("content-md5", md5.as_str())],
+            ),
+            serde_json::to_vec(
+                &json!([{"specversion": "1.0", "id": "b", "source": "s", "type": "t"}]),
+            )
+            .unwrap(),
+            400,
+            "InvalidContentMD5",
+        ),
+        (
+            "unsigned",
+            vec![
+                (
+                    "content-type".into(),
+                    "application/cloudevents-batch+json".into(),
+                ),
+                (
+                    "date".into(),
+                    now.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+                ),
+            ],
+            body.clone(),
+            401,
+            "InvalidAuthorization",
+        ),
+    ];
+    for (case, headers, body, status, code) in cases {
+        let (got, _, answer) = send(&url, &headers, body).await;
+        assert_eq!(
+            (got, answer["code"].as_str()),
+            (status, Some(code)),
+            "{case}: {answer}"
+        );
+        assert!(answer["requestId"].as_str().is_some(), "{case}");
+    }
+    assert_eq!(redis.xlen(DEFAULT_KEY), 0);
+    assert!(!gw.logs().contains(ALI_SECRET));
+
+    // Signed with content-md5 over the real body, it goes through.
+    let headers = ali_signed(
+        ALI_KEY_ID,
+        ALI_SECRET,
+        now,
+        &[("content-md5", md5.as_str())],
+    );
+    let (status, _, answer) = send(&url, &headers, body).await;
+    assert_eq!(
+        (status, &answer["FailedEntryCount"]),
+        (200, &json!(0)),
+        "{answer}"
+    );
+    assert_eq!(redis.xlen(DEFAULT_KEY), 1);
 }

@@ -40,6 +40,41 @@ pub struct Config {
     /// absent: the endpoint is off. See docs/sources.md, "Cloud-compatible ingest".
     #[serde(default)]
     pub aws: Option<AwsConfig>,
+    /// The Alibaba Cloud EventBridge PutEvents-compatible endpoint
+    /// (`POST /openapi/putEvents`); absent: the endpoint is off.
+    #[serde(default)]
+    pub alibaba: Option<AlibabaConfig>,
+}
+
+/// `alibaba:` the Alibaba Cloud EventBridge PutEvents-compatible endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlibabaConfig {
+    /// `signature` (default): requests must be signed (`authorization: acs:ID:SIG`,
+    /// HMAC-SHA1) with one of `access_keys`; `none`: no authentication.
+    #[serde(default)]
+    pub auth: AlibabaAuth,
+    /// The AccessKey pairs accepted with `auth: signature`.
+    #[serde(default)]
+    pub access_keys: Vec<AccessKeyConfig>,
+    /// Answered as `ResourceOwnerAccountId`.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// The bus of events without the `aliyuneventbusname` extension. Default: none
+    /// (such events fail).
+    #[serde(default)]
+    pub default_bus: Option<String>,
+    /// Accepted difference between the `date` header and the clock. Default 15m.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub max_clock_skew: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlibabaAuth {
+    #[default]
+    Signature,
+    None,
 }
 
 /// `aws:` the AWS EventBridge PutEvents-compatible endpoint.

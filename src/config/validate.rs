@@ -3,7 +3,10 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::{resolve_secret, AwsAuth, AwsConfig, Config, SecretRef, SourceKind};
+use super::{
+    resolve_secret, AccessKeyConfig, AlibabaAuth, AlibabaConfig, AwsAuth, AwsConfig, Config,
+    SecretRef, SourceKind,
+};
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,12 +97,19 @@ pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
         }
         source.resolved_secrets = resolved;
     }
-    if let Some(aws) = &mut config.aws {
-        for (i, key) in aws.access_keys.iter_mut().enumerate() {
+    let sections = [
+        ("aws", config.aws.as_mut().map(|a| &mut a.access_keys)),
+        (
+            "alibaba",
+            config.alibaba.as_mut().map(|a| &mut a.access_keys),
+        ),
+    ];
+    for (section, keys) in sections {
+        for (i, key) in keys.into_iter().flatten().enumerate() {
             match resolve_secret(&key.secret.0) {
                 Ok(secret) => key.resolved = Some(secret),
                 Err(message) => errors.push(ConfigError {
-                    path: format!("aws.access_keys[{i}].secret"),
+                    path: format!("{section}.access_keys[{i}].secret"),
                     line: None,
                     message,
                 }),
@@ -216,6 +226,9 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
 
     if let Some(aws) = &config.aws {
         validate_aws(aws, &bus_names, &mut err);
+    }
+    if let Some(alibaba) = &config.alibaba {
+        validate_alibaba(alibaba, &bus_names, &mut err);
     }
 
     let mut rule_names = HashSet::new();
@@ -369,24 +382,74 @@ fn validate_aws(aws: &AwsConfig, bus_names: &HashSet<&str>, err: &mut impl FnMut
         ),
         _ => {}
     }
+    check_keys("aws", &aws.access_keys, "AKIAIOSFODNN7EXAMPLE", err);
+}
+
+fn check_keys(
+    section: &str,
+    keys: &[AccessKeyConfig],
+    example: &str,
+    err: &mut impl FnMut(String, String),
+) {
     let mut ids = HashSet::new();
-    for (i, key) in aws.access_keys.iter().enumerate() {
+    for (i, key) in keys.iter().enumerate() {
         let valid = !key.id.is_empty()
             && key.id.len() <= 128
             && key.id.bytes().all(|b| b.is_ascii_alphanumeric());
         if !valid {
             err(
-                format!("aws.access_keys[{i}].id"),
-                "must be 1 to 128 letters and digits, such as AKIAIOSFODNN7EXAMPLE".into(),
+                format!("{section}.access_keys[{i}].id"),
+                format!("must be 1 to 128 letters and digits, such as {example}"),
             );
         }
         if !ids.insert(key.id.as_str()) {
             err(
-                format!("aws.access_keys[{i}].id"),
+                format!("{section}.access_keys[{i}].id"),
                 format!("duplicate access key id {:?}", key.id),
             );
         }
     }
+}
+
+fn validate_alibaba(
+    alibaba: &AlibabaConfig,
+    bus_names: &HashSet<&str>,
+    err: &mut impl FnMut(String, String),
+) {
+    if let Some(account) = &alibaba.account {
+        if account.is_empty() || !account.bytes().all(|b| b.is_ascii_digit()) {
+            err(
+                "alibaba.account".into(),
+                format!("{account:?} is not an account id (digits)"),
+            );
+        }
+    }
+    if let Some(bus) = &alibaba.default_bus {
+        if !bus_names.contains(bus.as_str()) {
+            err(
+                "alibaba.default_bus".into(),
+                format!("no bus named {bus:?} in buses"),
+            );
+        }
+    }
+    if alibaba.max_clock_skew.is_some_and(|s| s.is_zero()) {
+        err(
+            "alibaba.max_clock_skew".into(),
+            "must be greater than 0".into(),
+        );
+    }
+    match alibaba.auth {
+        AlibabaAuth::Signature if alibaba.access_keys.is_empty() => err(
+            "alibaba.access_keys".into(),
+            "auth signature needs at least one AccessKey ({id, secret}), or set auth: none".into(),
+        ),
+        AlibabaAuth::None if !alibaba.access_keys.is_empty() => err(
+            "alibaba.access_keys".into(),
+            "not used with auth: none; remove them or set auth: signature".into(),
+        ),
+        _ => {}
+    }
+    check_keys("alibaba", &alibaba.access_keys, "LTAI5tExampleKeyId", err);
 }
 
 #[cfg(test)]

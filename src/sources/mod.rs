@@ -10,8 +10,10 @@
 //! Standard Webhooks signatures.
 //!
 //! Cloud-compatible ingest lives here too: `aws` (EventBridge PutEvents entries to
-//! CloudEvents) with `sigv4` (AWS Signature Version 4 verification).
+//! CloudEvents) with `sigv4` (AWS Signature Version 4 verification), and `alibaba`
+//! (Alibaba Cloud EventBridge PutEvents: CloudEvents batches, `acs:` signatures).
 
+pub mod alibaba;
 pub mod aws;
 mod normalize;
 pub mod sigv4;
