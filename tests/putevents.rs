@@ -126,7 +126,7 @@ fn entry(source: &str, detail_type: &str, detail: &str) -> Value {
 }
 
 fn is_uuid(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| uuid_shaped(s))
+    v.as_str().is_some_and(uuid_shaped)
 }
 
 fn uuid_shaped(s: &str) -> bool {

@@ -169,9 +169,9 @@ impl AwsIngest {
 
     /// The Sluice bus an `EventBusName` (name or ARN) designates, if it exists here. An
     /// ARN must name this region and, when configured, this account.
-    fn bus<'a>(
+    fn bus(
         &self,
-        name: Option<&'a str>,
+        name: Option<&str>,
         buses: &HashMap<String, BusSpec>,
     ) -> Result<String, EntryError> {
         let requested = name.filter(|n| !n.is_empty()).unwrap_or(&self.default_bus);
@@ -402,7 +402,7 @@ mod tests {
         assert_eq!(code(br#"{"Entries":[]}"#), "ValidationException");
         let eleven = format!(
             r#"{{"Entries":[{}]}}"#,
-            vec![r#"{"Source":"s","DetailType":"t","Detail":"{}"}"#; 11].join(",")
+            [r#"{"Source":"s","DetailType":"t","Detail":"{}"}"#; 11].join(",")
         );
         assert_eq!(code(eleven.as_bytes()), "ValidationException");
     }
