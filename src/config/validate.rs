@@ -714,4 +714,24 @@ aws:
         assert_eq!(errors("aws: {auth: none}\n"), Vec::<String>::new());
         assert!(errors("aws: {auth: none, keys: []}\n")[0].contains("unknown field `keys`"));
     }
+
+    #[test]
+    fn alibaba_section_is_validated_with_paths() {
+        let ok = "buses: [{name: default}]\nalibaba: {account: \"1649015465000000\", default_bus: default, access_keys: [{id: LTAI5tKey, secret: s}]}\n";
+        assert_eq!(errors(ok), Vec::<String>::new());
+        let bad = "alibaba: {account: acme, default_bus: nope, max_clock_skew: 0s}\n";
+        assert_eq!(
+            errors(bad),
+            [
+                "alibaba.account: \"acme\" is not an account id (digits)",
+                "alibaba.default_bus: no bus named \"nope\" in buses",
+                "alibaba.max_clock_skew: must be greater than 0",
+                "alibaba.access_keys: auth signature needs at least one AccessKey ({id, secret}), or set auth: none",
+            ]
+        );
+        assert_eq!(
+            errors("alibaba: {auth: none, access_keys: [{id: k, secret: s}]}\n"),
+            ["alibaba.access_keys: not used with auth: none; remove them or set auth: signature"]
+        );
+    }
 }
