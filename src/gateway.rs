@@ -19,6 +19,8 @@ use crate::config::Config;
 use crate::dispatch::{self, DeliverySettings, TargetSpec};
 use crate::ingress::{self, EchoSink, Ingress};
 use crate::router::{self, BusRoutes, StreamSettings};
+use crate::sources::alibaba::AlibabaIngest;
+use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
 use crate::targets::HttpTarget;
 
@@ -130,6 +132,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         redis: shared.clone(),
         limits: config.limits.clone(),
         sources,
+        aws: config.aws.as_ref().map(AwsIngest::compile),
+        alibaba: config.alibaba.as_ref().map(AlibabaIngest::compile),
     });
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
     let server = HttpServer::new(move || {

@@ -126,11 +126,21 @@ pub async fn append(
     bus: &BusSpec,
     events: &[EncodedEvent],
 ) -> Result<(), BusError> {
+    append_to(conn, events.iter().map(|ev| (bus, ev))).await
+}
+
+/// Appends events to their buses in one MULTI/EXEC (all are appended or none); returns
+/// once Redis has acknowledged them. (Under Redis Cluster, events of different buses
+/// would have to be grouped by bus: a transaction cannot span hash slots.)
+pub async fn append_to<'a>(
+    conn: &mut ConnectionManager,
+    events: impl ExactSizeIterator<Item = (&'a BusSpec, &'a EncodedEvent)>,
+) -> Result<(), BusError> {
     let mut pipe = redis::pipe();
     if events.len() > 1 {
         pipe.atomic();
     }
-    for ev in events {
+    for (bus, ev) in events {
         let cmd = pipe
             .cmd("XADD")
             .arg(&bus.key)

@@ -3,7 +3,10 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::{resolve_secret, Config, SecretRef, SourceKind};
+use super::{
+    resolve_secret, AccessKeyConfig, AlibabaAuth, AlibabaConfig, AwsAuth, AwsConfig, Config,
+    SecretRef, SourceKind,
+};
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +99,25 @@ pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
             }
         }
         source.resolved_secrets = resolved;
+    }
+    let sections = [
+        ("aws", config.aws.as_mut().map(|a| &mut a.access_keys)),
+        (
+            "alibaba",
+            config.alibaba.as_mut().map(|a| &mut a.access_keys),
+        ),
+    ];
+    for (section, keys) in sections {
+        for (i, key) in keys.into_iter().flatten().enumerate() {
+            match resolve_secret(&key.secret.0) {
+                Ok(secret) => key.resolved = Some(secret),
+                Err(message) => errors.push(ConfigError {
+                    path: format!("{section}.access_keys[{i}].secret"),
+                    line: None,
+                    message,
+                }),
+            }
+        }
     }
     errors
 }
@@ -205,6 +227,13 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         }
     }
 
+    if let Some(aws) = &config.aws {
+        validate_aws(aws, &bus_names, &mut err);
+    }
+    if let Some(alibaba) = &config.alibaba {
+        validate_alibaba(alibaba, &bus_names, &mut err);
+    }
+
     let mut rule_names = HashSet::new();
     for (r, rule) in config.rules.iter().enumerate() {
         let at = format!("rules[{r}]");
@@ -312,6 +341,118 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         }
     }
     errors
+}
+
+fn validate_aws(aws: &AwsConfig, bus_names: &HashSet<&str>, err: &mut impl FnMut(String, String)) {
+    let region_ok = !aws.region.is_empty()
+        && aws
+            .region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !region_ok {
+        err(
+            "aws.region".into(),
+            format!("{:?} is not a region name such as us-east-1", aws.region),
+        );
+    }
+    if let Some(account) = &aws.account {
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            err(
+                "aws.account".into(),
+                format!("{account:?} is not a 12-digit account id"),
+            );
+        }
+    }
+    if let Some(bus) = &aws.default_bus {
+        if !bus_names.contains(bus.as_str()) {
+            err(
+                "aws.default_bus".into(),
+                format!("no bus named {bus:?} in buses"),
+            );
+        }
+    }
+    if aws.max_clock_skew.is_some_and(|s| s.is_zero()) {
+        err("aws.max_clock_skew".into(), "must be greater than 0".into());
+    }
+    match aws.auth {
+        AwsAuth::Sigv4 if aws.access_keys.is_empty() => err(
+            "aws.access_keys".into(),
+            "auth sigv4 needs at least one access key ({id, secret}), or set auth: none".into(),
+        ),
+        AwsAuth::None if !aws.access_keys.is_empty() => err(
+            "aws.access_keys".into(),
+            "not used with auth: none; remove them or set auth: sigv4".into(),
+        ),
+        _ => {}
+    }
+    check_keys("aws", &aws.access_keys, "AKIAIOSFODNN7EXAMPLE", err);
+}
+
+fn check_keys(
+    section: &str,
+    keys: &[AccessKeyConfig],
+    example: &str,
+    err: &mut impl FnMut(String, String),
+) {
+    let mut ids = HashSet::new();
+    for (i, key) in keys.iter().enumerate() {
+        let valid = !key.id.is_empty()
+            && key.id.len() <= 128
+            && key.id.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !valid {
+            err(
+                format!("{section}.access_keys[{i}].id"),
+                format!("must be 1 to 128 letters and digits, such as {example}"),
+            );
+        }
+        if !ids.insert(key.id.as_str()) {
+            err(
+                format!("{section}.access_keys[{i}].id"),
+                format!("duplicate access key id {:?}", key.id),
+            );
+        }
+    }
+}
+
+fn validate_alibaba(
+    alibaba: &AlibabaConfig,
+    bus_names: &HashSet<&str>,
+    err: &mut impl FnMut(String, String),
+) {
+    if let Some(account) = &alibaba.account {
+        if account.is_empty() || !account.bytes().all(|b| b.is_ascii_digit()) {
+            err(
+                "alibaba.account".into(),
+                format!("{account:?} is not an account id (digits)"),
+            );
+        }
+    }
+    if let Some(bus) = &alibaba.default_bus {
+        if !bus_names.contains(bus.as_str()) {
+            err(
+                "alibaba.default_bus".into(),
+                format!("no bus named {bus:?} in buses"),
+            );
+        }
+    }
+    if alibaba.max_clock_skew.is_some_and(|s| s.is_zero()) {
+        err(
+            "alibaba.max_clock_skew".into(),
+            "must be greater than 0".into(),
+        );
+    }
+    match alibaba.auth {
+        AlibabaAuth::Signature if alibaba.access_keys.is_empty() => err(
+            "alibaba.access_keys".into(),
+            "auth signature needs at least one AccessKey ({id, secret}), or set auth: none".into(),
+        ),
+        AlibabaAuth::None if !alibaba.access_keys.is_empty() => err(
+            "alibaba.access_keys".into(),
+            "not used with auth: none; remove them or set auth: signature".into(),
+        ),
+        _ => {}
+    }
+    check_keys("alibaba", &alibaba.access_keys, "LTAI5tExampleKeyId", err);
 }
 
 #[cfg(test)]
@@ -535,6 +676,65 @@ sources:
         assert!(
             got[0].contains("buses[0]") && got[0].contains("unknown field `retension`"),
             "{got:?}"
+        );
+    }
+
+    #[test]
+    fn aws_section_is_validated_with_paths() {
+        std::env::set_var("SLUICE_TEST_AWS_SECRET", "s3cr3t");
+        let ok = r#"
+buses: [{name: default}, {name: orders}]
+aws:
+  region: eu-west-1
+  account: "123456789012"
+  access_keys: [{id: AKIAEXAMPLE, secret: env:SLUICE_TEST_AWS_SECRET}]
+"#;
+        assert_eq!(errors(ok), Vec::<String>::new());
+        let bad = r#"
+buses: [{name: orders}]
+aws:
+  region: Mars
+  account: "12"
+  default_bus: nope
+  access_keys: [{id: "AK/1", secret: env:SLUICE_TEST_AWS_UNSET}, {id: "AK/1", secret: x}]
+"#;
+        assert_eq!(
+            errors(bad),
+            [
+                "aws.access_keys[0].secret: environment variable SLUICE_TEST_AWS_UNSET is not set",
+                "aws.region: \"Mars\" is not a region name such as us-east-1",
+                "aws.account: \"12\" is not a 12-digit account id",
+                "aws.default_bus: no bus named \"nope\" in buses",
+                "aws.access_keys[0].id: must be 1 to 128 letters and digits, such as AKIAIOSFODNN7EXAMPLE",
+                "aws.access_keys[1].id: must be 1 to 128 letters and digits, such as AKIAIOSFODNN7EXAMPLE",
+                "aws.access_keys[1].id: duplicate access key id \"AK/1\"",
+            ]
+        );
+        assert_eq!(
+            errors("aws: {}\n"),
+            ["aws.access_keys: auth sigv4 needs at least one access key ({id, secret}), or set auth: none"]
+        );
+        assert_eq!(errors("aws: {auth: none}\n"), Vec::<String>::new());
+        assert!(errors("aws: {auth: none, keys: []}\n")[0].contains("unknown field `keys`"));
+    }
+
+    #[test]
+    fn alibaba_section_is_validated_with_paths() {
+        let ok = "buses: [{name: default}]\nalibaba: {account: \"1649015465000000\", default_bus: default, access_keys: [{id: LTAI5tKey, secret: s}]}\n";
+        assert_eq!(errors(ok), Vec::<String>::new());
+        let bad = "alibaba: {account: acme, default_bus: nope, max_clock_skew: 0s}\n";
+        assert_eq!(
+            errors(bad),
+            [
+                "alibaba.account: \"acme\" is not an account id (digits)",
+                "alibaba.default_bus: no bus named \"nope\" in buses",
+                "alibaba.max_clock_skew: must be greater than 0",
+                "alibaba.access_keys: auth signature needs at least one AccessKey ({id, secret}), or set auth: none",
+            ]
+        );
+        assert_eq!(
+            errors("alibaba: {auth: none, access_keys: [{id: k, secret: s}]}\n"),
+            ["alibaba.access_keys: not used with auth: none; remove them or set auth: signature"]
         );
     }
 }

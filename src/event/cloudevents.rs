@@ -150,6 +150,25 @@ pub fn parse_batch(body: &Bytes) -> Result<Vec<EncodedEvent>, Vec<FieldError>> {
     }
 }
 
+/// Parses a batch entry by entry: the body must be a JSON array, and each entry is an
+/// event or the reason it is not one (for APIs that answer per entry, such as Alibaba's
+/// PutEvents).
+pub fn parse_batch_each(body: &Bytes) -> Result<Vec<Result<EncodedEvent, FieldError>>, FieldError> {
+    let entries: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
+        FieldError::new("", format!("body is not a JSON array of CloudEvents: {e}"))
+    })?;
+    Ok(entries
+        .into_iter()
+        .map(|raw| {
+            serde_json::from_str::<Members>(raw.get())
+                .map_err(|e| {
+                    FieldError::new("", format!("entry is not a CloudEvents JSON object: {e}"))
+                })
+                .and_then(|m| m.encode(body))
+        })
+        .collect())
+}
+
 /// Errors for a batch body that did not parse as an array of objects.
 fn batch_shape_errors(body: &Bytes) -> Vec<FieldError> {
     let entries: Vec<&RawValue> = match serde_json::from_slice(body) {

@@ -1,6 +1,8 @@
 //! The HTTP ingress (actix-web): CloudEvents and webhooks in, appended to a bus, 2xx
 //! once Redis has them. Also the health endpoints and, in `sluice dev`, an echo target.
 
+mod alibaba;
+mod aws;
 mod echo;
 mod error;
 mod webhook;
@@ -17,6 +19,8 @@ use crate::bus::{self, BusSpec};
 use crate::config::Limits;
 use crate::event::cloudevents::{self, FieldError};
 use crate::event::EncodedEvent;
+use crate::sources::alibaba::AlibabaIngest;
+use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
 
 pub use echo::EchoSink;
@@ -29,6 +33,10 @@ pub struct Ingress {
     pub limits: Limits,
     /// Webhook sources by name.
     pub sources: HashMap<String, Source>,
+    /// The AWS PutEvents-compatible endpoint, when configured.
+    pub aws: Option<AwsIngest>,
+    /// The Alibaba PutEvents-compatible endpoint, when configured.
+    pub alibaba: Option<AlibabaIngest>,
 }
 
 /// Registers the ingress routes on an actix app.
@@ -41,6 +49,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, echo: Option<web::Data<EchoSink>>
     .service(
         web::resource("/webhooks/{source}")
             .route(web::post().to(webhook::receive))
+            .default_service(web::to(|| async { method_not_allowed("POST") })),
+    )
+    .service(
+        web::resource(["/", "/aws/events", "/aws/events/"])
+            .route(web::post().to(aws::put_events))
+            .default_service(web::to(|| async { method_not_allowed("POST") })),
+    )
+    .service(
+        web::resource("/openapi/putEvents")
+            .route(web::post().to(alibaba::put_events))
             .default_service(web::to(|| async { method_not_allowed("POST") })),
     )
     .service(web::resource("/healthz").route(web::get().to(healthz)))

@@ -7,9 +7,16 @@
 //!
 //! Not built yet: metrics counters for rejected requests (no `/metrics` exists; the
 //! rejection is logged at warn level with the source and the reason), ed25519 (`v1a`)
-//! Standard Webhooks signatures, and the AWS/Alibaba PutEvents endpoints of issue #6.
+//! Standard Webhooks signatures.
+//!
+//! Cloud-compatible ingest lives here too: `aws` (EventBridge PutEvents entries to
+//! CloudEvents) with `sigv4` (AWS Signature Version 4 verification), and `alibaba`
+//! (Alibaba Cloud EventBridge PutEvents: CloudEvents batches, `acs:` signatures).
 
+pub mod alibaba;
+pub mod aws;
 mod normalize;
+pub mod sigv4;
 pub mod verify;
 
 use std::time::Duration;

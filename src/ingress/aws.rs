@@ -1,0 +1,141 @@
+//! The AWS EventBridge PutEvents-compatible endpoint: `POST /` (and `/aws/events`) with
+//! `X-Amz-Target: AWSEvents.PutEvents`, so the unmodified AWS SDKs and CLI work against
+//! Sluice with `--endpoint-url`.
+//!
+//! Answers as EventBridge does: 200 `{"FailedEntryCount", "Entries"}` with one result
+//! per entry (valid entries are appended, all in one MULTI/EXEC, even when others fail;
+//! the 200 goes out only once Redis acknowledged them); whole-request errors as
+//! `{"__type", "message"}` with `x-amzn-ErrorType`: 400 for validation, 403 for
+//! authentication, 413 for a body over `limits.max_request_bytes` (refused before it is
+//! read), 503 `ServiceUnavailableException` (with `Retry-After`, which the SDKs retry)
+//! when Redis does not acknowledge.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+use tracing::{debug, warn};
+
+use super::{read_body, Ingress};
+use crate::bus;
+use crate::sources::sigv4::SignedRequest;
+
+const TARGET: &str = "AWSEvents.PutEvents";
+const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// An AWS-shaped error answer.
+fn aws_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    response
+        .content_type(CONTENT_TYPE)
+        .insert_header(("x-amzn-ErrorType", code))
+        .insert_header(("x-amzn-RequestId", uuid::Uuid::new_v4().to_string()));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.insert_header(("Retry-After", "1"));
+    }
+    response.body(json!({"__type": code, "message": message}).to_string())
+}
+
+pub(super) async fn put_events(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    state: web::Data<Ingress>,
+) -> HttpResponse {
+    let Some(aws) = &state.aws else {
+        return super::not_found(req).await;
+    };
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok());
+    if target != Some(TARGET) {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            &format!(
+                "operation {:?} is not supported here: only {TARGET}",
+                target.unwrap_or("")
+            ),
+        );
+    }
+    let json_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(super::media_type)
+        .is_none_or(|t| {
+            [
+                "application/x-amz-json-1.1",
+                "application/x-amz-json-1.0",
+                "application/json",
+            ]
+            .iter()
+            .any(|j| t.eq_ignore_ascii_case(j))
+        });
+    if !json_type {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "SerializationException",
+            &format!("Content-Type must be {CONTENT_TYPE}"),
+        );
+    }
+    let body = match read_body(&req, &mut payload, state.limits.max_request_bytes).await {
+        Ok(body) => body,
+        Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => {
+            return aws_error(e.status, "RequestEntityTooLargeException", &e.message)
+        }
+        Err(e) => return aws_error(e.status, "SerializationException", &e.message),
+    };
+    let now = chrono::Utc::now();
+    if let Some(verifier) = &aws.verifier {
+        let verified = verifier.verify(&SignedRequest {
+            method: req.method().as_str(),
+            path: req.path(),
+            query: req.query_string(),
+            headers: req.headers(),
+            body: &body,
+            now,
+        });
+        if let Err(e) = verified {
+            warn!(code = e.code(), reason = %e.message(), "PutEvents request refused");
+            return aws_error(StatusCode::FORBIDDEN, e.code(), &e.message());
+        }
+    }
+
+    let results = match aws.entries(&body, &state.buses, state.limits.max_event_bytes, now) {
+        Ok(results) => results,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            return aws_error(status, e.code, &e.message);
+        }
+    };
+    let accepted: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|a| (&state.buses[&a.bus], &a.event))
+        .collect();
+    if !accepted.is_empty() {
+        let mut redis = state.redis.clone();
+        if let Err(e) = bus::append_to(&mut redis, accepted.into_iter()).await {
+            warn!(error = %e, "PutEvents append failed; answering 503");
+            return aws_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableException",
+                "the event store is unavailable; retry later",
+            );
+        }
+    }
+
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    let entries: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| match r {
+            Ok(a) => json!({"EventId": a.event.id}),
+            Err(e) => json!({"ErrorCode": e.code, "ErrorMessage": e.message}),
+        })
+        .collect();
+    debug!(entries = entries.len(), failed, "PutEvents answered");
+    HttpResponse::Ok()
+        .content_type(CONTENT_TYPE)
+        .insert_header(("x-amzn-RequestId", uuid::Uuid::new_v4().to_string()))
+        .body(json!({"FailedEntryCount": failed, "Entries": entries}).to_string())
+}
