@@ -234,8 +234,12 @@ fn read_event(arg: &str) -> Result<sluice::event::Event, String> {
 fn test_pattern(pattern: &str, event: &str) -> Result<bool, String> {
     use sluice::event::DataKind;
     use sluice::rules::{EventData, EventView, Matcher, Pattern};
-    let value: serde_json::Value = serde_yaml::from_str(&inline_or_file(pattern)?)
-        .map_err(|e| format!("invalid pattern: {e}"))?;
+    // JSON first, so that numbers keep JSON's reading; YAML if it is not JSON.
+    let text = inline_or_file(pattern)?;
+    let value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(value) => value,
+        Err(_) => serde_yaml::from_str(&text).map_err(|e| format!("invalid pattern: {e}"))?,
+    };
     let pattern = Pattern::parse(&value).map_err(|e| format!("invalid pattern: {e}"))?;
     let event = read_event(event)?;
     let matcher = Matcher::new(vec![pattern]);

@@ -3636,3 +3636,68 @@ fn invalid_filters() {
         ],
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Found in review: shapes that once made matching or loading slow, and filters on data.
+// ---------------------------------------------------------------------------------------
+
+/// A rule whose last condition can only hold in another array element than the others
+/// once sent the consistency search through every combination (N^(k-1)).
+#[test]
+fn array_consistency_search_is_not_combinatorial() {
+    let (k, n) = (8, 40);
+    let mut fields = Map::new();
+    let mut item = Map::new();
+    for b in 0..k - 1 {
+        fields.insert(format!("b{b}"), json!({"v": [1]}));
+        item.insert(format!("b{b}"), Value::Array(vec![json!({"v": 1}); n]));
+    }
+    fields.insert("x".into(), json!([1]));
+    let pattern = json!({"data": {"items": fields}});
+    let matcher = Matcher::new(vec![Pattern::parse(&pattern).unwrap()]);
+    // x sits in another item: no match (and quickly: 40^7 combinations otherwise).
+    let apart = Event::from(
+        json!({"type": "t", "data": {"items": [Value::Object(item.clone()), {"x": 1}]}}),
+    );
+    assert_eq!(run(&matcher, &apart), Vec::<usize>::new());
+    // x in the same item: a match.
+    let mut together = item;
+    together.insert("x".into(), json!(1));
+    let together = Event::from(json!({"type": "t", "data": {"items": [Value::Object(together)]}}));
+    assert_eq!(run(&matcher, &together), [0]);
+}
+
+/// 256 `$or` branches each repeat every other field: the total is bounded, and checked
+/// before it is built.
+#[test]
+fn or_expansion_is_bounded_in_conditions() {
+    let branches: Vec<Value> = (0..256)
+        .map(|i| json!({"type": [format!("t{i}")]}))
+        .collect();
+    let mut pattern = Map::new();
+    pattern.insert("$or".into(), Value::Array(branches));
+    for f in 0..100 {
+        pattern.insert(format!("a{f}"), json!([1]));
+    }
+    let err = Pattern::parse(&Value::Object(pattern)).unwrap_err();
+    assert!(err.message.contains("conditions"), "{err:?}");
+}
+
+#[test]
+fn filters_do_not_see_data() {
+    let err = Pattern::parse_filters(&json!([{"exact": {"data": "hello"}}])).unwrap_err();
+    assert_eq!(err.path, "[0].exact.data");
+    let text = Event {
+        attrs: r#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#.into(),
+        data: Data::Text("hello".into()),
+    };
+    for (sql, expected) in [
+        ("EXISTS data", false),
+        ("data = 'hello'", false),
+        ("NOT EXISTS data", true),
+    ] {
+        let filters = Pattern::parse_filters(&json!([{ "sql": sql }])).unwrap();
+        let got = run(&Matcher::new(vec![filters]), &text) == [0];
+        assert_eq!(got, expected, "{sql}");
+    }
+}

@@ -411,7 +411,7 @@ impl RuleConfig {
     /// The rule's compiled condition: `pattern` and `filters` together. An error names
     /// its path relative to the rule (`pattern.data.x[0]`, `filters[1].exact.type`).
     pub fn condition(&self) -> Result<crate::rules::Pattern, crate::rules::InvalidAt> {
-        use crate::rules::{InvalidAt, Pattern, MAX_COMBINATIONS};
+        use crate::rules::{InvalidAt, Pattern, MAX_COMBINATIONS, MAX_CONDITIONS};
         let within = |field: &str, e: InvalidAt| InvalidAt {
             path: format!("{field}{}", e.path),
             message: e.message,
@@ -432,7 +432,17 @@ impl RuleConfig {
                 ),
             });
         }
-        Ok(Pattern::all(parts))
+        let all = Pattern::all(parts);
+        if all.conditions() > MAX_CONDITIONS {
+            return Err(InvalidAt {
+                path: "filters".into(),
+                message: format!(
+                    "pattern and filters together expand to {} conditions; at most {MAX_CONDITIONS} are allowed",
+                    all.conditions()
+                ),
+            });
+        }
+        Ok(all)
     }
 }
 

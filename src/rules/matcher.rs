@@ -108,9 +108,11 @@ impl Matcher {
                         }),
                         Condition::Absent { path } => absent.push(paths.field(&path)),
                         Condition::Sql { expr, negate } => {
+                            // CloudEvents filters see context attributes only.
                             let attrs = expr
                                 .attributes()
                                 .into_iter()
+                                .filter(|a| a != "data")
                                 .map(|a| {
                                     let field = paths.field(&[a.as_str().into()]);
                                     (a.into_boxed_str(), field)
@@ -323,46 +325,71 @@ fn verify(
     if !in_arrays || bounds.len() < 2 {
         return true;
     }
-    // Values inside arrays of objects: one choice per condition, all consistent.
+    // Values inside arrays of objects: one choice per condition, all consistent. Leaves
+    // with the same array positions are interchangeable, so each keeps one of each.
+    let positions = |leaf: u32| flat.positions_of(&flat.leaves[leaf as usize]);
+    let mut unique = Vec::with_capacity(options.len());
+    let mut groups = Vec::with_capacity(bounds.len());
     for &(a, b) in bounds.iter() {
-        // Leaves with the same array positions are interchangeable: keep one of each.
         let group = &mut options[a as usize..b as usize];
-        group.sort_unstable_by(|x, y| {
-            flat.positions_of(&flat.leaves[*x as usize])
-                .cmp(flat.positions_of(&flat.leaves[*y as usize]))
-        });
+        group.sort_unstable_by(|x, y| positions(*x).cmp(positions(*y)));
+        let start = unique.len();
+        for &option in group.iter() {
+            if unique[start..]
+                .last()
+                .is_none_or(|&last| positions(last) != positions(option))
+            {
+                unique.push(option);
+            }
+        }
+        groups.push((start, unique.len()));
     }
+    // The most constrained condition first.
+    groups.sort_unstable_by_key(|(a, b)| b - a);
     chosen.clear();
-    consistent_choice(flat, options, bounds, 0, chosen)
+    let mut budget = MAX_CONSISTENCY_STEPS;
+    consistent_choice(flat, &unique, &groups, 0, chosen, &mut budget)
 }
 
+/// How many choices the array-consistency search may try for one conjunction and event;
+/// past it the conjunction does not match (documented in docs/patterns.md).
+const MAX_CONSISTENCY_STEPS: u32 = 100_000;
+
+/// Backtracking with forward checking: after each choice, every remaining condition must
+/// still have an option consistent with all choices so far.
 fn consistent_choice(
     flat: &Flat,
     options: &[u32],
-    bounds: &[(u32, u32)],
+    groups: &[(usize, usize)],
     cond: usize,
     chosen: &mut Vec<u32>,
+    budget: &mut u32,
 ) -> bool {
-    let Some(&(a, b)) = bounds.get(cond) else {
+    let Some(&(a, b)) = groups.get(cond) else {
         return true;
     };
-    let mut previous: Option<&[(u32, u32)]> = None;
-    for &option in &options[a as usize..b as usize] {
-        let pos = flat.positions_of(&flat.leaves[option as usize]);
-        if previous == Some(pos) {
+    let positions = |leaf: u32| flat.positions_of(&flat.leaves[leaf as usize]);
+    let fits = |chosen: &[u32], option: u32| {
+        chosen
+            .iter()
+            .all(|&c| consistent(positions(c), positions(option)))
+    };
+    for &option in &options[a..b] {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        if !fits(chosen, option) {
             continue;
         }
-        previous = Some(pos);
-        let fits = chosen
+        chosen.push(option);
+        let viable = groups[cond + 1..]
             .iter()
-            .all(|&c| consistent(flat.positions_of(&flat.leaves[c as usize]), pos));
-        if fits {
-            chosen.push(option);
-            if consistent_choice(flat, options, bounds, cond + 1, chosen) {
-                return true;
-            }
-            chosen.pop();
+            .all(|&(a, b)| options[a..b].iter().any(|&o| fits(chosen, o)));
+        if viable && consistent_choice(flat, options, groups, cond + 1, chosen, budget) {
+            return true;
         }
+        chosen.pop();
     }
     false
 }

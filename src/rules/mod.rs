@@ -34,5 +34,5 @@ impl std::fmt::Display for InvalidAt {
         }
     }
 }
-pub use pattern::{Pattern, PatternError, MAX_COMBINATIONS};
+pub use pattern::{Pattern, PatternError, MAX_COMBINATIONS, MAX_CONDITIONS};
 pub use transform::{Transform, TransformConfig};

@@ -17,6 +17,9 @@ pub const MAX_PATTERN_BYTES: usize = 64 * 1024;
 pub const MAX_DEPTH: usize = 16;
 pub const MAX_VALUES: usize = 1024;
 pub const MAX_COMBINATIONS: usize = 256;
+/// Conditions summed over a rule's alternatives (each alternative repeats the fields
+/// outside its `$or`).
+pub const MAX_CONDITIONS: usize = 16_384;
 
 const OPERATORS: [&str; 9] = [
     "prefix",
@@ -65,7 +68,7 @@ fn fail<T>(path: impl Into<String>, message: impl Into<String>) -> Result<T, Pat
 }
 
 /// Every combination of one conjunction from `a` and one from `b`.
-fn and(a: Dnf, b: Dnf, path: &str) -> Result<Dnf, PatternError> {
+fn and(mut a: Dnf, b: Dnf, path: &str) -> Result<Dnf, PatternError> {
     if a.len() * b.len() > MAX_COMBINATIONS {
         return fail(
             path,
@@ -75,13 +78,31 @@ fn and(a: Dnf, b: Dnf, path: &str) -> Result<Dnf, PatternError> {
             ),
         );
     }
-    let mut out = Vec::with_capacity(a.len() * b.len());
-    for x in &a {
-        for y in &b {
-            let mut c = x.clone();
-            c.conditions.extend(y.conditions.iter().cloned());
-            out.push(c);
+    let out = if b.len() == 1 {
+        // The common case (an ordinary field): extend in place rather than copy.
+        for x in &mut a {
+            x.conditions.extend(b[0].conditions.iter().cloned());
         }
+        a
+    } else {
+        let mut out = Vec::with_capacity(a.len() * b.len());
+        for x in &a {
+            for y in &b {
+                let mut c = x.clone();
+                c.conditions.extend(y.conditions.iter().cloned());
+                out.push(c);
+            }
+        }
+        out
+    };
+    let conditions: usize = out.iter().map(|c| c.conditions.len()).sum();
+    if conditions > MAX_CONDITIONS {
+        return fail(
+            path,
+            format!(
+                "expands to {conditions} conditions in all; at most {MAX_CONDITIONS} are allowed"
+            ),
+        );
     }
     Ok(out)
 }
@@ -161,6 +182,11 @@ impl Pattern {
     /// How many alternatives the pattern expanded to (`$or`, `any`, `exists: false`).
     pub fn combinations(&self) -> usize {
         self.conjunctions.len()
+    }
+
+    /// How many conditions its alternatives hold in all.
+    pub fn conditions(&self) -> usize {
+        self.conjunctions.iter().map(|c| c.conditions.len()).sum()
     }
 }
 
@@ -539,8 +565,17 @@ fn parse_filter(v: &Value, at: &str, negate: bool, depth: usize) -> Result<Dnf, 
             let mut dnf = if negate { Vec::new() } else { vec![Conjunction::default()] };
             for (name, value) in attrs {
                 let at = format!("{at}.{name}");
-                if !is_attribute_name(name) {
-                    return fail(at, "not a CloudEvents attribute name (lower-case letters and digits)");
+if !is_attribute_name(name) {
+                    return fail(
+                        at,
+                        "not a CloudEvents attribute name (lower-case letters and digits)",
+                    );
+                }
+                if name == "data" {
+                    return fail(
+                        at,
+                        "filters see context attributes only; match data with a pattern",
+                    );
                 }
                 let text = string(value, &at)?;
                 let path = vec![Box::<str>::from(name.as_str())];
