@@ -64,9 +64,18 @@ pub struct AlibabaConfig {
     /// (such events fail).
     #[serde(default)]
     pub default_bus: Option<String>,
-    /// Accepted difference between the `date` header and the clock. Default 15m.
+    /// Accepted difference between the `date` header and the clock. Default 15m, at
+    /// most 1h.
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_clock_skew: Option<Duration>,
+    /// Refuse requests without a `content-md5` header (so the body is signed). Default
+    /// false: the Alibaba SDKs send none.
+    #[serde(default)]
+    pub require_content_md5: bool,
+    /// Window in which a repeated (bus, `source`, `id`) is answered as a success and
+    /// not appended again, as for webhook sources. Default 24h; `off`.
+    #[serde(default)]
+    pub dedupe: Dedupe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -98,7 +107,8 @@ pub struct AwsConfig {
     /// The bus of entries without `EventBusName` (AWS: `default`). Default `default`.
     #[serde(default)]
     pub default_bus: Option<String>,
-    /// Accepted difference between `X-Amz-Date` and the clock. Default 15m, as AWS.
+    /// Accepted difference between `X-Amz-Date` and the clock. Default 15m, as AWS;
+    /// at most 1h.
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_clock_skew: Option<Duration>,
 }

@@ -371,9 +371,7 @@ fn validate_aws(aws: &AwsConfig, bus_names: &HashSet<&str>, err: &mut impl FnMut
             );
         }
     }
-    if aws.max_clock_skew.is_some_and(|s| s.is_zero()) {
-        err("aws.max_clock_skew".into(), "must be greater than 0".into());
-    }
+    check_clock_skew("aws", aws.max_clock_skew, err);
     match aws.auth {
         AwsAuth::Sigv4 if aws.access_keys.is_empty() => err(
             "aws.access_keys".into(),
@@ -386,6 +384,28 @@ fn validate_aws(aws: &AwsConfig, bus_names: &HashSet<&str>, err: &mut impl FnMut
         _ => {}
     }
     check_keys("aws", &aws.access_keys, "AKIAIOSFODNN7EXAMPLE", err);
+}
+
+/// Longest `max_clock_skew`: a wider window only widens replays, and keeps the clock
+/// arithmetic and the nonce TTL (twice the window) far from any overflow.
+pub const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn check_clock_skew(
+    section: &str,
+    skew: Option<std::time::Duration>,
+    err: &mut impl FnMut(String, String),
+) {
+    match skew {
+        Some(s) if s.is_zero() => err(
+            format!("{section}.max_clock_skew"),
+            "must be greater than 0".into(),
+        ),
+        Some(s) if s > MAX_CLOCK_SKEW => err(
+            format!("{section}.max_clock_skew"),
+            format!("{} is over the limit of 1h", humantime::format_duration(s)),
+        ),
+        _ => {}
+    }
 }
 
 fn check_keys(
@@ -435,10 +455,27 @@ fn validate_alibaba(
             );
         }
     }
-    if alibaba.max_clock_skew.is_some_and(|s| s.is_zero()) {
+    check_clock_skew("alibaba", alibaba.max_clock_skew, err);
+    if alibaba.dedupe.0.is_some_and(|w| w.as_millis() == 0) {
         err(
-            "alibaba.max_clock_skew".into(),
-            "must be greater than 0".into(),
+            "alibaba.dedupe".into(),
+            "must be at least 1ms, or off".into(),
+        );
+    }
+    if alibaba
+        .dedupe
+        .0
+        .is_some_and(|w| w > crate::sources::MAX_DEDUPE)
+    {
+        err(
+            "alibaba.dedupe".into(),
+            "must be at most 365d, or off".into(),
+        );
+    }
+    if alibaba.require_content_md5 && alibaba.auth == AlibabaAuth::None {
+        err(
+            "alibaba.require_content_md5".into(),
+            "needs auth: signature (the body is only checked on signed requests)".into(),
         );
     }
     match alibaba.auth {
@@ -731,6 +768,19 @@ aws:
                 "alibaba.max_clock_skew: must be greater than 0",
                 "alibaba.access_keys: auth signature needs at least one AccessKey ({id, secret}), or set auth: none",
             ]
+        );
+        assert_eq!(
+            errors("alibaba: {auth: none, max_clock_skew: 300000y, dedupe: 400d, require_content_md5: true}\naws: {auth: none, max_clock_skew: 2h}\n"),
+            [
+                "aws.max_clock_skew: 2h is over the limit of 1h",
+                "alibaba.max_clock_skew: 300000years is over the limit of 1h",
+                "alibaba.dedupe: must be at most 365d, or off",
+                "alibaba.require_content_md5: needs auth: signature (the body is only checked on signed requests)",
+            ]
+        );
+        assert_eq!(
+            errors("aws: {auth: none, max_clock_skew: 1h}\nalibaba: {auth: none, max_clock_skew: 1h, dedupe: off}\n"),
+            Vec::<String>::new()
         );
         assert_eq!(
             errors("alibaba: {auth: none, access_keys: [{id: k, secret: s}]}\n"),

@@ -2,9 +2,15 @@
 //! /openapi/putEvents`: a CloudEvents JSON batch, signed the way the Alibaba SDKs sign
 //! (see `sources::alibaba`), answered with one result per event:
 //! `{"RequestId", "ResourceOwnerAccountId", "FailedEntryCount", "EntryList"}`. Valid
-//! events are appended (one MULTI/EXEC) even when others fail, and the 200 goes out only
+//! events are appended (one MULTI/EXEC, with `dedupe: off`) even when others fail, and the 200 goes out only
 //! once Redis acknowledged them. Errors of the whole request are
 //! `{"requestId", "code", "message"}` (what the SDKs read), 503 when Redis is down.
+//!
+//! A signed request's `x-acs-signature-nonce` is recorded in Redis (`SET NX PX`) once
+//! the signature verifies, and a reused one is refused (403 `SignatureNonceUsed`). With
+//! `alibaba.dedupe` (default 24h) an event whose (bus, `source`, `id`) was appended
+//! within the window is not appended again but answered as a success (the SDKs retry
+//! on timeouts with the same event ids); each event is then its own append script.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,7 +20,17 @@ use tracing::{debug, warn};
 use super::{read_body, Ingress};
 use crate::bus;
 use crate::event::cloudevents;
-use crate::sources::alibaba::SignedRequest;
+use crate::sources::alibaba::{event_dedupe_key, nonce_key, SignedRequest};
+
+fn unavailable(request_id: &str, e: &bus::BusError) -> HttpResponse {
+    warn!(error = %e, "Alibaba PutEvents: Redis unavailable; answering 503");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        request_id,
+        "ServiceUnavailable",
+        "the event store is unavailable; retry later",
+    )
+}
 
 fn error(status: StatusCode, request_id: &str, code: &str, message: &str) -> HttpResponse {
     let mut response = HttpResponse::build(status);
@@ -62,10 +78,46 @@ pub(super) async fn put_events(
             body: &body,
             now: chrono::Utc::now(),
         });
-        if let Err(e) = verified {
-            warn!(code = e.code, reason = %e.message, "Alibaba PutEvents request refused");
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN);
-            return error(status, &request_id, e.code, &e.message);
+        let verified = match verified {
+            Ok(verified) => verified,
+            Err(e) => {
+                warn!(code = e.code, reason = %e.message, "Alibaba PutEvents request refused");
+                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN);
+                return error(status, &request_id, e.code, &e.message);
+            }
+        };
+        // The nonce is signed: a request seen before (a replay) is refused. Recorded for
+        // twice the date window, so a replay is refused by its date once it is forgotten.
+        let ttl = u64::try_from(verifier.nonce_ttl().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut redis = state.redis.clone();
+        let recorded: Result<Option<String>, _> = bus::within(
+            redis::cmd("SET")
+                .arg(nonce_key(&verified.key_id, &verified.nonce))
+                .arg("1")
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl)
+                .query_async(&mut redis),
+        )
+        .await;
+        match recorded {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                warn!(
+                    code = "SignatureNonceUsed",
+                    key_id = %verified.key_id,
+                    "Alibaba PutEvents request refused: nonce already used"
+                );
+                return error(
+                    StatusCode::FORBIDDEN,
+                    &request_id,
+                    "SignatureNonceUsed",
+                    "Specified signature nonce was used already.",
+                );
+            }
+            Err(e) => return unavailable(&request_id, &e),
         }
     }
 
@@ -76,21 +128,45 @@ pub(super) async fn put_events(
             return error(status, &request_id, e.code, &e.message);
         }
     };
-    let accepted: Vec<_> = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .map(|a| (&state.buses[&a.bus], &a.event))
-        .collect();
+    let accepted: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     if !accepted.is_empty() {
         let mut redis = state.redis.clone();
-        if let Err(e) = bus::append_to(&mut redis, accepted.into_iter()).await {
-            warn!(error = %e, "Alibaba PutEvents append failed; answering 503");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &request_id,
-                "ServiceUnavailable",
-                "the event store is unavailable; retry later",
-            );
+        let appended = match alibaba.dedupe {
+            // One script per event, in order (so a repeat within the batch is a
+            // duplicate of the first). Not atomic across the batch: after a failure the
+            // producer's retry appends only what is missing.
+            Some(window) => {
+                let mut result = Ok(());
+                for a in &accepted {
+                    let key = event_dedupe_key(&a.bus, &a.source, &a.event.id);
+                    let bus = &state.buses[&a.bus];
+                    match bus::append_once(&mut redis, bus, &a.event, &key, window).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            debug!(bus = %a.bus, id = %a.event.id, "Alibaba PutEvents duplicate not appended")
+                        }
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                result
+            }
+            None => {
+                bus::append_to(
+                    &mut redis,
+                    accepted
+                        .iter()
+                        .map(|a| (&state.buses[&a.bus], &a.event))
+                        .collect::<Vec<_>>()
+                        .into_iter(),
+                )
+                .await
+            }
+        };
+        if let Err(e) = appended {
+            return unavailable(&request_id, &e);
         }
     }
 

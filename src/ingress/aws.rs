@@ -5,8 +5,9 @@
 //! Answers as EventBridge does: 200 `{"FailedEntryCount", "Entries"}` with one result
 //! per entry (valid entries are appended, all in one MULTI/EXEC, even when others fail;
 //! the 200 goes out only once Redis acknowledged them); whole-request errors as
-//! `{"__type", "message"}` with `x-amzn-ErrorType`: 400 for validation, 403 for
-//! authentication, 413 for a body over `limits.max_request_bytes` (refused before it is
+//! `{"__type", "message"}` with `x-amzn-ErrorType`: 400 for validation and for
+//! authentication (as EventBridge's JSON protocol answers `InvalidSignatureException`
+//! and the like), 413 for a body over `limits.max_request_bytes` (refused before it is
 //! read), 503 `ServiceUnavailableException` (with `Retry-After`, which the SDKs retry)
 //! when Redis does not acknowledge.
 
@@ -97,7 +98,7 @@ pub(super) async fn put_events(
         });
         if let Err(e) = verified {
             warn!(code = e.code(), reason = %e.message(), "PutEvents request refused");
-            return aws_error(StatusCode::FORBIDDEN, e.code(), &e.message());
+            return aws_error(StatusCode::BAD_REQUEST, e.code(), &e.message());
         }
     }
 

@@ -29,6 +29,10 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 pub const BUS_EXTENSION: &str = "aliyuneventbusname";
 /// The default `date` window.
 pub const DEFAULT_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// Longest `date` window, whatever the config says (it bounds it to 1h).
+const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// Longest accepted `x-acs-signature-nonce` (the SDKs send a 32- or 36-character id).
+const MAX_NONCE_LEN: usize = 128;
 
 /// The compiled `alibaba:` section.
 #[derive(Debug, Clone)]
@@ -37,6 +41,36 @@ pub struct AlibabaIngest {
     pub default_bus: Option<String>,
     /// `None` with `auth: none`.
     pub verifier: Option<AcsVerifier>,
+    /// Window in which a repeated (bus, `source`, `id`) is not appended again; `None`
+    /// when `dedupe: off`.
+    pub dedupe: Option<std::time::Duration>,
+}
+
+/// A verified request: the AccessKey id that signed it and its signed nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub key_id: String,
+    pub nonce: String,
+}
+
+/// Redis key recording a used signature nonce of an AccessKey (see
+/// [`AcsVerifier::nonce_ttl`]).
+pub fn nonce_key(key_id: &str, nonce: &str) -> String {
+    format!("sluice:acs-nonce:{key_id}:{nonce}")
+}
+
+/// Redis dedupe key of an event: per bus, CloudEvents `source` and `id`. The `@alibaba`
+/// prefix is no valid webhook source name, and the length prefix keeps a `:` in
+/// `source` from making two pairs one key.
+pub fn event_dedupe_key(bus: &str, source: &str, id: &str) -> String {
+    crate::bus::dedupe_key(bus, &format!("@alibaba:{}:{source}", source.len()), id)
+}
+
+/// base64(HMAC-SHA1(secret, string to sign)): the signature the SDKs send.
+pub fn sign(secret: &[u8], string_to_sign: &str) -> String {
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret).expect("HMAC takes any key");
+    mac.update(string_to_sign.as_bytes());
+    B64.encode(mac.finalize().into_bytes())
 }
 
 /// Verifies `acs:` signatures against configured AccessKey pairs.
@@ -44,6 +78,7 @@ pub struct AlibabaIngest {
 pub struct AcsVerifier {
     keys: HashMap<String, Vec<u8>>,
     max_skew: TimeDelta,
+    require_content_md5: bool,
 }
 
 impl std::fmt::Debug for AcsVerifier {
@@ -129,8 +164,15 @@ pub fn string_to_sign(req: &SignedRequest<'_>) -> String {
 }
 
 impl AcsVerifier {
-    /// Verifies a request; returns the AccessKey id that signed it.
-    pub fn verify(&self, req: &SignedRequest<'_>) -> Result<String, RequestError> {
+    /// How long a used nonce is remembered: twice the `date` window, so a request is
+    /// refused by its date before its nonce is forgotten.
+    pub fn nonce_ttl(&self) -> std::time::Duration {
+        (self.max_skew * 2).to_std().unwrap_or_default()
+    }
+
+    /// Verifies a request; returns the AccessKey id that signed it and its nonce (which
+    /// the caller must record, refusing one already used: [`nonce_key`]).
+    pub fn verify(&self, req: &SignedRequest<'_>) -> Result<Verified, RequestError> {
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         let malformed = || {
             RequestError::new(
@@ -155,7 +197,7 @@ impl AcsVerifier {
                 )
             })?
             .with_timezone(&Utc);
-        if (time - req.now).abs() > self.max_skew {
+        if time.signed_duration_since(req.now).abs() > self.max_skew {
             return Err(RequestError::new(
                 403,
                 "InvalidTimeStamp.Expired",
@@ -172,27 +214,52 @@ impl AcsVerifier {
                 "Specified access key is not found.",
             ));
         };
-        if let Some(md5) = header("content-md5") {
-            if B64.encode(md5::Md5::digest(req.body)) != md5 {
-                return Err(RequestError::new(
+        let nonce = header("x-acs-signature-nonce")
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                RequestError::new(
                     400,
-                    "InvalidContentMD5",
-                    "the content-md5 header does not match the body",
-                ));
-            }
+                    "MissingSignatureNonce",
+                    "the x-acs-signature-nonce header is required",
+                )
+            })?;
+        if nonce.len() > MAX_NONCE_LEN {
+            return Err(RequestError::new(
+                400,
+                "InvalidSignatureNonce",
+                format!("x-acs-signature-nonce is over {MAX_NONCE_LEN} characters"),
+            ));
         }
-        let sts = string_to_sign(req);
-        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret).expect("HMAC takes any key");
-        mac.update(sts.as_bytes());
-        let given = B64.decode(signature).unwrap_or_default();
-        mac.verify_slice(&given).map_err(|_| {
-            RequestError::new(
+        let md5 = header("content-md5");
+        if md5.is_some_and(|md5| B64.encode(md5::Md5::digest(req.body)) != md5) {
+            return Err(RequestError::new(
+                400,
+                "InvalidContentMD5",
+                "the content-md5 header does not match the body",
+            ));
+        }
+        if md5.is_none() && self.require_content_md5 {
+            return Err(RequestError::new(
+                400,
+                "MissingContentMD5",
+                "the content-md5 header is required (alibaba.require_content_md5), so the body is signed",
+            ));
+        }
+        let expected = sign(secret, &string_to_sign(req));
+        let matches: bool =
+            subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), signature.as_bytes()).into();
+        if !matches {
+            return Err(RequestError::new(
                 403,
                 "SignatureDoesNotMatch",
                 "Specified signature is not matched with our calculation.",
-            )
-        })?;
-        Ok(key_id.to_string())
+            ));
+        }
+        Ok(Verified {
+            key_id: key_id.to_string(),
+            nonce: nonce.to_string(),
+        })
     }
 }
 
@@ -208,6 +275,8 @@ pub struct EntryError {
 #[derive(Debug)]
 pub struct Accepted {
     pub bus: String,
+    /// The event's CloudEvents `source` (with `event.id`, its dedupe identity).
+    pub source: String,
     pub event: EncodedEvent,
 }
 
@@ -224,14 +293,21 @@ impl AlibabaIngest {
                         (k.id.clone(), secret)
                     })
                     .collect(),
-                max_skew: TimeDelta::from_std(config.max_clock_skew.unwrap_or(DEFAULT_CLOCK_SKEW))
-                    .unwrap_or(TimeDelta::MAX),
+                max_skew: TimeDelta::from_std(
+                    config
+                        .max_clock_skew
+                        .unwrap_or(DEFAULT_CLOCK_SKEW)
+                        .min(MAX_CLOCK_SKEW),
+                )
+                .unwrap_or(TimeDelta::zero()),
+                require_content_md5: config.require_content_md5,
             }),
         };
         AlibabaIngest {
             account: config.account.clone(),
             default_bus: config.default_bus.clone(),
             verifier,
+            dedupe: config.dedupe.0,
         }
     }
 
@@ -331,9 +407,42 @@ impl AlibabaIngest {
                 data.kind = DataKind::Json;
             }
         }
+        let source = attrs
+            .get("source")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         Ok(Accepted {
             bus: bus.to_string(),
+            source,
             event,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vector of the Alibaba EventBridge SDKs' own tests
+    /// (`EventBridgeUtilClient.get_signature`).
+    #[test]
+    fn signs_the_sdk_test_vector() {
+        assert_eq!(
+            sign(b"secret", "GET\n\n\n\n"),
+            "Mzu+31oD5IDdv3WFBNIi4Y7JZto="
+        );
+    }
+
+    #[test]
+    fn dedupe_keys_do_not_collide_across_colons() {
+        assert_ne!(
+            event_dedupe_key("b", "a:b", "c"),
+            event_dedupe_key("b", "a", "b:c")
+        );
+        assert_eq!(
+            event_dedupe_key("orders", "shop", "1"),
+            "sluice:{orders}:dedupe:@alibaba:4:shop:1"
+        );
     }
 }

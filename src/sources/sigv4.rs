@@ -23,8 +23,14 @@ use subtle::ConstantTimeEq;
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// Bound of the clock-skew window, whatever the caller passes.
+const MAX_SKEW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 const TERMINATOR: &str = "aws4_request";
 const AMZ_DATE_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+
+fn stamp(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(|| "-".into(), |t| t.format(AMZ_DATE_FORMAT).to_string())
+}
 
 /// The verifier of one service in one region, with the accepted access keys.
 #[derive(Clone)]
@@ -277,7 +283,8 @@ impl SigV4 {
             service,
             region,
             keys: keys.into_iter().collect(),
-            max_skew: TimeDelta::from_std(max_skew).unwrap_or(TimeDelta::MAX),
+            // The config bounds it (1h); bounded here too, so no caller can overflow.
+            max_skew: TimeDelta::from_std(max_skew.min(MAX_SKEW)).unwrap_or(TimeDelta::zero()),
         }
     }
 
@@ -327,23 +334,22 @@ impl SigV4 {
                 (t.format(AMZ_DATE_FORMAT).to_string(), t)
             }
         };
-        let stamp = |t: DateTime<Utc>| t.format(AMZ_DATE_FORMAT).to_string();
-        if time < req.now - self.max_skew {
+        // Compared as a difference (never `now ± skew`, which could leave chrono's
+        // range): both dates are within it, so their difference is a valid TimeDelta.
+        let minutes = self.max_skew.num_minutes();
+        let ahead = time.signed_duration_since(req.now);
+        if ahead < -self.max_skew {
             return Err(AuthError::Invalid(format!(
-                "Signature expired: {} is now earlier than {} ({} - {} min.)",
-                stamp(time),
-                stamp(req.now - self.max_skew),
-                stamp(req.now),
-                self.max_skew.num_minutes()
+                "Signature expired: {amz_date} is now earlier than {} ({} - {minutes} min.)",
+                stamp(req.now.checked_sub_signed(self.max_skew)),
+                stamp(Some(req.now)),
             )));
         }
-        if time > req.now + self.max_skew {
+        if ahead > self.max_skew {
             return Err(AuthError::Invalid(format!(
-                "Signature not yet current: {} is still later than {} ({} + {} min.)",
-                stamp(time),
-                stamp(req.now + self.max_skew),
-                stamp(req.now),
-                self.max_skew.num_minutes()
+                "Signature not yet current: {amz_date} is still later than {} ({} + {minutes} min.)",
+                stamp(req.now.checked_add_signed(self.max_skew)),
+                stamp(Some(req.now)),
             )));
         }
         let day = &amz_date[..8.min(amz_date.len())];
@@ -447,6 +453,111 @@ mod tests {
         assert!(verifier.verify(&req).unwrap_err().message().starts_with(
             "Signature expired: 20150830T123600Z is now earlier than 20150830T124500Z"
         ));
+    }
+
+    /// The `get-vanilla` request with another `Authorization` header.
+    fn vanilla(authorization: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("host", "example.amazonaws.com"),
+            ("x-amz-date", "20150830T123600Z"),
+            ("authorization", authorization),
+        ] {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        headers
+    }
+
+    fn vanilla_verifier(max_skew: std::time::Duration) -> SigV4 {
+        SigV4::new(
+            "service",
+            "us-east-1".into(),
+            [(
+                "AKIDEXAMPLE".to_string(),
+                b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_vec(),
+            )],
+            max_skew,
+        )
+    }
+
+    fn at(stamp: &str) -> DateTime<Utc> {
+        NaiveDateTime::parse_from_str(stamp, AMZ_DATE_FORMAT)
+            .unwrap()
+            .and_utc()
+    }
+
+    #[test]
+    fn a_scope_date_other_than_the_request_date_is_refused() {
+        // Scope 20150831 while X-Amz-Date is 20150830 (signature of the real scope).
+        let headers = vanilla("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150831/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
+        let req = SignedRequest {
+            method: "GET",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"",
+            now: at("20150830T124000Z"),
+        };
+        let err = vanilla_verifier(std::time::Duration::from_secs(900))
+            .verify(&req)
+            .unwrap_err();
+        assert_eq!(err.code(), "InvalidSignatureException");
+        assert!(
+            err.message()
+                .starts_with("Date in Credential scope does not match"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn host_must_be_signed() {
+        let headers = vanilla("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
+        let req = SignedRequest {
+            method: "GET",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"",
+            now: at("20150830T124000Z"),
+        };
+        let err = vanilla_verifier(std::time::Duration::from_secs(900))
+            .verify(&req)
+            .unwrap_err();
+        assert_eq!(err.code(), "IncompleteSignatureException");
+        assert!(err.message().contains("'Host'"), "{err:?}");
+    }
+
+    #[test]
+    fn a_huge_clock_skew_cannot_overflow() {
+        let headers = vanilla("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
+        for now in [
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::<Utc>::MAX_UTC,
+            at("20150830T124000Z"),
+        ] {
+            let req = SignedRequest {
+                method: "GET",
+                path: "/",
+                query: "",
+                headers: &headers,
+                body: b"",
+                now,
+            };
+            for skew in [
+                std::time::Duration::MAX,
+                std::time::Duration::from_secs(300_000 * 365 * 86400),
+            ] {
+                let got = vanilla_verifier(skew).verify(&req);
+                if now == at("20150830T124000Z") {
+                    assert_eq!(got, Ok("AKIDEXAMPLE".to_string()));
+                } else {
+                    assert_eq!(got.unwrap_err().code(), "InvalidSignatureException");
+                }
+            }
+        }
     }
 
     #[test]
