@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::{
     resolve_secret, AccessKeyConfig, AlibabaAuth, AlibabaConfig, AwsAuth, AwsConfig, Config,
-    SecretRef, SourceKind,
+    Secret, SecretRef, SourceKind,
 };
 
 /// One problem in a configuration file.
@@ -100,6 +100,23 @@ pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
         }
         source.resolved_secrets = resolved;
     }
+    for (r, rule) in config.rules.iter_mut().enumerate() {
+        for (t, target) in rule.targets.iter_mut().enumerate() {
+            let Some(signing) = target.signing.as_mut() else {
+                continue;
+            };
+            let resolved = resolve_secret(&signing.secret.0)
+                .and_then(|s| super::decode_whsec(&s.0).map(Secret));
+            match resolved {
+                Ok(key) => signing.key = Some(key),
+                Err(message) => errors.push(ConfigError {
+                    path: format!("rules[{r}].targets[{t}].signing.secret"),
+                    line: None,
+                    message,
+                }),
+            }
+        }
+    }
     let sections = [
         ("aws", config.aws.as_mut().map(|a| &mut a.access_keys)),
         (
@@ -163,6 +180,12 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         );
     }
     let delivery = &config.delivery;
+    if delivery.retry_delay.is_some_and(|d| d.is_zero()) {
+        err(
+            "delivery.retry_delay".into(),
+            "must be greater than 0".into(),
+        );
+    }
     if delivery.batch_size == 0 {
         err(
             "delivery.batch_size".into(),
@@ -329,14 +352,43 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
             if target.concurrency == 0 {
                 err(format!("{at}.concurrency"), "must be at least 1".into());
             }
-            if delivery.claim_idle <= target.timeout + delivery.retry_delay {
+            // A waiting delivery touches its entry every claim_idle / 3 and right
+            // before and after each attempt: the entry is never idle longer than
+            // max(timeout, claim_idle / 3) while its replica lives.
+            if delivery.claim_idle <= target.timeout + delivery.claim_idle / 3 {
                 err(
                     "delivery.claim_idle".into(),
                     format!(
-                        "must exceed {at}.timeout + delivery.retry_delay ({}), or live deliveries would be taken over",
-                        humantime::format_duration(target.timeout + delivery.retry_delay)
+                        "must exceed {at}.timeout + claim_idle/3 (the touch interval of a waiting retry), i.e. be more than {}, or live deliveries would be taken over",
+                        humantime::format_duration(target.timeout * 3 / 2)
                     ),
                 );
+            }
+            if let Some(retry) = &target.retry {
+                if retry.max_attempts == 0 {
+                    err(
+                        format!("{at}.retry.max_attempts"),
+                        "must be at least 1".into(),
+                    );
+                }
+                if retry.max_age.is_zero() {
+                    err(
+                        format!("{at}.retry.max_age"),
+                        "must be greater than 0".into(),
+                    );
+                }
+                if retry.initial.is_zero() {
+                    err(
+                        format!("{at}.retry.initial"),
+                        "must be greater than 0".into(),
+                    );
+                }
+                if retry.max < retry.initial {
+                    err(
+                        format!("{at}.retry.max"),
+                        "must be at least retry.initial".into(),
+                    );
+                }
             }
         }
     }
