@@ -629,7 +629,7 @@ pub struct MalformedEntry(&'static str);
 
 impl RawEntry {
     /// Decodes the flat `[field, value, ...]` list of an entry.
-    fn from_fields(fields: Vec<Value>) -> Result<RawEntry, MalformedEntry> {
+    pub fn from_fields(fields: Vec<Value>) -> Result<RawEntry, MalformedEntry> {
         let (mut attrs, mut kind, mut data, mut origin) = (None, None, None, None);
         let mut redriven = false;
         let mut fields = fields.into_iter();
