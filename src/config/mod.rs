@@ -164,7 +164,8 @@ pub struct Delivery {
     pub retry_delay: Option<Duration>,
     /// Entries pending this long on another consumer are taken over (that replica is
     /// presumed dead). A delivery waiting for its next attempt touches its entry every
-    /// `claim_idle / 3`, so this must exceed every target's `timeout + claim_idle / 3`.
+    /// `claim_idle / 3` and around each attempt, so this must exceed every target's
+    /// `timeout + 1s`.
     #[serde(deserialize_with = "duration")]
     pub claim_idle: Duration,
     /// On shutdown, how long in-flight deliveries may run before they are left pending.

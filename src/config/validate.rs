@@ -353,14 +353,15 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                 err(format!("{at}.concurrency"), "must be at least 1".into());
             }
             // A waiting delivery touches its entry every claim_idle / 3 and right
-            // before and after each attempt: the entry is never idle longer than
-            // max(timeout, claim_idle / 3) while its replica lives.
-            if delivery.claim_idle <= target.timeout + delivery.claim_idle / 3 {
+            // before and after each attempt: while its replica lives, the entry is
+            // never idle longer than max(timeout, claim_idle / 3) plus a round trip.
+            let margin = std::time::Duration::from_secs(1);
+            if delivery.claim_idle <= target.timeout + margin {
                 err(
                     "delivery.claim_idle".into(),
                     format!(
-                        "must exceed {at}.timeout + claim_idle/3 (the touch interval of a waiting retry), i.e. be more than {}, or live deliveries would be taken over",
-                        humantime::format_duration(target.timeout * 3 / 2)
+                        "must exceed {at}.timeout + 1s ({}): an attempt in flight does not touch its entry, so live deliveries would be taken over",
+                        humantime::format_duration(target.timeout + margin)
                     ),
                 );
             }
@@ -720,6 +721,50 @@ sources:
             );
         }
         assert_eq!(got.len(), 12, "{got:#?}");
+    }
+
+    #[test]
+    fn retry_and_signing_are_validated_with_paths() {
+        let yaml = r#"
+buses: [{name: b}]
+delivery: {claim_idle: 5s}
+rules:
+  - name: r
+    bus: b
+    targets:
+      - {name: ok, kind: http, url: "http://x/", timeout: 2s, retry: {max_attempts: 3, initial: 100ms, max: 1m, max_age: 1h}, signing: {secret: whsec_c2VjcmV0}}
+      - {name: bad, kind: http, url: "http://x/", timeout: 4s, retry: {max_attempts: 0, initial: 0s, max: 0s, max_age: 0s}, signing: {secret: "whsec_!!"}}
+      - {name: env, kind: http, url: "http://x/", timeout: 1s, signing: {secret: "env:SLUICE_TEST_SIGNING_UNSET"}}
+"#;
+        assert_eq!(
+            errors(yaml),
+            [
+                "rules[0].targets[1].signing.secret: not a Standard Webhooks secret (whsec_ followed by base64)",
+                "rules[0].targets[2].signing.secret: environment variable SLUICE_TEST_SIGNING_UNSET is not set",
+                "delivery.claim_idle: must exceed rules[0].targets[1].timeout + 1s (5s): an attempt in flight does not touch its entry, so live deliveries would be taken over",
+                "rules[0].targets[1].retry.max_attempts: must be at least 1",
+                "rules[0].targets[1].retry.max_age: must be greater than 0",
+                "rules[0].targets[1].retry.initial: must be greater than 0",
+            ]
+        );
+        let good = "buses: [{name: b}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {name: ok, kind: http, url: \"http://x/\", retry: {max_attempts: 3, max_age: 1h}, signing: {secret: whsec_c2VjcmV0}}\n      - {name: plain, kind: http, url: \"http://x/\"}\n";
+        let config = Config::parse(good).unwrap();
+        let t = &config.rules[0].targets[0];
+        assert_eq!(
+            t.signing.as_ref().unwrap().key.as_ref().unwrap().0,
+            b"secret"
+        );
+        let policy = t.retry_policy(&config.delivery);
+        assert_eq!(
+            (policy.max_attempts, policy.max_age),
+            (3, std::time::Duration::from_secs(3600))
+        );
+        let legacy = config.rules[0].targets[1].retry_policy(&crate::config::Delivery {
+            retry_delay: Some(std::time::Duration::from_millis(200)),
+            ..Default::default()
+        });
+        assert_eq!(legacy.initial, legacy.max);
+        assert_eq!(legacy.max_attempts, 185);
     }
 
     #[test]
