@@ -264,13 +264,16 @@ impl Received {
     }
 }
 
+/// A status and extra response headers.
+type ScriptedAnswer = (u16, Vec<(String, String)>);
+
 #[derive(Default)]
 struct ReceiverState {
     received: Mutex<Vec<Received>>,
     /// Every request, whatever the answer: (status answered, when, headers, body).
     attempts: Mutex<Vec<(u16, Received)>>,
     /// Answers to give first, in order (status, extra headers), before `status`.
-    script: Mutex<std::collections::VecDeque<(u16, Vec<(String, String)>)>>,
+    script: Mutex<std::collections::VecDeque<ScriptedAnswer>>,
     /// Status to answer with (default 200).
     status: Mutex<Option<u16>>,
 }
