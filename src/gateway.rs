@@ -69,7 +69,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         claim_idle: config.delivery.claim_idle,
     };
     let delivery = DeliverySettings {
-        retry_delay: config.delivery.retry_delay,
+        touch_every: config.delivery.claim_idle / 3,
         shutdown_timeout: config.delivery.shutdown_timeout,
     };
 
@@ -91,6 +91,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 name: target.name.clone(),
                 key: bus::target_key(&rule.bus, &rule.name, &target.name),
                 concurrency: target.concurrency,
+                retry: target.retry_policy(&config.delivery),
+                dlq_key: bus::dlq_key(&rule.bus, &rule.name, &target.name),
                 target: HttpTarget::new(target)
                     .with_context(|| format!("target {}/{}", rule.name, target.name))?,
             };

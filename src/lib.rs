@@ -10,6 +10,7 @@ pub mod bus;
 pub mod config;
 pub mod dev;
 pub mod dispatch;
+pub mod dlq;
 pub mod event;
 pub mod gateway;
 pub mod ingress;

@@ -85,6 +85,47 @@ enum Command {
         #[arg(long, default_value = "bus")]
         bus: String,
     },
+    /// Inspect and repair a target's dead-letter stream (straight against Redis):
+    /// exit 0 on success, 1 on a failure (Redis, entry not found), 2 on a usage error.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// One line per entry: entry id, event id, reason, attempts (tab-separated).
+    List(DlqArgs),
+    /// One entry (--id) as JSON: the event, the reason and every attempt.
+    Show(DlqArgs),
+    /// Move entries (--id or --all) back to the target stream; they are delivered again
+    /// with the same event id.
+    Redrive(DlqArgs),
+    /// Delete entries (--id or --all).
+    Purge(DlqArgs),
+}
+
+#[derive(clap::Args)]
+struct DlqArgs {
+    /// Configuration file (YAML): names the target and the Redis.
+    #[arg(long)]
+    config: PathBuf,
+    /// Redis URL; overrides the config's `redis`.
+    #[arg(long, env = "REDIS_URL")]
+    redis: Option<String>,
+    #[arg(long)]
+    bus: String,
+    #[arg(long)]
+    rule: String,
+    #[arg(long)]
+    target: String,
+    /// A DLQ entry id (as printed by `list`).
+    #[arg(long)]
+    id: Option<String>,
+    /// Every entry (redrive, purge).
+    #[arg(long, conflicts_with = "id")]
+    all: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -149,6 +190,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Dlq { action } => dlq_command(action),
         Command::Serve {
             config,
             listen,
@@ -192,6 +234,115 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+fn dlq_command(action: DlqAction) -> ExitCode {
+    use sluice::dlq::{self, DlqRef};
+    let (name, args) = match &action {
+        DlqAction::List(a) => ("list", a),
+        DlqAction::Show(a) => ("show", a),
+        DlqAction::Redrive(a) => ("redrive", a),
+        DlqAction::Purge(a) => ("purge", a),
+    };
+    let usage = |message: String| {
+        eprintln!("sluice dlq {name}: {message}");
+        ExitCode::from(2)
+    };
+    let failure = |message: String| {
+        eprintln!("sluice dlq {name}: {message}");
+        ExitCode::FAILURE
+    };
+    match (name, &args.id, args.all) {
+        ("list", Some(_), _) | ("list", _, true) => {
+            return usage("list takes no --id or --all".into())
+        }
+        ("show", None, _) => return usage("show needs --id ENTRY".into()),
+        ("show", _, true) => return usage("show takes --id, not --all".into()),
+        ("redrive" | "purge", None, false) => {
+            return usage(format!("{name} needs --id ENTRY or --all"))
+        }
+        _ => {}
+    }
+    let Some(config) = load(&args.config) else {
+        return ExitCode::FAILURE;
+    };
+    let known = config.rules.iter().any(|r| {
+        r.bus == args.bus && r.name == args.rule && r.targets.iter().any(|t| t.name == args.target)
+    });
+    if !known {
+        return usage(format!(
+            "{} has no target {:?} in a rule {:?} on bus {:?}",
+            args.config.display(),
+            args.target,
+            args.rule,
+            args.bus
+        ));
+    }
+    let url = args
+        .redis
+        .clone()
+        .or_else(|| config.redis.clone())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let mut conn = match redis::Client::open(url.as_str())
+        .and_then(|c| c.get_connection_with_timeout(std::time::Duration::from_secs(5)))
+    {
+        Ok(conn) => conn,
+        Err(e) => return failure(format!("cannot connect to {}: {e}", gateway::redact(&url))),
+    };
+    let target = DlqRef::new(&args.bus, &args.rule, &args.target);
+    let result = match action {
+        DlqAction::List(_) => dlq::list(&mut conn, &target).map(|entries| {
+            for e in entries {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    e.id,
+                    e.event_id,
+                    e.reason,
+                    e.attempt_count()
+                );
+            }
+            ExitCode::SUCCESS
+        }),
+        DlqAction::Show(a) => {
+            let id = a.id.as_deref().unwrap_or_default();
+            dlq::get(&mut conn, &target, id).map(|entry| match entry {
+                Some(e) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&e.to_json()).unwrap_or_default()
+                    );
+                    ExitCode::SUCCESS
+                }
+                None => failure(format!("no entry {id} in {}", target.dlq)),
+            })
+        }
+        DlqAction::Redrive(a) | DlqAction::Purge(a) => {
+            let redrive = name == "redrive";
+            let ids = match &a.id {
+                Some(id) => Ok(vec![id.clone()]),
+                None => dlq::ids(&mut conn, &target),
+            };
+            ids.and_then(|ids| {
+                let mut done = 0;
+                for id in &ids {
+                    let ok = if redrive {
+                        dlq::redrive(&mut conn, &target, id)?
+                    } else {
+                        dlq::purge(&mut conn, &target, id)?
+                    };
+                    if ok {
+                        done += 1;
+                    } else if a.id.is_some() {
+                        return Ok(failure(format!("no entry {id} in {}", target.dlq)));
+                    }
+                }
+                let verb = if redrive { "redriven" } else { "purged" };
+                println!("{done} {verb}");
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+    };
+    result.unwrap_or_else(|e| failure(format!("redis: {e}")))
 }
 
 /// Loads a configuration, printing every error as `FILE:LINE: path: message`.

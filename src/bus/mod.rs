@@ -8,13 +8,16 @@
 //! |-----|------|-------|
 //! | `sluice:{BUS}:events` | stream | every accepted event of the bus, for its retention; consumer group `router` |
 //! | `sluice:{BUS}:t:RULE:TARGET` | stream | events routed to one target, waiting for delivery; consumer group `dispatch` |
+//! | `sluice:{BUS}:dlq:RULE:TARGET` | stream | events a target failed to take (see [`dead_letter`]); no consumer group |
 //! | `sluice:{BUS}:dedupe:SOURCE:ID` | string | marks a webhook id as appended, for the source's dedupe window |
 //!
 //! # Entries
 //! An entry has the fields `a` (context attributes, a JSON object), `k` (data kind: `j`
 //! JSON, `t` text, `b` binary) and `d` (the data bytes exactly as received); `k` and `d`
 //! are absent for events without data. Target entries add `b`, the bus entry id they came
-//! from.
+//! from, and `r` (`1`) when redriven from the DLQ. DLQ entries keep `a`, `k`, `d`, `b`
+//! and add `e` (event id), `reason`, `attempts` (JSON list of `{at, status, error,
+//! latency_ms}`) and `entry` (the target entry id).
 //!
 //! # Connections
 //! Appends and acknowledgements share one multiplexed connection: commands issued
@@ -46,6 +49,11 @@ pub fn bus_key(bus: &str) -> String {
 /// Key of a target stream.
 pub fn target_key(bus: &str, rule: &str, target: &str) -> String {
     format!("sluice:{{{bus}}}:t:{rule}:{target}")
+}
+
+/// Key of a target's dead-letter stream.
+pub fn dlq_key(bus: &str, rule: &str, target: &str) -> String {
+    format!("sluice:{{{bus}}}:dlq:{rule}:{target}")
 }
 
 /// Key marking webhook `id` of `source` as appended to `bus` (see [`append_once`]).
@@ -530,6 +538,74 @@ pub async fn ack_delete(
     within(pipe.query_async::<()>(conn)).await
 }
 
+/// Moves a target entry to the dead-letter stream: the `XADD` to the DLQ and the
+/// `XACK` + `XDEL` of the target entry in one MULTI/EXEC, so the event is in exactly one
+/// of the two.
+#[allow(clippy::too_many_arguments)]
+pub async fn dead_letter(
+    conn: &mut ConnectionManager,
+    key: &str,
+    dlq: &str,
+    group: &str,
+    id: &str,
+    raw: &RawEntry,
+    event_id: &str,
+    reason: &str,
+    attempts_json: &str,
+) -> Result<(), BusError> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    let cmd = pipe
+        .cmd("XADD")
+        .arg(dlq)
+        .arg("*")
+        .arg("a")
+        .arg(raw.attrs.as_ref());
+    if let Some((kind, data)) = &raw.data {
+        cmd.arg("k").arg(kind.code()).arg("d").arg(data.as_ref());
+    }
+    if let Some(origin) = &raw.origin {
+        cmd.arg("b").arg(origin);
+    }
+    cmd.arg("e")
+        .arg(event_id)
+        .arg("reason")
+        .arg(reason)
+        .arg("attempts")
+        .arg(attempts_json)
+        .arg("entry")
+        .arg(id)
+        .ignore();
+    pipe.cmd("XACK").arg(key).arg(group).arg(id).ignore();
+    pipe.cmd("XDEL").arg(key).arg(id).ignore();
+    within(pipe.query_async::<()>(conn)).await
+}
+
+/// Moves one DLQ entry back to its target stream (with `a`, `k`, `d`, `b` and `r=1`)
+/// and deletes it from the DLQ, atomically; returns 0 if the entry is not there.
+pub static REDRIVE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #found == 0 then return 0 end
+local fields = found[1][2]
+local out = {}
+for i = 1, #fields, 2 do
+  local f = fields[i]
+  if f == 'a' or f == 'k' or f == 'd' or f == 'b' then
+    out[#out + 1] = f
+    out[#out + 1] = fields[i + 1]
+  end
+end
+out[#out + 1] = 'r'
+out[#out + 1] = '1'
+redis.call('XADD', KEYS[2], '*', unpack(out))
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+"#,
+    )
+});
+
 /// The fields of a stream entry, as stored.
 #[derive(Debug, Clone)]
 pub struct RawEntry {
@@ -537,6 +613,8 @@ pub struct RawEntry {
     pub data: Option<(DataKind, Bytes)>,
     /// In a target stream: the id of the bus entry it was routed from.
     pub origin: Option<String>,
+    /// Redriven from the DLQ (field `r`).
+    pub redriven: bool,
 }
 
 /// When an entry was appended: the milliseconds part of its stream id.
@@ -551,8 +629,9 @@ pub struct MalformedEntry(&'static str);
 
 impl RawEntry {
     /// Decodes the flat `[field, value, ...]` list of an entry.
-    fn from_fields(fields: Vec<Value>) -> Result<RawEntry, MalformedEntry> {
+    pub fn from_fields(fields: Vec<Value>) -> Result<RawEntry, MalformedEntry> {
         let (mut attrs, mut kind, mut data, mut origin) = (None, None, None, None);
+        let mut redriven = false;
         let mut fields = fields.into_iter();
         while let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
             (fields.next(), fields.next())
@@ -562,6 +641,7 @@ impl RawEntry {
                 b"k" => kind = Some(value),
                 b"d" => data = Some(Bytes::from(value)),
                 b"b" => origin = String::from_utf8(value).ok(),
+                b"r" => redriven = true,
                 _ => {}
             }
         }
@@ -578,6 +658,7 @@ impl RawEntry {
             attrs,
             data,
             origin,
+            redriven,
         })
     }
 

@@ -167,11 +167,15 @@ impl Default for Limits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Delivery {
-    /// Wait between attempts of a failed delivery.
-    #[serde(deserialize_with = "duration")]
-    pub retry_delay: Duration,
+    /// Legacy: a fixed wait between attempts for targets without `retry:` (their
+    /// `retry` becomes `{initial: retry_delay, max: retry_delay}`). Unset: the
+    /// targets' `retry` defaults apply.
+    #[serde(deserialize_with = "opt_duration")]
+    pub retry_delay: Option<Duration>,
     /// Entries pending this long on another consumer are taken over (that replica is
-    /// presumed dead). Must exceed the longest target timeout plus `retry_delay`.
+    /// presumed dead). A delivery waiting for its next attempt touches its entry every
+    /// `claim_idle / 3` and around each attempt, so this must exceed every target's
+    /// `timeout + 1s`.
     #[serde(deserialize_with = "duration")]
     pub claim_idle: Duration,
     /// On shutdown, how long in-flight deliveries may run before they are left pending.
@@ -184,7 +188,7 @@ pub struct Delivery {
 impl Default for Delivery {
     fn default() -> Self {
         Delivery {
-            retry_delay: Duration::from_secs(5),
+            retry_delay: None,
             claim_idle: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
             batch_size: 256,
@@ -487,6 +491,79 @@ pub struct TargetConfig {
     /// Query parameters added to `url`: a JSONPath into the event (`$...`) or a literal.
     #[serde(default)]
     pub query: BTreeMap<String, String>,
+    /// Retry policy; absent: the defaults (or the legacy `delivery.retry_delay`).
+    #[serde(default)]
+    pub retry: Option<RetryConfig>,
+    /// Standard Webhooks signing of every request.
+    #[serde(default)]
+    pub signing: Option<SigningConfig>,
+}
+
+impl TargetConfig {
+    /// The retry policy in force: `retry:`, else a fixed `delivery.retry_delay`, else
+    /// the defaults.
+    pub fn retry_policy(&self, delivery: &Delivery) -> RetryConfig {
+        match (&self.retry, delivery.retry_delay) {
+            (Some(r), _) => r.clone(),
+            (None, Some(d)) => RetryConfig {
+                initial: d,
+                max: d,
+                ..RetryConfig::default()
+            },
+            (None, None) => RetryConfig::default(),
+        }
+    }
+}
+
+/// `retry:` of a target. Attempt n (n >= 2) waits a random time between `initial` and
+/// `min(max, initial * 2^(n-2))` after attempt n-1 failed (exponential backoff with
+/// full jitter); a `Retry-After` on 429/503 replaces that wait (capped by `max`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts before the event is dead-lettered (counted per replica holding it).
+    pub max_attempts: u32,
+    /// Age (since ingestion) after which a failing event is dead-lettered.
+    #[serde(deserialize_with = "duration")]
+    pub max_age: Duration,
+    /// Smallest wait between attempts.
+    #[serde(deserialize_with = "duration")]
+    pub initial: Duration,
+    /// Largest wait between attempts.
+    #[serde(deserialize_with = "duration")]
+    pub max: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 185,
+            max_age: Duration::from_secs(24 * 3600),
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `signing:` of an HTTP target: Standard Webhooks headers on every request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// `whsec_` + base64 of the key: a literal, `env:NAME` or `file:PATH`.
+    pub secret: SecretRef,
+    /// The key bytes, as resolved and decoded by [`Config::parse`].
+    #[serde(skip)]
+    pub key: Option<Secret>,
+}
+
+/// Decodes a Standard Webhooks secret (`whsec_` + base64; the prefix is optional).
+pub fn decode_whsec(secret: &[u8]) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let text = secret.strip_prefix(b"whsec_").unwrap_or(secret);
+    match base64::engine::general_purpose::STANDARD.decode(text) {
+        Ok(key) if !key.is_empty() => Ok(key),
+        _ => Err("not a Standard Webhooks secret (whsec_ followed by base64)".into()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::{
     resolve_secret, AccessKeyConfig, AlibabaAuth, AlibabaConfig, AwsAuth, AwsConfig, Config,
-    SecretRef, SourceKind,
+    Secret, SecretRef, SourceKind,
 };
 
 /// One problem in a configuration file.
@@ -100,6 +100,23 @@ pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
         }
         source.resolved_secrets = resolved;
     }
+    for (r, rule) in config.rules.iter_mut().enumerate() {
+        for (t, target) in rule.targets.iter_mut().enumerate() {
+            let Some(signing) = target.signing.as_mut() else {
+                continue;
+            };
+            let resolved = resolve_secret(&signing.secret.0)
+                .and_then(|s| super::decode_whsec(&s.0).map(Secret));
+            match resolved {
+                Ok(key) => signing.key = Some(key),
+                Err(message) => errors.push(ConfigError {
+                    path: format!("rules[{r}].targets[{t}].signing.secret"),
+                    line: None,
+                    message,
+                }),
+            }
+        }
+    }
     let sections = [
         ("aws", config.aws.as_mut().map(|a| &mut a.access_keys)),
         (
@@ -163,6 +180,12 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         );
     }
     let delivery = &config.delivery;
+    if delivery.retry_delay.is_some_and(|d| d.is_zero()) {
+        err(
+            "delivery.retry_delay".into(),
+            "must be greater than 0".into(),
+        );
+    }
     if delivery.batch_size == 0 {
         err(
             "delivery.batch_size".into(),
@@ -329,14 +352,44 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
             if target.concurrency == 0 {
                 err(format!("{at}.concurrency"), "must be at least 1".into());
             }
-            if delivery.claim_idle <= target.timeout + delivery.retry_delay {
+            // A waiting delivery touches its entry every claim_idle / 3 and right
+            // before and after each attempt: while its replica lives, the entry is
+            // never idle longer than max(timeout, claim_idle / 3) plus a round trip.
+            let margin = std::time::Duration::from_secs(1);
+            if delivery.claim_idle <= target.timeout + margin {
                 err(
                     "delivery.claim_idle".into(),
                     format!(
-                        "must exceed {at}.timeout + delivery.retry_delay ({}), or live deliveries would be taken over",
-                        humantime::format_duration(target.timeout + delivery.retry_delay)
+                        "must exceed {at}.timeout + 1s ({}): an attempt in flight does not touch its entry, so live deliveries would be taken over",
+                        humantime::format_duration(target.timeout + margin)
                     ),
                 );
+            }
+            if let Some(retry) = &target.retry {
+                if retry.max_attempts == 0 {
+                    err(
+                        format!("{at}.retry.max_attempts"),
+                        "must be at least 1".into(),
+                    );
+                }
+                if retry.max_age.is_zero() {
+                    err(
+                        format!("{at}.retry.max_age"),
+                        "must be greater than 0".into(),
+                    );
+                }
+                if retry.initial.is_zero() {
+                    err(
+                        format!("{at}.retry.initial"),
+                        "must be greater than 0".into(),
+                    );
+                }
+                if retry.max < retry.initial {
+                    err(
+                        format!("{at}.retry.max"),
+                        "must be at least retry.initial".into(),
+                    );
+                }
             }
         }
     }
@@ -705,6 +758,50 @@ sources:
             );
         }
         assert_eq!(got.len(), 12, "{got:#?}");
+    }
+
+    #[test]
+    fn retry_and_signing_are_validated_with_paths() {
+        let yaml = r#"
+buses: [{name: b}]
+delivery: {claim_idle: 5s}
+rules:
+  - name: r
+    bus: b
+    targets:
+      - {name: ok, kind: http, url: "http://x/", timeout: 2s, retry: {max_attempts: 3, initial: 100ms, max: 1m, max_age: 1h}, signing: {secret: whsec_c2VjcmV0}}
+      - {name: bad, kind: http, url: "http://x/", timeout: 4s, retry: {max_attempts: 0, initial: 0s, max: 0s, max_age: 0s}, signing: {secret: "whsec_!!"}}
+      - {name: env, kind: http, url: "http://x/", timeout: 1s, signing: {secret: "env:SLUICE_TEST_SIGNING_UNSET"}}
+"#;
+        assert_eq!(
+            errors(yaml),
+            [
+                "rules[0].targets[1].signing.secret: not a Standard Webhooks secret (whsec_ followed by base64)",
+                "rules[0].targets[2].signing.secret: environment variable SLUICE_TEST_SIGNING_UNSET is not set",
+                "delivery.claim_idle: must exceed rules[0].targets[1].timeout + 1s (5s): an attempt in flight does not touch its entry, so live deliveries would be taken over",
+                "rules[0].targets[1].retry.max_attempts: must be at least 1",
+                "rules[0].targets[1].retry.max_age: must be greater than 0",
+                "rules[0].targets[1].retry.initial: must be greater than 0",
+            ]
+        );
+        let good = "buses: [{name: b}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {name: ok, kind: http, url: \"http://x/\", retry: {max_attempts: 3, max_age: 1h}, signing: {secret: whsec_c2VjcmV0}}\n      - {name: plain, kind: http, url: \"http://x/\"}\n";
+        let config = Config::parse(good).unwrap();
+        let t = &config.rules[0].targets[0];
+        assert_eq!(
+            t.signing.as_ref().unwrap().key.as_ref().unwrap().0,
+            b"secret"
+        );
+        let policy = t.retry_policy(&config.delivery);
+        assert_eq!(
+            (policy.max_attempts, policy.max_age),
+            (3, std::time::Duration::from_secs(3600))
+        );
+        let legacy = config.rules[0].targets[1].retry_policy(&crate::config::Delivery {
+            retry_delay: Some(std::time::Duration::from_millis(200)),
+            ..Default::default()
+        });
+        assert_eq!(legacy.initial, legacy.max);
+        assert_eq!(legacy.max_attempts, 185);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use percent_encoding::{AsciiSet, CONTROLS};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use serde_json::Value;
@@ -25,11 +26,59 @@ const HEADER_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     #[error("target answered HTTP {status}")]
-    Status { status: u16 },
+    Status {
+        status: u16,
+        /// The `Retry-After` of a 429 or 503 answer.
+        retry_after: Option<Duration>,
+    },
     #[error("request failed: {0}")]
     Request(String),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+}
+
+impl DeliveryError {
+    /// Whether another attempt may succeed: timeouts, connection errors, 408, 429 and
+    /// 5xx are retried; other answers (4xx, 3xx: redirects are not followed) are not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DeliveryError::Status { status, .. } => {
+                matches!(status, 408 | 429) || (500..600).contains(status)
+            }
+            DeliveryError::Request(_) | DeliveryError::Timeout(_) => true,
+        }
+    }
+
+    /// The HTTP status, if the target answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            DeliveryError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The wait the target asked for with `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Parses a `Retry-After` value: delay seconds or an HTTP date (a date in the past is
+/// zero).
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (date.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or_default(),
+    )
 }
 
 /// A value taken from the event or fixed.
@@ -234,6 +283,8 @@ pub struct HttpTarget {
     headers: HeaderMap,
     mode: DeliveryMode,
     timeout: Duration,
+    /// Standard Webhooks signing key (decoded `whsec_`).
+    signing_key: Option<Vec<u8>>,
 }
 
 impl HttpTarget {
@@ -266,6 +317,18 @@ impl HttpTarget {
             headers,
             mode: config.mode,
             timeout: config.timeout,
+            signing_key: match &config.signing {
+                None => None,
+                Some(s) => Some(match &s.key {
+                    Some(key) => key.0.clone(),
+                    None => crate::config::decode_whsec(
+                        &crate::config::resolve_secret(&s.secret.0)
+                            .map_err(|e| anyhow::anyhow!("signing.secret: {e}"))?
+                            .0,
+                    )
+                    .map_err(|e| anyhow::anyhow!("signing.secret: {e}"))?,
+                }),
+            },
         })
     }
 
@@ -280,12 +343,23 @@ impl HttpTarget {
             }
         })?;
         let status = response.status().as_u16();
+        let retry_after = match status {
+            429 | 503 => response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, chrono::Utc::now())),
+            _ => None,
+        };
         // Drain the body so the connection can be reused.
         let _ = response.bytes().await;
         if (200..300).contains(&status) {
             Ok(status)
         } else {
-            Err(DeliveryError::Status { status })
+            Err(DeliveryError::Status {
+                status,
+                retry_after,
+            })
         }
     }
 
@@ -308,44 +382,80 @@ impl HttpTarget {
                 request = request.header(name.clone(), value);
             }
         }
-        if let Some(payload) = self
+        let (headers, body) = match self
             .shape
             .transform
             .as_ref()
             .and_then(|t| t.apply(&doc, ctx))
         {
-            return Ok(request
-                .headers(ce_headers(event))
-                .header(CONTENT_TYPE, payload.content_type)
-                .body(payload.body));
-        }
-        Ok(match self.mode {
-            DeliveryMode::Binary => {
+            Some(payload) => {
                 let mut headers = ce_headers(event);
-                if let Some(data) = &event.data {
-                    let content_type =
-                        event
-                            .attr_str("datacontenttype")
-                            .unwrap_or(match data.kind {
-                                DataKind::Json => "application/json",
-                                DataKind::Text => "text/plain; charset=utf-8",
-                                DataKind::Binary => "application/octet-stream",
-                            });
-                    if let Ok(v) = HeaderValue::from_str(content_type) {
-                        headers.insert(CONTENT_TYPE, v);
-                    }
-                }
-                let request = request.headers(headers);
-                match &event.data {
-                    Some(data) => request.body(data.bytes.clone()),
-                    None => request,
-                }
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static(payload.content_type));
+                (headers, Some(payload.body))
             }
-            DeliveryMode::Structured => request
-                .header(CONTENT_TYPE, "application/cloudevents+json; charset=utf-8")
-                .body(event.to_structured_json()),
+            None => match self.mode {
+                DeliveryMode::Binary => {
+                    let mut headers = ce_headers(event);
+                    if let Some(data) = &event.data {
+                        let content_type = event.attr_str("datacontenttype").unwrap_or(match data
+                            .kind
+                        {
+                            DataKind::Json => "application/json",
+                            DataKind::Text => "text/plain; charset=utf-8",
+                            DataKind::Binary => "application/octet-stream",
+                        });
+                        if let Ok(v) = HeaderValue::from_str(content_type) {
+                            headers.insert(CONTENT_TYPE, v);
+                        }
+                    }
+                    (headers, event.data.as_ref().map(|d| d.bytes.clone()))
+                }
+                DeliveryMode::Structured => {
+                    let mut headers = HeaderMap::new();
+                    headers.insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("application/cloudevents+json; charset=utf-8"),
+                    );
+                    (headers, Some(Bytes::from(event.to_structured_json())))
+                }
+            },
+        };
+        let mut request = request.headers(headers);
+        if let Some(key) = &self.signing_key {
+            let timestamp = chrono::Utc::now().timestamp();
+            let id = event.id();
+            let signature =
+                sign_standard_webhook(key, id, timestamp, body.as_deref().unwrap_or(b""));
+            if let Ok(v) = HeaderValue::from_str(id) {
+                request = request
+                    .header("webhook-id", v)
+                    .header("webhook-timestamp", timestamp.to_string())
+                    .header("webhook-signature", signature);
+            }
+        }
+        Ok(match body {
+            Some(body) => request.body(body),
+            None => request,
         })
     }
+}
+
+/// The Standard Webhooks signature header value: `v1,` + base64 of
+/// HMAC-SHA256(key, "{id}.{timestamp}.{body}").
+pub fn sign_standard_webhook(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+        .expect("HMAC takes keys of any length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
 }
 
 /// The attributes as binary-mode `ce-*` headers (all but `datacontenttype`).
@@ -410,6 +520,54 @@ mod tests {
             .build()
             .unwrap();
         request.url().to_string()
+    }
+
+    #[test]
+    fn signs_the_standard_webhooks_test_vector() {
+        // From the Standard Webhooks specification's reference libraries.
+        let key = crate::config::decode_whsec(b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_eq!(
+            sign_standard_webhook(
+                &key,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                br#"{"test": 2432232314}"#
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        let status = |s| DeliveryError::Status {
+            status: s,
+            retry_after: None,
+        };
+        for s in [408, 429, 500, 502, 503, 599] {
+            assert!(status(s).is_retryable(), "{s}");
+        }
+        for s in [300, 400, 401, 404, 409, 422] {
+            assert!(!status(s).is_retryable(), "{s}");
+        }
+        assert!(DeliveryError::Timeout(Duration::from_secs(1)).is_retryable());
+        assert!(DeliveryError::Request("refused".into()).is_retryable());
     }
 
     #[test]

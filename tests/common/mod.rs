@@ -264,9 +264,16 @@ impl Received {
     }
 }
 
+/// A status and extra response headers.
+type ScriptedAnswer = (u16, Vec<(String, String)>);
+
 #[derive(Default)]
 struct ReceiverState {
     received: Mutex<Vec<Received>>,
+    /// Every request, whatever the answer: (status answered, when, headers, body).
+    attempts: Mutex<Vec<(u16, Received)>>,
+    /// Answers to give first, in order (status, extra headers), before `status`.
+    script: Mutex<std::collections::VecDeque<ScriptedAnswer>>,
     /// Status to answer with (default 200).
     status: Mutex<Option<u16>>,
 }
@@ -317,6 +324,22 @@ impl Receiver {
         self.state.received.lock().unwrap().len()
     }
 
+    /// Every request with the status it was answered with.
+    pub fn attempts(&self) -> Vec<(u16, Received)> {
+        self.state.attempts.lock().unwrap().clone()
+    }
+
+    /// Answers the next request with `status` and `headers` (queued; then as before).
+    pub fn answer_once(&self, status: u16, headers: &[(&str, &str)]) {
+        self.state.script.lock().unwrap().push_back((
+            status,
+            headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        ));
+    }
+
     /// Makes the receiver answer every request with `status`.
     pub fn answer_with(&self, status: u16) {
         *self.state.status.lock().unwrap() = Some(status);
@@ -342,18 +365,33 @@ async fn record(
             )
         })
         .collect();
-    let status = state.status.lock().unwrap().unwrap_or(200);
+    let (status, extra) = state
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| (state.status.lock().unwrap().unwrap_or(200), vec![]));
+    let received = Received {
+        method: req.method().to_string(),
+        path: req.path().to_string(),
+        query: req.query_string().to_string(),
+        headers,
+        body: body.to_vec(),
+        at: Instant::now(),
+    };
+    state
+        .attempts
+        .lock()
+        .unwrap()
+        .push((status, received.clone()));
     if (200..300).contains(&status) {
-        state.received.lock().unwrap().push(Received {
-            method: req.method().to_string(),
-            path: req.path().to_string(),
-            query: req.query_string().to_string(),
-            headers,
-            body: body.to_vec(),
-            at: Instant::now(),
-        });
+        state.received.lock().unwrap().push(received);
     }
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+    let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
+    for (name, value) in extra {
+        response.insert_header((name, value));
+    }
+    response.finish()
 }
 
 /// A structured-mode CloudEvent with the given id, type and JSON data (raw text).

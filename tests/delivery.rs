@@ -1,0 +1,243 @@
+//! Delivery policy end to end: non-retryable answers dead-letter at once and can be
+//! redriven, Retry-After is honoured, attempts are bounded, deliveries are signed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine;
+use common::*;
+use hmac::{KeyInit, Mac};
+
+const DLQ: &str = "sluice:{orders}:dlq:all:rx";
+const STREAM: &str = "sluice:{orders}:t:all:rx";
+
+fn config(rx: &Receiver, target_extra: &str) -> String {
+    format!(
+        r#"
+buses: [{{name: orders}}]
+delivery: {{claim_idle: 5s}}
+rules:
+  - name: all
+    bus: orders
+    targets:
+      - {{name: rx, kind: http, url: "{}", timeout: 2s, {target_extra}}}
+"#,
+        rx.url("/hook")
+    )
+}
+
+/// Writes `config` to a file for the CLI (the gateway's copy is private to it).
+fn config_file(dir: &Path, config: &str) -> PathBuf {
+    let path = dir.join("sluice.yaml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// Runs `sluice dlq ACTION ...` for target orders/all/rx; returns (exit code, stdout, stderr).
+fn dlq(redis: &Redis, config: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("dlq")
+        .arg(args[0])
+        .arg("--config")
+        .arg(config)
+        .args(["--redis", &redis.url])
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const TARGET: [&str; 6] = ["--bus", "orders", "--rule", "all", "--target", "rx"];
+
+fn with_target<'a>(action: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![action];
+    args.extend(TARGET);
+    args.extend(extra);
+    args
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_400_is_dead_lettered_at_once_and_redrive_delivers_it() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    rx.answer_with(400);
+    let text = config(&rx, "retry: {max_attempts: 10, initial: 100ms, max: 200ms}");
+    let gw = Gateway::start(&redis, &text).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(dir.path(), &text);
+
+    let body = structured_event("bad-1", "t", r#"{"n":1}"#);
+    assert_eq!(post_structured(&gw, "orders", &body).await, 202);
+    assert!(wait_until(Duration::from_secs(10), || redis.xlen(DLQ) == 1).await);
+    assert_eq!(
+        redis.xlen(STREAM),
+        0,
+        "dead-lettered entries leave the stream"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(rx.attempts().len(), 1, "a 400 is not retried");
+
+    let (code, out, err) = dlq(&redis, &file, &with_target("list", &[]));
+    assert_eq!(code, 0, "{err}");
+    let fields: Vec<&str> = out.trim_end().split('\t').collect();
+    assert_eq!(fields[1..], ["bad-1", "status 400", "1"], "{out}");
+    let entry = fields[0].to_string();
+
+    let (code, out, err) = dlq(&redis, &file, &with_target("show", &["--id", &entry]));
+    assert_eq!(code, 0, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["reason"], "status 400");
+    assert_eq!(shown["event"]["id"], "bad-1");
+    assert_eq!(shown["event"]["data"], serde_json::json!({"n": 1}));
+    assert_eq!(shown["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["attempts"][0]["status"], 400);
+    assert!(shown["attempts"][0]["latency_ms"].is_u64(), "{shown}");
+    assert!(shown["attempts"][0]["at"].is_string(), "{shown}");
+
+    // Usage errors exit 2, failures 1.
+    assert_eq!(dlq(&redis, &file, &with_target("redrive", &[])).0, 2);
+    assert_eq!(dlq(&redis, &file, &with_target("show", &[])).0, 2);
+    assert_eq!(
+        dlq(
+            &redis,
+            &file,
+            &["list", "--bus", "orders", "--rule", "all", "--target", "nope"]
+        )
+        .0,
+        2
+    );
+    assert_eq!(
+        dlq(&redis, &file, &with_target("redrive", &["--id", "1-1"])).0,
+        1
+    );
+
+    // Fix the target, redrive: delivered again with the same event id.
+    rx.answer_with(200);
+    let (code, out, err) = dlq(&redis, &file, &with_target("redrive", &["--all"]));
+    assert_eq!((code, out.trim()), (0, "1 redriven"), "{err}");
+    assert_eq!(redis.xlen(DLQ), 0);
+    assert!(wait_until(Duration::from_secs(10), || rx.count() == 1).await);
+    let got = rx.received();
+    assert_eq!(got[0].header("ce-id"), Some("bad-1"));
+    assert_eq!(got[0].body, br#"{"n":1}"#);
+    assert!(wait_until(Duration::from_secs(5), || redis.xlen(STREAM) == 0).await);
+    let (_, out, _) = dlq(&redis, &file, &with_target("list", &[]));
+    assert_eq!(out, "");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_is_honoured() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    rx.answer_once(429, &[("Retry-After", "2")]);
+    let gw = Gateway::start(&redis, &config(&rx, "retry: {initial: 100ms, max: 10s}")).await;
+    let body = structured_event("slow-1", "t", "{}");
+    assert_eq!(post_structured(&gw, "orders", &body).await, 202);
+    assert!(wait_until(Duration::from_secs(10), || rx.count() == 1).await);
+    let attempts = rx.attempts();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[0].0, 429);
+    assert_eq!(attempts[1].0, 200);
+    let gap = attempts[1].1.at - attempts[0].1.at;
+    assert!(gap >= Duration::from_millis(1900), "retried after {gap:?}");
+    assert!(gap < Duration::from_secs(5), "retried after {gap:?}");
+    assert_eq!(rx.received()[0].header("ce-id"), Some("slow-1"));
+    assert!(wait_until(Duration::from_secs(5), || redis.xlen(STREAM) == 0).await);
+    assert_eq!(redis.xlen(DLQ), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attempts_are_bounded_then_dead_lettered() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    rx.answer_with(500);
+    let text = config(&rx, "retry: {max_attempts: 3, initial: 100ms, max: 200ms}");
+    let gw = Gateway::start(&redis, &text).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(dir.path(), &text);
+    assert_eq!(post_batch(&gw, "orders", "e", 5).await, 202);
+    assert!(wait_until(Duration::from_secs(10), || redis.xlen(DLQ) == 5).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.attempts().len(), 15, "3 attempts each");
+    assert_eq!(redis.xlen(STREAM), 0);
+    let (code, out, err) = dlq(&redis, &file, &with_target("list", &[]));
+    assert_eq!(code, 0, "{err}");
+    let mut ids: Vec<&str> = out
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f[2..], ["attempts exhausted", "3"], "{l}");
+            f[1]
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["e0", "e1", "e2", "e3", "e4"]);
+
+    // Purge one, then all.
+    let first = out.lines().next().unwrap().split('\t').next().unwrap();
+    assert_eq!(
+        dlq(&redis, &file, &with_target("purge", &["--id", first])).0,
+        0
+    );
+    assert_eq!(redis.xlen(DLQ), 4);
+    let (code, out, _) = dlq(&redis, &file, &with_target("purge", &["--all"]));
+    assert_eq!((code, out.trim()), (0, "4 purged"));
+    assert_eq!(redis.xlen(DLQ), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deliveries_carry_a_verifiable_standard_webhooks_signature() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let key = b"sluice-signing-test-key-0123456789";
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("signing-secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let gw = Gateway::start(
+        &redis,
+        &config(
+            &rx,
+            &format!("signing: {{secret: \"file:{}\"}}", secret_file.display()),
+        ),
+    )
+    .await;
+    let body = structured_event("signed-1", "t", r#"{"amount": 12.50, "x": "é"}"#);
+    assert_eq!(post_structured(&gw, "orders", &body).await, 202);
+    assert!(wait_until(Duration::from_secs(10), || rx.count() == 1).await);
+    let got = &rx.received()[0];
+
+    let id = got.header("webhook-id").unwrap();
+    assert_eq!(id, "signed-1");
+    assert_eq!(got.header("ce-id"), Some("signed-1"));
+    let ts: i64 = got.header("webhook-timestamp").unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now - ts).abs() < 60, "timestamp {ts}, now {now}");
+    // The receiver's own computation over the exact bytes it got.
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(&got.body);
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    let header = got.header("webhook-signature").unwrap();
+    assert!(
+        header.split(' ').any(|s| s == expected),
+        "{header} != {expected}"
+    );
+    assert_eq!(got.body, r#"{"amount": 12.50, "x": "é"}"#.as_bytes());
+}
