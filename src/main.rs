@@ -263,6 +263,17 @@ fn dlq_command(action: DlqAction) -> ExitCode {
         }
         _ => {}
     }
+    // A partial id (`1700000000000`) would stand for every entry of that millisecond.
+    if let Some(id) = &args.id {
+        let full = id
+            .split_once('-')
+            .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok());
+        if !full {
+            return usage(format!(
+                "--id {id:?} is not a full entry id such as 1700000000000-0 (see `sluice dlq list`)"
+            ));
+        }
+    }
     let Some(config) = load(&args.config) else {
         return ExitCode::FAILURE;
     };

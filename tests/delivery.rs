@@ -103,6 +103,11 @@ async fn a_400_is_dead_lettered_at_once_and_redrive_delivers_it() {
 
     // Usage errors exit 2, failures 1.
     assert_eq!(dlq(&redis, &file, &with_target("redrive", &[])).0, 2);
+    // A partial id would stand for every entry of that millisecond.
+    let millis = entry.split('-').next().unwrap().to_string();
+    let (code, _, err) = dlq(&redis, &file, &with_target("redrive", &["--id", &millis]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a full entry id"), "{err}");
     assert_eq!(dlq(&redis, &file, &with_target("show", &[])).0, 2);
     assert_eq!(
         dlq(
@@ -240,4 +245,110 @@ async fn deliveries_carry_a_verifiable_standard_webhooks_signature() {
         "{header} != {expected}"
     );
     assert_eq!(got.body, r#"{"amount": 12.50, "x": "é"}"#.as_bytes());
+}
+
+/// If the dead-letter stream cannot be written (here: its key holds a string), the entry
+/// stays pending in the target stream; once the key is fixed it reaches the DLQ. Nothing
+/// is acknowledged before the event is safely stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_dead_letter_write_loses_nothing() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    rx.answer_with(400);
+    let mut conn = redis.conn();
+    redis::cmd("SET")
+        .arg(DLQ)
+        .arg("not a stream")
+        .query::<()>(&mut conn)
+        .unwrap();
+    let text = config(&rx, "retry: {max_attempts: 3, initial: 100ms, max: 200ms}");
+    let gw = Gateway::start(&redis, &text).await;
+    let body = structured_event("stuck-1", "t", r#"{"n":1}"#);
+    assert_eq!(post_structured(&gw, "orders", &body).await, 202);
+    assert!(wait_until(Duration::from_secs(10), || rx.attempts().len() == 1).await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(redis.xlen(STREAM), 1, "still in the target stream");
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(STREAM)
+        .arg("dispatch")
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        matches!(&pending, redis::Value::Array(v) if v.first() == Some(&redis::Value::Int(1))),
+        "still pending: {pending:?}"
+    );
+    redis::cmd("DEL").arg(DLQ).query::<()>(&mut conn).unwrap();
+    assert!(wait_until(Duration::from_secs(15), || redis.xlen(DLQ) == 1).await);
+    assert_eq!(redis.xlen(STREAM), 0);
+    assert_eq!(rx.attempts().len(), 1, "a 400 is not retried");
+}
+
+/// A replica whose entry was taken over (after a stall longer than `claim_idle`) must
+/// not take it back: its touch reports the loss and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_touch_never_takes_an_entry_back() {
+    use sluice::bus;
+    let redis = Redis::start();
+    let mut sync = redis.conn();
+    let id: String = redis::cmd("XADD")
+        .arg(STREAM)
+        .arg("*")
+        .arg("a")
+        .arg("{}")
+        .query(&mut sync)
+        .unwrap();
+    redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(STREAM)
+        .arg("dispatch")
+        .arg("0")
+        .query::<()>(&mut sync)
+        .unwrap();
+    // Replica A reads it, replica B takes it over.
+    redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("dispatch")
+        .arg("A")
+        .arg("STREAMS")
+        .arg(STREAM)
+        .arg(">")
+        .query::<redis::Value>(&mut sync)
+        .unwrap();
+    let mut conn = bus::connect(&redis.url).unwrap();
+    assert!(bus::touch(&mut conn, STREAM, "dispatch", "A", &id)
+        .await
+        .unwrap());
+    redis::cmd("XCLAIM")
+        .arg(STREAM)
+        .arg("dispatch")
+        .arg("B")
+        .arg(0)
+        .arg(&id)
+        .query::<redis::Value>(&mut sync)
+        .unwrap();
+    assert!(!bus::touch(&mut conn, STREAM, "dispatch", "A", &id)
+        .await
+        .unwrap());
+    let owner: redis::Value = redis::cmd("XPENDING")
+        .arg(STREAM)
+        .arg("dispatch")
+        .arg(&id)
+        .arg(&id)
+        .arg(1)
+        .query(&mut sync)
+        .unwrap();
+    let owner = match &owner {
+        redis::Value::Array(rows) => match rows.first() {
+            Some(redis::Value::Array(row)) => match row.get(1) {
+                Some(redis::Value::BulkString(name)) => String::from_utf8_lossy(name).into_owned(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        owner, "B",
+        "the entry stays with the replica that took it over"
+    );
 }

@@ -502,27 +502,56 @@ pub async fn prune_consumers(
 }
 
 /// Resets the idle time of an entry this consumer is still working on (a retry in
-/// progress), so no other replica takes it over.
+/// progress), so no other replica takes it over. Returns false, touching nothing, if the
+/// entry is no longer pending for this consumer (another replica claimed it after a
+/// long stall, or it was acknowledged): the caller must then let it go.
 pub async fn touch(
     conn: &mut ConnectionManager,
     key: &str,
     group: &str,
     consumer: &str,
     id: &str,
-) -> Result<(), BusError> {
+) -> Result<bool, BusError> {
     within(
-        redis::cmd("XCLAIM")
-            .arg(key)
+        OWNED_TOUCH
+            .key(key)
             .arg(group)
             .arg(consumer)
-            .arg(0)
             .arg(id)
-            .arg("JUSTID")
-            .query_async::<Value>(conn),
+            .invoke_async::<i64>(conn),
     )
     .await
-    .map(drop)
+    .map(|owned| owned == 1)
 }
+
+/// The ownership check shared by the scripts below: is entry ARGV[3] pending for
+/// consumer ARGV[2] of group ARGV[1]?
+const OWNED: &str = r#"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+"#;
+
+static OWNED_TOUCH: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{OWNED}redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')\nreturn 1"
+    ))
+});
+
+/// Moves an entry this consumer owns to the dead-letter stream (KEYS[2]): the XADD, then
+/// the XACK + XDEL. In a script, an error stops what follows, so a failed XADD leaves the
+/// entry pending (a MULTI/EXEC would still acknowledge it); and the ownership check makes
+/// a retry after a lost reply a no-op instead of a second DLQ copy.
+static DEAD_LETTER: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{OWNED}{}",
+        r#"
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+return 1
+"#
+    ))
+});
 
 /// Acknowledges delivered entries and deletes them from the target stream, in one
 /// pipeline: a target stream holds only what is still to be delivered.
@@ -538,47 +567,43 @@ pub async fn ack_delete(
     within(pipe.query_async::<()>(conn)).await
 }
 
-/// Moves a target entry to the dead-letter stream: the `XADD` to the DLQ and the
-/// `XACK` + `XDEL` of the target entry in one MULTI/EXEC, so the event is in exactly one
-/// of the two.
+/// Moves a target entry this consumer owns to the dead-letter stream, atomically (see
+/// `DEAD_LETTER`). Returns false, changing nothing, if the entry is no longer pending for
+/// this consumer.
 #[allow(clippy::too_many_arguments)]
 pub async fn dead_letter(
     conn: &mut ConnectionManager,
     key: &str,
     dlq: &str,
     group: &str,
+    consumer: &str,
     id: &str,
     raw: &RawEntry,
     event_id: &str,
     reason: &str,
     attempts_json: &str,
-) -> Result<(), BusError> {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    let cmd = pipe
-        .cmd("XADD")
-        .arg(dlq)
-        .arg("*")
-        .arg("a")
-        .arg(raw.attrs.as_ref());
+) -> Result<bool, BusError> {
+    let mut script = DEAD_LETTER.key(key);
+    script.key(dlq).arg(group).arg(consumer).arg(id);
+    script.arg("a").arg(raw.attrs.as_ref());
     if let Some((kind, data)) = &raw.data {
-        cmd.arg("k").arg(kind.code()).arg("d").arg(data.as_ref());
+        script.arg("k").arg(kind.code()).arg("d").arg(data.as_ref());
     }
     if let Some(origin) = &raw.origin {
-        cmd.arg("b").arg(origin);
+        script.arg("b").arg(origin);
     }
-    cmd.arg("e")
+    script
+        .arg("e")
         .arg(event_id)
         .arg("reason")
         .arg(reason)
         .arg("attempts")
         .arg(attempts_json)
         .arg("entry")
-        .arg(id)
-        .ignore();
-    pipe.cmd("XACK").arg(key).arg(group).arg(id).ignore();
-    pipe.cmd("XDEL").arg(key).arg(id).ignore();
-    within(pipe.query_async::<()>(conn)).await
+        .arg(id);
+    within(script.invoke_async::<i64>(conn))
+        .await
+        .map(|moved| moved == 1)
 }
 
 /// Moves one DLQ entry back to its target stream (with `a`, `k`, `d`, `b` and `r=1`)
@@ -600,7 +625,7 @@ end
 out[#out + 1] = 'r'
 out[#out + 1] = '1'
 redis.call('XADD', KEYS[2], '*', unpack(out))
-redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('XDEL', KEYS[1], found[1][1])
 return 1
 "#,
     )

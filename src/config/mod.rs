@@ -168,7 +168,8 @@ impl Default for Limits {
 #[serde(deny_unknown_fields, default)]
 pub struct Delivery {
     /// Legacy: a fixed wait between attempts for targets without `retry:` (their
-    /// `retry` becomes `{initial: retry_delay, max: retry_delay}`). Unset: the
+    /// `retry` becomes `{initial: retry_delay, max: retry_delay}`, no attempt limit, the
+    /// default `max_age`). Unset: the
     /// targets' `retry` defaults apply.
     #[serde(deserialize_with = "opt_duration")]
     pub retry_delay: Option<Duration>,
@@ -505,9 +506,11 @@ impl TargetConfig {
     pub fn retry_policy(&self, delivery: &Delivery) -> RetryConfig {
         match (&self.retry, delivery.retry_delay) {
             (Some(r), _) => r.clone(),
+            // As before retry policies existed: no attempt limit, only `max_age`.
             (None, Some(d)) => RetryConfig {
                 initial: d,
                 max: d,
+                max_attempts: u32::MAX,
                 ..RetryConfig::default()
             },
             (None, None) => RetryConfig::default(),

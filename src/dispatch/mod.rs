@@ -262,7 +262,8 @@ async fn deliver(
             break "max age".to_string();
         }
         let delay = match error.retry_after() {
-            Some(asked) => asked.min(policy.max),
+            // At least `initial`: `Retry-After: 0` must not become a tight loop.
+            Some(asked) => asked.clamp(policy.initial, policy.max),
             None => backoff(policy, failed),
         }
         // The last attempt happens when the event reaches max_age.
@@ -271,10 +272,17 @@ async fn deliver(
         // Wait, touching the entry now, every `touch_every`, and before the attempt.
         let until = tokio::time::Instant::now() + delay;
         loop {
-            if let Err(e) =
-                bus::touch(&mut shared, &spec.key, DISPATCH_GROUP, &consumer, &entry.id).await
-            {
-                debug!(target = %spec.name, error = %e, "could not refresh a pending entry");
+            match bus::touch(&mut shared, &spec.key, DISPATCH_GROUP, &consumer, &entry.id).await {
+                Ok(true) => {}
+                // Claimed by another replica after a long stall (or acknowledged): it
+                // carries on from there; delivering here too would duplicate it.
+                Ok(false) => {
+                    warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, "entry taken over by another replica; letting it go");
+                    return;
+                }
+                Err(e) => {
+                    debug!(target = %spec.name, error = %e, "could not refresh a pending entry")
+                }
             }
             let now = tokio::time::Instant::now();
             if now >= until {
@@ -295,6 +303,7 @@ async fn deliver(
             &spec.key,
             &spec.dlq_key,
             DISPATCH_GROUP,
+            &consumer,
             &entry.id,
             raw,
             event_id,
@@ -303,7 +312,11 @@ async fn deliver(
         )
         .await
         {
-            Ok(()) => return,
+            Ok(true) => return,
+            Ok(false) => {
+                warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, "entry taken over by another replica before dead-lettering; letting it go");
+                return;
+            }
             Err(e) => {
                 // Still pending: retried here, or by whoever claims it after a restart.
                 warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, error = %e, "writing to the dead-letter stream failed; retrying");

@@ -423,15 +423,15 @@ impl HttpTarget {
         let mut request = request.headers(headers);
         if let Some(key) = &self.signing_key {
             let timestamp = chrono::Utc::now().timestamp();
-            let id = event.id();
+            // The id is sent percent-encoded like `ce-id` (so it is always a valid,
+            // ASCII header value) and signed exactly as sent; never unsigned.
+            let id = percent_encoding::utf8_percent_encode(event.id(), HEADER_ESCAPES).to_string();
             let signature =
-                sign_standard_webhook(key, id, timestamp, body.as_deref().unwrap_or(b""));
-            if let Ok(v) = HeaderValue::from_str(id) {
-                request = request
-                    .header("webhook-id", v)
-                    .header("webhook-timestamp", timestamp.to_string())
-                    .header("webhook-signature", signature);
-            }
+                sign_standard_webhook(key, &id, timestamp, body.as_deref().unwrap_or(b""));
+            request = request
+                .header("webhook-id", id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature);
         }
         Ok(match body {
             Some(body) => request.body(body),
