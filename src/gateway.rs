@@ -69,7 +69,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         claim_idle: config.delivery.claim_idle,
     };
     let delivery = DeliverySettings {
-        touch_every: config.delivery.claim_idle / 3,
         shutdown_timeout: config.delivery.shutdown_timeout,
     };
 

@@ -283,10 +283,114 @@ async fn a_failed_dead_letter_write_loses_nothing() {
     assert_eq!(rx.attempts().len(), 1, "a 400 is not retried");
 }
 
-/// A replica whose entry was taken over (after a stall longer than `claim_idle`) must
-/// not take it back: its touch reports the loss and changes nothing.
+const DELAY: &str = "sluice:{orders}:delay:all:rx";
+const DELAYED: &str = "sluice:{orders}:delayed:all:rx";
+
+fn zcard(redis: &Redis, key: &str) -> usize {
+    redis::cmd("ZCARD")
+        .arg(key)
+        .query(&mut redis.conn())
+        .unwrap()
+}
+
+fn hlen(redis: &Redis, key: &str) -> usize {
+    redis::cmd("HLEN")
+        .arg(key)
+        .query(&mut redis.conn())
+        .unwrap()
+}
+
+/// A waiting retry sits in the delay set, not in a delivery slot: with `concurrency: 1`,
+/// an event sent after a failed one is delivered before the failed one's retry.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_touch_never_takes_an_entry_back() {
+async fn a_waiting_retry_does_not_block_the_target() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    rx.answer_id_with("A", 500);
+    let text = config(
+        &rx,
+        "concurrency: 1, retry: {max_attempts: 5, initial: 2s, max: 2s}",
+    );
+    let _gw = Gateway::start(&redis, &text).await;
+    let a = structured_event("A", "t", "{}");
+    assert_eq!(post_structured(&_gw, "orders", &a).await, 202);
+    assert!(wait_until(Duration::from_secs(10), || rx.attempts().len() == 1).await);
+    assert!(wait_until(Duration::from_secs(2), || zcard(&redis, DELAY) == 1).await);
+    assert_eq!(hlen(&redis, DELAYED), 1);
+    assert_eq!(redis.xlen(STREAM), 0, "a waiting retry leaves the stream");
+    let b = structured_event("B", "t", "{}");
+    assert_eq!(post_structured(&_gw, "orders", &b).await, 202);
+    assert!(wait_until(Duration::from_secs(10), || rx.count() == 1).await);
+    let attempts = rx.attempts();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[1].1.header("ce-id"), Some("B"));
+    assert!(
+        attempts[1].1.at - attempts[0].1.at < Duration::from_millis(1900),
+        "B waited for A's retry"
+    );
+    rx.answer_id_with("A", 200);
+    assert!(wait_until(Duration::from_secs(10), || rx.count() == 2).await);
+    let attempts = rx.attempts();
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    assert_eq!(attempts[2].1.header("ce-id"), Some("A"));
+    let gap = attempts[2].1.at - attempts[0].1.at;
+    assert!(gap >= Duration::from_millis(1900), "retried after {gap:?}");
+    assert!(wait_until(Duration::from_secs(5), || redis.xlen(STREAM) == 0).await);
+    assert_eq!((zcard(&redis, DELAY), hlen(&redis, DELAYED)), (0, 0));
+    assert_eq!(redis.xlen(DLQ), 0);
+}
+
+/// A retry scheduled in Redis survives a killed gateway, and its attempt count
+/// continues: with `max_attempts: 2`, one failure before the kill and one after
+/// dead-letter it with both attempts in its history.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_retry_survives_a_restart_and_keeps_its_attempt_count() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    rx.answer_with(500);
+    let text = config(&rx, "retry: {max_attempts: 2, initial: 3s, max: 3s}");
+    let mut gw = Gateway::start(&redis, &text).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(dir.path(), &text);
+    let body = structured_event("A", "t", r#"{"n":1}"#);
+    assert_eq!(post_structured(&gw, "orders", &body).await, 202);
+    assert!(wait_until(Duration::from_secs(10), || zcard(&redis, DELAY) == 1).await);
+    gw.kill9();
+    assert_eq!(rx.attempts().len(), 1);
+    assert_eq!(redis.xlen(STREAM), 0);
+    assert_eq!((zcard(&redis, DELAY), hlen(&redis, DELAYED)), (1, 1));
+    gw.restart().await;
+    assert!(wait_until(Duration::from_secs(15), || redis.xlen(DLQ) == 1).await);
+    let attempts = rx.attempts();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    let gap = attempts[1].1.at - attempts[0].1.at;
+    assert!(gap >= Duration::from_millis(2900), "retried after {gap:?}");
+    let (code, out, err) = dlq(&redis, &file, &with_target("list", &[]));
+    assert_eq!(code, 0, "{err}");
+    let fields: Vec<&str> = out.trim_end().split('\t').collect();
+    assert_eq!(fields[1..], ["A", "attempts exhausted", "2"], "{out}");
+    let (code, out, err) = dlq(&redis, &file, &with_target("show", &["--id", fields[0]]));
+    assert_eq!(code, 0, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["attempts"].as_array().unwrap().len(), 2, "{shown}");
+    assert_eq!(shown["attempts"][0]["status"], 500);
+    assert_eq!(shown["event"]["data"], serde_json::json!({"n": 1}));
+    assert_eq!(redis.xlen(STREAM), 0);
+    assert_eq!((zcard(&redis, DELAY), hlen(&redis, DELAYED)), (0, 0));
+
+    // Redriven: a fresh attempt count, delivered with the same id.
+    rx.answer_with(200);
+    let (code, _, err) = dlq(&redis, &file, &with_target("redrive", &["--all"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(wait_until(Duration::from_secs(10), || rx.count() == 1).await);
+    assert_eq!(rx.received()[0].header("ce-id"), Some("A"));
+}
+
+/// A replica whose entry was taken over (after a stall longer than `claim_idle`) must
+/// not move it to the delay set: the ownership check reports the loss and changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delay_never_takes_an_entry_back() {
     use sluice::bus;
     let redis = Redis::start();
     let mut sync = redis.conn();
@@ -314,10 +418,6 @@ async fn a_touch_never_takes_an_entry_back() {
         .arg(">")
         .query::<redis::Value>(&mut sync)
         .unwrap();
-    let mut conn = bus::connect(&redis.url).unwrap();
-    assert!(bus::touch(&mut conn, STREAM, "dispatch", "A", &id)
-        .await
-        .unwrap());
     redis::cmd("XCLAIM")
         .arg(STREAM)
         .arg("dispatch")
@@ -326,29 +426,61 @@ async fn a_touch_never_takes_an_entry_back() {
         .arg(&id)
         .query::<redis::Value>(&mut sync)
         .unwrap();
-    assert!(!bus::touch(&mut conn, STREAM, "dispatch", "A", &id)
-        .await
-        .unwrap());
-    let owner: redis::Value = redis::cmd("XPENDING")
+    let mut conn = bus::connect(&redis.url).unwrap();
+    let keys = bus::DelayKeys::new("orders", "all", "rx");
+    let raw = bus::RawEntry::from_fields(vec![
+        redis::Value::BulkString(b"a".to_vec()),
+        redis::Value::BulkString(b"{}".to_vec()),
+        redis::Value::BulkString(b"k".to_vec()),
+        redis::Value::BulkString(b"b".to_vec()),
+        redis::Value::BulkString(b"d".to_vec()),
+        redis::Value::BulkString(vec![0, 0xff, 0x80, b'\n']),
+    ])
+    .unwrap();
+    let delay = |consumer: &'static str| {
+        let (mut conn, keys, raw, id) = (conn.clone(), keys.clone(), raw.clone(), id.clone());
+        async move {
+            bus::delay(
+                &mut conn,
+                &keys,
+                "dispatch",
+                consumer,
+                &id,
+                &raw,
+                Duration::ZERO,
+                1,
+                1,
+                "[]",
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert!(!delay("A").await, "A no longer owns it");
+    assert_eq!((zcard(&redis, DELAY), redis.xlen(STREAM)), (0, 1));
+    // B does: the entry moves to the delay set, and promoting puts it back, once.
+    assert!(delay("B").await);
+    assert_eq!((zcard(&redis, DELAY), redis.xlen(STREAM)), (1, 0));
+    assert_eq!(bus::promote(&mut conn, &keys).await.unwrap(), 1);
+    assert_eq!(bus::promote(&mut conn, &keys).await.unwrap(), 0);
+    assert_eq!((zcard(&redis, DELAY), hlen(&redis, DELAYED)), (0, 0));
+    let back: Vec<(String, Vec<redis::Value>)> = redis::cmd("XRANGE")
         .arg(STREAM)
-        .arg("dispatch")
-        .arg(&id)
-        .arg(&id)
-        .arg(1)
+        .arg("-")
+        .arg("+")
         .query(&mut sync)
         .unwrap();
-    let owner = match &owner {
-        redis::Value::Array(rows) => match rows.first() {
-            Some(redis::Value::Array(row)) => match row.get(1) {
-                Some(redis::Value::BulkString(name)) => String::from_utf8_lossy(name).into_owned(),
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        },
-        other => panic!("{other:?}"),
-    };
+    assert_eq!(back.len(), 1);
+    let raw = bus::RawEntry::from_fields(back[0].1.clone()).unwrap();
+    assert_eq!(raw.attrs.as_ref(), b"{}");
+    let data = raw.data.as_ref().map(|(_, d)| d.as_ref());
     assert_eq!(
-        owner, "B",
-        "the entry stays with the replica that took it over"
+        data,
+        Some(&[0, 0xff, 0x80, b'\n'][..]),
+        "binary data survives"
+    );
+    assert_eq!(
+        (raw.born_ms, raw.failed, raw.history.as_deref()),
+        (Some(1), 1, Some("[]"))
     );
 }

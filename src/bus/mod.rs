@@ -8,6 +8,8 @@
 //! |-----|------|-------|
 //! | `sluice:{BUS}:events` | stream | every accepted event of the bus, for its retention; consumer group `router` |
 //! | `sluice:{BUS}:t:RULE:TARGET` | stream | events routed to one target, waiting for delivery; consumer group `dispatch` |
+//! | `sluice:{BUS}:delay:RULE:TARGET` | sorted set | retries waiting for their next attempt, scored by due time in ms (see [`delay`], [`promote`]) |
+//! | `sluice:{BUS}:delayed:RULE:TARGET` | hash | the fields of each delay set member, packed with `cmsgpack` |
 //! | `sluice:{BUS}:dlq:RULE:TARGET` | stream | events a target failed to take (see [`dead_letter`]); no consumer group |
 //! | `sluice:{BUS}:dedupe:SOURCE:ID` | string | marks a webhook id as appended, for the source's dedupe window |
 //!
@@ -15,9 +17,10 @@
 //! An entry has the fields `a` (context attributes, a JSON object), `k` (data kind: `j`
 //! JSON, `t` text, `b` binary) and `d` (the data bytes exactly as received); `k` and `d`
 //! are absent for events without data. Target entries add `b`, the bus entry id they came
-//! from, and `r` (`1`) when redriven from the DLQ. DLQ entries keep `a`, `k`, `d`, `b`
-//! and add `e` (event id), `reason`, `attempts` (JSON list of `{at, status, error,
-//! latency_ms}`) and `entry` (the target entry id).
+//! from, `r` (`1`) when redriven from the DLQ, and, once back from the delay set, `t`
+//! (when their age limit started, ms), `n` (attempts made) and `h` (their JSON list).
+//! DLQ entries keep `a`, `k`, `d`, `b` and add `e` (event id), `reason`, `attempts`
+//! (JSON list of `{at, status, error, latency_ms}`) and `entry` (the target entry id).
 //!
 //! # Connections
 //! Appends and acknowledgements share one multiplexed connection: commands issued
@@ -501,29 +504,6 @@ pub async fn prune_consumers(
     .await
 }
 
-/// Resets the idle time of an entry this consumer is still working on (a retry in
-/// progress), so no other replica takes it over. Returns false, touching nothing, if the
-/// entry is no longer pending for this consumer (another replica claimed it after a
-/// long stall, or it was acknowledged): the caller must then let it go.
-pub async fn touch(
-    conn: &mut ConnectionManager,
-    key: &str,
-    group: &str,
-    consumer: &str,
-    id: &str,
-) -> Result<bool, BusError> {
-    within(
-        OWNED_TOUCH
-            .key(key)
-            .arg(group)
-            .arg(consumer)
-            .arg(id)
-            .invoke_async::<i64>(conn),
-    )
-    .await
-    .map(|owned| owned == 1)
-}
-
 /// The ownership check shared by the scripts below: is entry ARGV[3] pending for
 /// consumer ARGV[2] of group ARGV[1]?
 const OWNED: &str = r#"
@@ -531,11 +511,134 @@ local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
 "#;
 
-static OWNED_TOUCH: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+/// Moves an entry this consumer owns out of its target stream (KEYS[1]) into the delay
+/// set (KEYS[2], scored by due time in ms from Redis' clock) and the delayed hash
+/// (KEYS[3], the entry's fields packed with `cmsgpack` under the same member): writes
+/// first, then the XACK + XDEL, so an error leaves the entry pending where it was.
+static DELAY: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(&format!(
-        "{OWNED}redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')\nreturn 1"
+        "{OWNED}{}",
+        r#"
+local t = redis.call('TIME')
+local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[4], cmsgpack.pack({unpack(ARGV, 6)}))
+redis.call('ZADD', KEYS[2], due, ARGV[4])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+return 1
+"#
     ))
 });
+
+/// Moves due members of a delay set (KEYS[1], fields in KEYS[2]) back to their target
+/// stream (KEYS[3]), at most ARGV[1] per call; returns how many were moved. Per member
+/// the XADD comes before the ZREM + HDEL; the whole batch is one script, so replicas
+/// running it concurrently are serialised by Redis and never move a member twice.
+static PROMOTE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, m in ipairs(due) do
+  local packed = redis.call('HGET', KEYS[2], m)
+  if packed then
+    redis.call('XADD', KEYS[3], '*', unpack(cmsgpack.unpack(packed)))
+  end
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('HDEL', KEYS[2], m)
+end
+return #due
+"#,
+    )
+});
+
+/// Moves a target entry this consumer owns into the target's delay set, due `delay`
+/// from now (Redis' clock), atomically (see `DELAY`); the fields are those of `raw`
+/// plus `t` (`born_ms`), `n` (`failed`, attempts so far) and `h` (`history`, their JSON
+/// list). Returns false, changing nothing, if the entry is no longer pending for this
+/// consumer.
+#[allow(clippy::too_many_arguments)]
+pub async fn delay(
+    conn: &mut ConnectionManager,
+    keys: &DelayKeys,
+    group: &str,
+    consumer: &str,
+    id: &str,
+    raw: &RawEntry,
+    delay: Duration,
+    born_ms: u64,
+    failed: u32,
+    history: &str,
+) -> Result<bool, BusError> {
+    let mut script = DELAY.key(&keys.stream);
+    script
+        .key(&keys.delay)
+        .key(&keys.delayed)
+        .arg(group)
+        .arg(consumer)
+        .arg(id)
+        .arg(uuid::Uuid::new_v4().simple().to_string())
+        .arg(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    script.arg("a").arg(raw.attrs.as_ref());
+    if let Some((kind, data)) = &raw.data {
+        script.arg("k").arg(kind.code()).arg("d").arg(data.as_ref());
+    }
+    if let Some(origin) = &raw.origin {
+        script.arg("b").arg(origin);
+    }
+    if raw.redriven {
+        script.arg("r").arg("1");
+    }
+    script
+        .arg("t")
+        .arg(born_ms)
+        .arg("n")
+        .arg(failed)
+        .arg("h")
+        .arg(history);
+    within(script.invoke_async::<i64>(conn))
+        .await
+        .map(|moved| moved == 1)
+}
+
+/// Most members one [`promote`] call moves.
+pub const PROMOTE_BATCH: usize = 100;
+
+/// Moves due entries of a delay set back to the target stream (see `PROMOTE`); returns
+/// how many were moved (at most [`PROMOTE_BATCH`]).
+pub async fn promote(conn: &mut ConnectionManager, keys: &DelayKeys) -> Result<usize, BusError> {
+    within(
+        PROMOTE
+            .key(&keys.delay)
+            .key(&keys.delayed)
+            .key(&keys.stream)
+            .arg(PROMOTE_BATCH)
+            .invoke_async::<usize>(conn),
+    )
+    .await
+}
+
+/// The keys of one target that retries move through.
+#[derive(Debug, Clone)]
+pub struct DelayKeys {
+    /// The target stream.
+    pub stream: String,
+    /// The delay set: member -> due time (ms).
+    pub delay: String,
+    /// The delayed entries: member -> packed fields.
+    pub delayed: String,
+}
+
+impl DelayKeys {
+    pub fn new(bus: &str, rule: &str, target: &str) -> DelayKeys {
+        DelayKeys {
+            stream: target_key(bus, rule, target),
+            delay: format!("sluice:{{{bus}}}:delay:{rule}:{target}"),
+            delayed: format!("sluice:{{{bus}}}:delayed:{rule}:{target}"),
+        }
+    }
+}
 
 /// Moves an entry this consumer owns to the dead-letter stream (KEYS[2]): the XADD, then
 /// the XACK + XDEL. In a script, an error stops what follows, so a failed XADD leaves the
@@ -640,6 +743,11 @@ pub struct RawEntry {
     pub origin: Option<String>,
     /// Redriven from the DLQ (field `r`).
     pub redriven: bool,
+    /// Set on an entry back from the delay set: when its age limit started (field `t`,
+    /// ms), how many attempts failed (`n`) and their JSON list (`h`).
+    pub born_ms: Option<u64>,
+    pub failed: u32,
+    pub history: Option<String>,
 }
 
 /// When an entry was appended: the milliseconds part of its stream id.
@@ -657,6 +765,7 @@ impl RawEntry {
     pub fn from_fields(fields: Vec<Value>) -> Result<RawEntry, MalformedEntry> {
         let (mut attrs, mut kind, mut data, mut origin) = (None, None, None, None);
         let mut redriven = false;
+        let (mut born_ms, mut failed, mut history) = (None, 0, None);
         let mut fields = fields.into_iter();
         while let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
             (fields.next(), fields.next())
@@ -667,6 +776,18 @@ impl RawEntry {
                 b"d" => data = Some(Bytes::from(value)),
                 b"b" => origin = String::from_utf8(value).ok(),
                 b"r" => redriven = true,
+                b"t" => {
+                    born_ms = std::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                }
+                b"n" => {
+                    failed = std::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                }
+                b"h" => history = String::from_utf8(value).ok(),
                 _ => {}
             }
         }
@@ -684,6 +805,9 @@ impl RawEntry {
             data,
             origin,
             redriven,
+            born_ms,
+            failed,
+            history,
         })
     }
 

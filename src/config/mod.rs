@@ -174,9 +174,8 @@ pub struct Delivery {
     #[serde(deserialize_with = "opt_duration")]
     pub retry_delay: Option<Duration>,
     /// Entries pending this long on another consumer are taken over (that replica is
-    /// presumed dead). A delivery waiting for its next attempt touches its entry every
-    /// `claim_idle / 3` and around each attempt, so this must exceed every target's
-    /// `timeout + 1s`.
+    /// presumed dead). An entry is pending only during one attempt (a retry waits in the
+    /// target's delay set), so this must exceed every target's `timeout + 1s`.
     #[serde(deserialize_with = "duration")]
     pub claim_idle: Duration,
     /// On shutdown, how long in-flight deliveries may run before they are left pending.

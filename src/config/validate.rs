@@ -356,9 +356,9 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
             if target.concurrency == 0 {
                 err(format!("{at}.concurrency"), "must be at least 1".into());
             }
-            // A waiting delivery touches its entry every claim_idle / 3 and right
-            // before and after each attempt: while its replica lives, the entry is
-            // never idle longer than max(timeout, claim_idle / 3) plus a round trip.
+            // An entry is pending only during one attempt (a waiting retry sits in the
+            // delay set): while its replica lives, it is never idle longer than
+            // `timeout` plus the round trip of the move that follows.
             let margin = std::time::Duration::from_secs(1);
             if delivery.claim_idle <= target.timeout + margin {
                 err(

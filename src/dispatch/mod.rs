@@ -1,16 +1,17 @@
 //! The dispatcher of one target: reads the target stream through the `dispatch`
 //! consumer group and delivers each entry, at most `concurrency` at a time.
 //!
-//! An entry is acknowledged (and deleted) only after the target answered 2xx, or after
-//! it was written to the target's dead-letter stream (the DLQ `XADD` and the `XACK` +
-//! `XDEL` in one MULTI/EXEC). A failed delivery is retried by the task holding it, on the
-//! schedule of the target's `retry` policy (see docs/delivery.md); while it waits, the
-//! task resets the entry's idle time every `claim_idle / 3` so no other replica takes it
-//! over. Entries of a replica that died are claimed after `delivery.claim_idle` (the
-//! attempt count then starts again; the age limit does not, it counts from ingestion).
-//! Each target
-//! has its own task, stream, connection pool and concurrency limit, so a slow or dead
-//! target holds up only its own events.
+//! An entry is acknowledged (and deleted) only after the target answered 2xx, after it
+//! was written to the target's dead-letter stream, or after it was moved to the target's
+//! delay set for a retry (each move one ownership-checked script: writes first, then the
+//! `XACK` + `XDEL`). A task holds an entry for one attempt only: a failed attempt that
+//! may be retried moves the entry, with its attempt history, into the delay set, due
+//! after the wait of the target's `retry` policy (see docs/delivery.md), and frees its
+//! delivery slot at once. Every [`PROMOTE_EVERY`], the dispatcher moves due entries back
+//! to the target stream, where they are read like new ones and continue their attempt
+//! count. Entries of a replica that died are claimed after `delivery.claim_idle`. Each
+//! target has its own task, stream, connection pool and concurrency limit, so a slow or
+//! dead target holds up only its own events.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
-use crate::bus::{self, Entry, DISPATCH_GROUP};
+use crate::bus::{self, DelayKeys, Entry, DISPATCH_GROUP};
 use crate::config::RetryConfig;
 use crate::router::{Backoff, StreamSettings};
 use crate::rules::transform::Context;
@@ -44,9 +45,43 @@ pub struct TargetSpec {
 /// Replica-wide delivery timing.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
-    /// How often a waiting retry resets its entry's idle time (`claim_idle / 3`).
-    pub touch_every: Duration,
     pub shutdown_timeout: Duration,
+}
+
+/// Most attempts an entry carries in its history (and its DLQ entry lists): the latest.
+pub const HISTORY_LIMIT: usize = 200;
+
+/// How often a dispatcher moves due retries from its delay set back to its stream.
+pub const PROMOTE_EVERY: Duration = Duration::from_millis(200);
+
+/// Moves due retries back to the target stream until `shutdown`; a full batch is
+/// followed by the next one at once.
+async fn promote(spec: Arc<TargetSpec>, mut conn: ConnectionManager, shutdown: CancellationToken) {
+    let keys = DelayKeys::new(&spec.bus, &spec.rule, &spec.name);
+    let mut failing = false;
+    while !shutdown.is_cancelled() {
+        match bus::promote(&mut conn, &keys).await {
+            Ok(n) => {
+                failing = false;
+                if n > 0 {
+                    debug!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, n, "retries due");
+                }
+                if n >= bus::PROMOTE_BATCH {
+                    continue;
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, error = %e, "moving due retries failed; retrying");
+                }
+                failing = true;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PROMOTE_EVERY) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
 }
 
 /// Runs the dispatcher of one target until `shutdown` is cancelled, then lets in-flight
@@ -61,6 +96,7 @@ pub async fn run(
 ) {
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let acker = tokio::spawn(acknowledge(spec.clone(), shared.clone(), ack_rx));
+    let promoter = tokio::spawn(promote(spec.clone(), shared.clone(), shutdown.clone()));
     let permits = Arc::new(Semaphore::new(spec.concurrency));
     let mut in_flight = JoinSet::new();
     let mut backoff = Backoff::default();
@@ -128,7 +164,6 @@ pub async fn run(
                 permit,
                 shared.clone(),
                 stream.consumer.clone(),
-                delivery.touch_every,
                 ack_tx.clone(),
                 shutdown.clone(),
             ));
@@ -147,14 +182,15 @@ pub async fn run(
     }
     drop(ack_tx);
     let _ = acker.await;
+    let _ = promoter.await;
 }
 
-/// One failed attempt, as kept in the DLQ.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One failed attempt, as kept in the DLQ (and carried through the delay set).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Attempt {
     /// When the attempt started (RFC 3339, UTC).
     pub at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     pub error: String,
     pub latency_ms: u64,
@@ -187,15 +223,14 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Delivers one entry until it succeeds, is dead-lettered, or shutdown begins.
-#[allow(clippy::too_many_arguments)]
+/// Makes one attempt at an entry; on failure, moves it to the delay set for its next
+/// attempt or to the dead-letter stream.
 async fn deliver(
     spec: Arc<TargetSpec>,
     entry: Entry,
     _permit: OwnedSemaphorePermit,
     mut shared: ConnectionManager,
     consumer: String,
-    touch_every: Duration,
     acks: mpsc::UnboundedSender<String>,
     shutdown: CancellationToken,
 ) {
@@ -212,13 +247,18 @@ async fn deliver(
             return;
         }
     };
-    // The age limit counts from ingestion, or from the redrive of a redriven entry.
-    let born_ms = if raw.redriven {
-        bus::entry_time_ms(&entry.id)
-    } else {
-        ingested_ms.or_else(|| bus::entry_time_ms(&entry.id))
-    }
-    .unwrap_or_else(now_ms);
+    // The age limit counts from ingestion, or from the redrive of a redriven entry; an
+    // entry back from the delay set carries it.
+    let born_ms = raw
+        .born_ms
+        .or_else(|| {
+            if raw.redriven {
+                bus::entry_time_ms(&entry.id)
+            } else {
+                ingested_ms.or_else(|| bus::entry_time_ms(&entry.id))
+            }
+        })
+        .unwrap_or_else(now_ms);
     let event_id = event.id();
     let ctx = Context {
         bus: &spec.bus,
@@ -227,99 +267,118 @@ async fn deliver(
     };
     let policy = &spec.retry;
     let max_age_ms = policy.max_age.as_millis() as u64;
-    let mut attempts: Vec<Attempt> = Vec::new();
-    let reason = loop {
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let started = tokio::time::Instant::now();
-        let outcome = spec.target.deliver(&event, &ctx).await;
-        let latency_ms = started.elapsed().as_millis() as u64;
-        let error = match outcome {
-            Ok(status) => {
-                debug!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempt = attempts.len() + 1, status, latency_ms, "delivered");
-                let _ = acks.send(entry.id);
-                return;
-            }
-            Err(e) => e,
-        };
-        attempts.push(Attempt {
-            at,
-            status: error.status(),
-            error: error.to_string(),
-            latency_ms,
-        });
-        let failed = attempts.len() as u32;
-        let age_ms = now_ms().saturating_sub(born_ms);
-        if !error.is_retryable() {
-            break match error.status() {
-                Some(status) => format!("status {status}"),
-                None => error.to_string(),
-            };
+    // The attempts made before this one, carried through the delay set.
+    let mut attempts: Vec<Attempt> = raw
+        .history
+        .as_deref()
+        .and_then(|h| serde_json::from_str(h).ok())
+        .unwrap_or_default();
+    let earlier = raw.failed.max(attempts.len() as u32);
+
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let started = tokio::time::Instant::now();
+    let outcome = spec.target.deliver(&event, &ctx).await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let error = match outcome {
+        Ok(status) => {
+            debug!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempt = earlier + 1, status, latency_ms, "delivered");
+            let _ = acks.send(entry.id);
+            return;
         }
-        if failed >= policy.max_attempts {
-            break "attempts exhausted".to_string();
-        }
-        if age_ms >= max_age_ms {
-            break "max age".to_string();
-        }
-        let delay = match error.retry_after() {
+        Err(e) => e,
+    };
+    attempts.push(Attempt {
+        at,
+        status: error.status(),
+        error: error.to_string(),
+        latency_ms,
+    });
+    let failed = earlier.saturating_add(1);
+    // Carried with the entry on every retry: bounded, the count `n` stays exact.
+    if attempts.len() > HISTORY_LIMIT {
+        attempts.drain(..attempts.len() - HISTORY_LIMIT);
+    }
+    let age_ms = now_ms().saturating_sub(born_ms);
+    let reason = if !error.is_retryable() {
+        Some(match error.status() {
+            Some(status) => format!("status {status}"),
+            None => error.to_string(),
+        })
+    } else if failed >= policy.max_attempts {
+        Some("attempts exhausted".to_string())
+    } else if age_ms >= max_age_ms {
+        Some("max age".to_string())
+    } else {
+        None
+    };
+    let attempts_json = serde_json::to_string(&attempts).unwrap_or_else(|_| "[]".into());
+    // Only computed for a retry, so `age_ms < max_age_ms`.
+    let delay = reason.is_none().then(|| {
+        match error.retry_after() {
             // At least `initial`: `Retry-After: 0` must not become a tight loop.
             Some(asked) => asked.clamp(policy.initial, policy.max),
             None => backoff(policy, failed),
         }
         // The last attempt happens when the event reaches max_age.
-        .min(Duration::from_millis(max_age_ms - age_ms));
-        warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempt = failed, error = %error, delay_ms = delay.as_millis() as u64, "delivery failed; will retry");
-        // Wait, touching the entry now, every `touch_every`, and before the attempt.
-        let until = tokio::time::Instant::now() + delay;
-        loop {
-            match bus::touch(&mut shared, &spec.key, DISPATCH_GROUP, &consumer, &entry.id).await {
-                Ok(true) => {}
-                // Claimed by another replica after a long stall (or acknowledged): it
-                // carries on from there; delivering here too would duplicate it.
-                Ok(false) => {
-                    warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, "entry taken over by another replica; letting it go");
-                    return;
-                }
-                Err(e) => {
-                    debug!(target = %spec.name, error = %e, "could not refresh a pending entry")
-                }
-            }
-            let now = tokio::time::Instant::now();
-            if now >= until {
-                break;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep((until - now).min(touch_every)) => {}
-                _ = shutdown.cancelled() => return,
-            }
+        .min(Duration::from_millis(max_age_ms - age_ms))
+    });
+    match &reason {
+        Some(reason) => {
+            warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempts = failed, %reason, "dead-lettering")
         }
-    };
-    warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempts = attempts.len(), %reason, "dead-lettering");
-    let attempts_json = serde_json::to_string(&attempts).unwrap_or_else(|_| "[]".into());
+        None => {
+            warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempt = failed, error = %error, delay_ms = delay.unwrap_or_default().as_millis() as u64, "delivery failed; will retry")
+        }
+    }
+    let keys = DelayKeys::new(&spec.bus, &spec.rule, &spec.name);
     let mut backoff = Backoff::default();
     loop {
-        match bus::dead_letter(
-            &mut shared,
-            &spec.key,
-            &spec.dlq_key,
-            DISPATCH_GROUP,
-            &consumer,
-            &entry.id,
-            raw,
-            event_id,
-            &reason,
-            &attempts_json,
-        )
-        .await
-        {
+        let moved = match &reason {
+            Some(reason) => {
+                bus::dead_letter(
+                    &mut shared,
+                    &spec.key,
+                    &spec.dlq_key,
+                    DISPATCH_GROUP,
+                    &consumer,
+                    &entry.id,
+                    raw,
+                    event_id,
+                    reason,
+                    &attempts_json,
+                )
+                .await
+            }
+            None => {
+                bus::delay(
+                    &mut shared,
+                    &keys,
+                    DISPATCH_GROUP,
+                    &consumer,
+                    &entry.id,
+                    raw,
+                    delay.unwrap_or_default(),
+                    born_ms,
+                    failed,
+                    &attempts_json,
+                )
+                .await
+            }
+        };
+        let to = if reason.is_some() {
+            "the dead-letter stream"
+        } else {
+            "the delay set"
+        };
+        match moved {
             Ok(true) => return,
             Ok(false) => {
-                warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, "entry taken over by another replica before dead-lettering; letting it go");
+                warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, "entry taken over by another replica before it was moved to {to}; letting it go");
                 return;
             }
             Err(e) => {
                 // Still pending: retried here, or by whoever claims it after a restart.
-                warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, error = %e, "writing to the dead-letter stream failed; retrying");
+                warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, error = %e, "writing to {to} failed; retrying");
                 if shutdown.is_cancelled() {
                     return;
                 }

@@ -276,6 +276,8 @@ struct ReceiverState {
     script: Mutex<std::collections::VecDeque<ScriptedAnswer>>,
     /// Status to answer with (default 200).
     status: Mutex<Option<u16>>,
+    /// Status to answer with for a given `ce-id`, before `status`.
+    by_id: Mutex<HashMap<String, u16>>,
 }
 
 /// A local HTTP server standing in for a target; it records every request.
@@ -340,6 +342,15 @@ impl Receiver {
         ));
     }
 
+    /// Makes the receiver answer every request carrying `ce-id: id` with `status`.
+    pub fn answer_id_with(&self, id: &str, status: u16) {
+        self.state
+            .by_id
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), status);
+    }
+
     /// Makes the receiver answer every request with `status`.
     pub fn answer_with(&self, status: u16) {
         *self.state.status.lock().unwrap() = Some(status);
@@ -365,12 +376,15 @@ async fn record(
             )
         })
         .collect();
-    let (status, extra) = state
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| (state.status.lock().unwrap().unwrap_or(200), vec![]));
+    let (status, extra) = state.script.lock().unwrap().pop_front().unwrap_or_else(|| {
+        let by_id = req
+            .headers()
+            .get("ce-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|id| state.by_id.lock().unwrap().get(id).copied());
+        let status = by_id.unwrap_or_else(|| state.status.lock().unwrap().unwrap_or(200));
+        (status, vec![])
+    });
     let received = Received {
         method: req.method().to_string(),
         path: req.path().to_string(),
