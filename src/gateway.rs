@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::Service;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +19,7 @@ use crate::bus::{self, BusSpec};
 use crate::config::Config;
 use crate::dispatch::{self, DeliverySettings, TargetSpec};
 use crate::ingress::{self, EchoSink, Ingress};
+use crate::observability::metrics::{self, Metrics, Scrape, TargetLabels};
 use crate::router::{self, BusRoutes, StreamSettings};
 use crate::sources::alibaba::AlibabaIngest;
 use crate::sources::aws::AwsIngest;
@@ -72,6 +74,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         shutdown_timeout: config.delivery.shutdown_timeout,
     };
 
+    let metrics = Arc::new(Metrics::new());
+    let mut scraped_targets = Vec::new();
     let mut workers = tokio::task::JoinSet::new();
     for routes in BusRoutes::from_config(&config) {
         let reader = bus::connect_blocking(&redis_url, READ_BLOCK)?;
@@ -84,7 +88,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     for rule in &config.rules {
         for target in &rule.targets {
+            let labels = TargetLabels {
+                bus: rule.bus.clone(),
+                rule: rule.name.clone(),
+                target: target.name.clone(),
+            };
+            scraped_targets.push(labels.clone());
             let spec = TargetSpec {
+                metrics: metrics.clone(),
+                labels,
                 bus: rule.bus.clone(),
                 rule: rule.name.clone(),
                 name: target.name.clone(),
@@ -135,11 +147,34 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         sources,
         aws: config.aws.as_ref().map(AwsIngest::compile),
         alibaba: config.alibaba.as_ref().map(AlibabaIngest::compile),
+        metrics: metrics.clone(),
+    });
+    let scrape = web::Data::new(Scrape {
+        metrics: metrics.clone(),
+        redis: shared.clone(),
+        buses: config.buses.iter().map(|b| b.name.clone()).collect(),
+        targets: scraped_targets,
     });
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
     let server = HttpServer::new(move || {
+        let counted = metrics.clone();
         App::new()
             .app_data(ingress.clone())
+            .app_data(scrape.clone())
+            .service(web::resource("/metrics").route(web::get().to(metrics::serve)))
+            // Every 4xx answer of the ingress, by class.
+            .wrap_fn(move |req, srv| {
+                let counted = counted.clone();
+                let answer = srv.call(req);
+                async move {
+                    let answer = answer.await;
+                    match &answer {
+                        Ok(res) => counted.answered(res.status()),
+                        Err(e) => counted.answered(e.as_response_error().status_code()),
+                    }
+                    answer
+                }
+            })
             .configure(|cfg| ingress::configure(cfg, echo.clone()))
             .default_service(web::to(ingress::not_found))
     })

@@ -24,6 +24,7 @@ use tracing::{debug, error, warn};
 
 use crate::bus::{self, DelayKeys, Entry, DISPATCH_GROUP};
 use crate::config::RetryConfig;
+use crate::observability::metrics::{Metrics, TargetLabels};
 use crate::router::{Backoff, StreamSettings};
 use crate::rules::transform::Context;
 use crate::targets::HttpTarget;
@@ -40,6 +41,9 @@ pub struct TargetSpec {
     pub retry: RetryConfig,
     /// The dead-letter stream.
     pub dlq_key: String,
+    pub metrics: Arc<Metrics>,
+    /// The target's labels in `metrics`.
+    pub labels: TargetLabels,
 }
 
 /// Replica-wide delivery timing.
@@ -278,7 +282,10 @@ async fn deliver(
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let started = tokio::time::Instant::now();
     let outcome = spec.target.deliver(&event, &ctx).await;
-    let latency_ms = started.elapsed().as_millis() as u64;
+    let elapsed = started.elapsed();
+    let latency_ms = elapsed.as_millis() as u64;
+    spec.metrics
+        .attempted(&spec.labels, elapsed, outcome.as_ref().map(|_| ()));
     let error = match outcome {
         Ok(status) => {
             debug!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempt = earlier + 1, status, latency_ms, "delivered");
@@ -371,7 +378,14 @@ async fn deliver(
             "the delay set"
         };
         match moved {
-            Ok(true) => return,
+            Ok(true) => {
+                if reason.is_some() {
+                    spec.metrics.dead_lettered(&spec.labels);
+                } else {
+                    spec.metrics.retry_scheduled(&spec.labels);
+                }
+                return;
+            }
             Ok(false) => {
                 warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, "entry taken over by another replica before it was moved to {to}; letting it go");
                 return;

@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 use super::{read_body, Ingress};
 use crate::bus;
 use crate::event::cloudevents;
+use crate::observability::metrics::Via;
 use crate::sources::alibaba::{event_dedupe_key, nonce_key, SignedRequest};
 
 fn unavailable(request_id: &str, e: &bus::BusError) -> HttpResponse {
@@ -141,7 +142,7 @@ pub(super) async fn put_events(
                     let key = event_dedupe_key(&a.bus, &a.source, &a.event.id);
                     let bus = &state.buses[&a.bus];
                     match bus::append_once(&mut redis, bus, &a.event, &key, window).await {
-                        Ok(true) => {}
+                        Ok(true) => state.metrics.ingested(&a.bus, Via::Alibaba, 1),
                         Ok(false) => {
                             debug!(bus = %a.bus, id = %a.event.id, "Alibaba PutEvents duplicate not appended")
                         }
@@ -154,7 +155,7 @@ pub(super) async fn put_events(
                 result
             }
             None => {
-                bus::append_to(
+                let result = bus::append_to(
                     &mut redis,
                     accepted
                         .iter()
@@ -162,7 +163,13 @@ pub(super) async fn put_events(
                         .collect::<Vec<_>>()
                         .into_iter(),
                 )
-                .await
+                .await;
+                if result.is_ok() {
+                    for a in &accepted {
+                        state.metrics.ingested(&a.bus, Via::Alibaba, 1);
+                    }
+                }
+                result
             }
         };
         if let Err(e) = appended {

@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 
 use super::{read_body, Ingress};
 use crate::bus;
+use crate::observability::metrics::Via;
 use crate::sources::sigv4::SignedRequest;
 
 const TARGET: &str = "AWSEvents.PutEvents";
@@ -116,6 +117,7 @@ pub(super) async fn put_events(
         .collect();
     if !accepted.is_empty() {
         let mut redis = state.redis.clone();
+        let buses: Vec<&str> = accepted.iter().map(|(b, _)| b.name.as_str()).collect();
         if let Err(e) = bus::append_to(&mut redis, accepted.into_iter()).await {
             warn!(error = %e, "PutEvents append failed; answering 503");
             return aws_error(
@@ -123,6 +125,9 @@ pub(super) async fn put_events(
                 "ServiceUnavailableException",
                 "the event store is unavailable; retry later",
             );
+        }
+        for bus in buses {
+            state.metrics.ingested(bus, Via::Aws, 1);
         }
     }
 

@@ -8,6 +8,7 @@ mod error;
 mod webhook;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -19,6 +20,7 @@ use crate::bus::{self, BusSpec};
 use crate::config::Limits;
 use crate::event::cloudevents::{self, FieldError};
 use crate::event::EncodedEvent;
+use crate::observability::metrics::{Metrics, Via};
 use crate::sources::alibaba::AlibabaIngest;
 use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
@@ -37,6 +39,7 @@ pub struct Ingress {
     pub aws: Option<AwsIngest>,
     /// The Alibaba PutEvents-compatible endpoint, when configured.
     pub alibaba: Option<AlibabaIngest>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Registers the ingress routes on an actix app.
@@ -194,6 +197,9 @@ async fn ingest(
         bus::append(&mut redis, bus, &encoded)
             .await
             .map_err(|e| unavailable(&bus.name, e))?;
+        state
+            .metrics
+            .ingested(&bus.name, Via::CloudEvents, encoded.len());
     }
     let ids: Vec<&str> = encoded.iter().map(|e| e.id.as_str()).collect();
     debug!(bus = %bus.name, count = ids.len(), "accepted");

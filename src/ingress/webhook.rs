@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 
 use super::{read_body, unavailable, ApiError, Ingress};
 use crate::bus;
+use crate::observability::metrics::Via;
 use crate::sources::{Outcome, Request};
 
 pub(super) async fn receive(
@@ -40,6 +41,7 @@ pub(super) async fn receive(
     if let Err(rejection) = verified {
         // Which check failed is for the operator, not for whoever sent the request.
         warn!(source = %source.name, kind = source.kind.as_str(), reason = rejection.reason(), "webhook rejected");
+        state.metrics.webhook_rejected(&source.name);
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -82,6 +84,7 @@ pub(super) async fn receive(
 
     let id = serde_json::Value::from(event.id.as_str());
     if appended {
+        state.metrics.ingested(&bus.name, Via::Webhook, 1);
         debug!(source = %source.name, bus = %bus.name, id = %event.id, "webhook accepted");
         Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": id })))
     } else {

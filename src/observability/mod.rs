@@ -1,4 +1,7 @@
 //! Logging: `tracing` with structured fields, as text or JSON lines; `RUST_LOG` filters.
+//! Metrics: see [`metrics`].
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 
