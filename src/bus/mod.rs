@@ -175,9 +175,7 @@ pub async fn append_to<'a>(
 /// aborts the script before the `SET`). The TTL is checked before the `XADD`, so the
 /// `SET` cannot fail on it and leave an event without its key (sources bound `dedupe`
 /// to 365d; the check is a backstop).
-static APPEND_ONCE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r#"
+const APPEND_ONCE_LUA: &str = r#"
 local ttl = tonumber(ARGV[1])
 if not ttl or ttl < 1 or ttl > 1e15 or ttl ~= math.floor(ttl) then
   return redis.error_reply('ERR dedupe TTL out of range')
@@ -186,9 +184,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 return 1
-"#,
-    )
-});
+"#;
 
 /// Appends `event` to `bus` unless `dedupe_key` was set within `window`; true when
 /// appended, false for a duplicate. Returns once Redis has acknowledged it.
@@ -199,22 +195,40 @@ pub async fn append_once(
     dedupe_key: &str,
     window: Duration,
 ) -> Result<bool, BusError> {
-    let mut invocation = APPEND_ONCE.key(&bus.key);
-    invocation
-        .key(dedupe_key)
-        .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1))
-        .arg("a")
-        .arg(&event.attrs);
-    if let Some(data) = &event.data {
-        invocation
-            .arg("k")
-            .arg(data.kind.code())
-            .arg("d")
-            .arg(data.bytes.as_ref());
+    let appended = append_once_each(conn, &[(bus, event, dedupe_key.to_string())], window).await?;
+    Ok(appended.first() == Some(&true))
+}
+
+/// [`append_once`] for several events in one round trip: the scripts are pipelined (not
+/// one transaction), in order, so a repeat later in the list is a duplicate of an
+/// earlier one. Each event is appended with its key or not at all; on an error, those
+/// before it may be appended, and a retry appends only what is missing.
+pub async fn append_once_each(
+    conn: &mut ConnectionManager,
+    events: &[(&BusSpec, &EncodedEvent, String)],
+    window: Duration,
+) -> Result<Vec<bool>, BusError> {
+    let ttl = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+    let mut pipe = redis::pipe();
+    for (bus, event, dedupe_key) in events {
+        let cmd = pipe
+            .cmd("EVAL")
+            .arg(APPEND_ONCE_LUA)
+            .arg(2)
+            .arg(&bus.key)
+            .arg(dedupe_key)
+            .arg(ttl)
+            .arg("a")
+            .arg(&event.attrs);
+        if let Some(data) = &event.data {
+            cmd.arg("k")
+                .arg(data.kind.code())
+                .arg("d")
+                .arg(data.bytes.as_ref());
+        }
     }
-    within(invocation.invoke_async::<u8>(conn))
-        .await
-        .map(|appended| appended == 1)
+    let appended: Vec<u8> = within(pipe.query_async(conn)).await?;
+    Ok(appended.into_iter().map(|a| a == 1).collect())
 }
 
 /// Trims a bus stream to its retention, but never past what the router group has not

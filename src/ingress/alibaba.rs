@@ -133,26 +133,28 @@ pub(super) async fn put_events(
     if !accepted.is_empty() {
         let mut redis = state.redis.clone();
         let appended = match alibaba.dedupe {
-            // One script per event, in order (so a repeat within the batch is a
-            // duplicate of the first). Not atomic across the batch: after a failure the
-            // producer's retry appends only what is missing.
+            // One script per event, pipelined in order (so a repeat within the batch
+            // is a duplicate of the first). Not atomic across the batch: after a
+            // failure the producer's retry appends only what is missing.
             Some(window) => {
-                let mut result = Ok(());
-                for a in &accepted {
-                    let key = event_dedupe_key(&a.bus, &a.source, &a.event.id);
-                    let bus = &state.buses[&a.bus];
-                    match bus::append_once(&mut redis, bus, &a.event, &key, window).await {
-                        Ok(true) => state.metrics.ingested(&a.bus, Via::Alibaba, 1),
-                        Ok(false) => {
-                            debug!(bus = %a.bus, id = %a.event.id, "Alibaba PutEvents duplicate not appended")
+                let events: Vec<_> = accepted
+                    .iter()
+                    .map(|a| {
+                        let key = event_dedupe_key(&a.bus, &a.source, &a.event.id);
+                        (&state.buses[&a.bus], &a.event, key)
+                    })
+                    .collect();
+                bus::append_once_each(&mut redis, &events, window)
+                    .await
+                    .map(|appended| {
+                        for (a, appended) in accepted.iter().zip(appended) {
+                            if appended {
+                                state.metrics.ingested(&a.bus, Via::Alibaba, 1);
+                            } else {
+                                debug!(bus = %a.bus, id = %a.event.id, "Alibaba PutEvents duplicate not appended");
+                            }
                         }
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
-                    }
-                }
-                result
+                    })
             }
             None => {
                 let result = bus::append_to(
