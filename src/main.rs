@@ -294,9 +294,15 @@ fn dlq_command(action: DlqAction) -> ExitCode {
         .clone()
         .or_else(|| config.redis.clone())
         .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    // A stalled Redis must not hang the command: bound connecting, reads and writes.
+    let timeout = Some(std::time::Duration::from_secs(5));
     let mut conn = match redis::Client::open(url.as_str())
         .and_then(|c| c.get_connection_with_timeout(std::time::Duration::from_secs(5)))
-    {
+        .and_then(|c| {
+            c.set_read_timeout(timeout)?;
+            c.set_write_timeout(timeout)?;
+            Ok(c)
+        }) {
         Ok(conn) => conn,
         Err(e) => return failure(format!("cannot connect to {}: {e}", gateway::redact(&url))),
     };
