@@ -244,6 +244,8 @@ fn route_entry(
         }
     };
     let data = match &raw.data {
+        // No rule looks into data: not even the UTF-8 check of text data is needed.
+        _ if !routes.matcher.needs_data() => EventData::None,
         Some((DataKind::Json, bytes)) => EventData::Json(bytes),
         Some((DataKind::Text, bytes)) => match std::str::from_utf8(bytes) {
             Ok(text) => EventData::Text(text),
