@@ -76,7 +76,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
 
     let metrics = Arc::new(Metrics::new());
-    let target_env = TargetEnv::default();
+    let target_env = TargetEnv::load(&config).await;
     let mut scraped_targets = Vec::new();
     let mut workers = tokio::task::JoinSet::new();
     for routes in BusRoutes::from_config(&config) {
@@ -150,6 +150,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         aws: config.aws.as_ref().map(AwsIngest::compile),
         alibaba: config.alibaba.as_ref().map(AlibabaIngest::compile),
         metrics: metrics.clone(),
+        gateway_id: target_env.gateway_id.clone(),
     });
     let scrape = web::Data::new(Scrape {
         metrics: metrics.clone(),

@@ -44,6 +44,10 @@ pub struct Config {
     /// (`POST /openapi/putEvents`); absent: the endpoint is off.
     #[serde(default)]
     pub alibaba: Option<AlibabaConfig>,
+    /// This gateway's id in bridge traces (`sluicepath`, see docs/bridges.md). Default:
+    /// `SLUICE_GATEWAY_ID`, else the host name.
+    #[serde(default)]
+    pub gateway_id: Option<String>,
     /// The control API (`/api/v1`); see docs/operations.md.
     #[serde(default)]
     pub api: ApiConfig,
@@ -516,6 +520,48 @@ pub struct TargetConfig {
     /// Standard Webhooks signing of every request.
     #[serde(default)]
     pub signing: Option<SigningConfig>,
+    /// Bridges (`aws-eventbridge`, `alibaba-eventbridge`): the id of the gateway or
+    /// cloud bus events go to, for loop prevention (docs/bridges.md). Required.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// Bridges: events that crossed this many bridges (`sluicehops`) are not sent on.
+    /// Default 8.
+    #[serde(default)]
+    pub max_hops: Option<u32>,
+    /// Bridges: the destination bus. aws-eventbridge: a name or ARN (default `default`);
+    /// alibaba-eventbridge: a name (required).
+    #[serde(default)]
+    pub event_bus: Option<String>,
+    /// Bridges: the cloud region (aws: default from the AWS environment; alibaba:
+    /// required unless `endpoint` is set).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Bridges: the API endpoint, overriding the one derived from the region (AWS
+    /// `endpoint_url`; Alibaba `https://{account}.eventbridge.{region}.aliyuncs.com`).
+    /// `http://` only for loopback addresses.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// aws-eventbridge: the event attribute whose value (comma-separated) becomes the
+    /// entry's `Resources`. Default `resources`.
+    #[serde(default)]
+    pub resources_from: Option<String>,
+    /// alibaba-eventbridge: the account id (the endpoint's host name starts with it).
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// alibaba-eventbridge: the AccessKey id.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// alibaba-eventbridge: the AccessKey secret (`env:NAME`, `file:PATH` or literal).
+    #[serde(default)]
+    pub access_key_secret: Option<SecretRef>,
+    /// alibaba-eventbridge: an STS security token, with temporary AccessKeys.
+    #[serde(default)]
+    pub security_token: Option<SecretRef>,
+    /// `access_key_secret` and `security_token` as resolved by [`Config::parse`].
+    #[serde(skip)]
+    pub resolved_access_key_secret: Option<Secret>,
+    #[serde(skip)]
+    pub resolved_security_token: Option<Secret>,
 }
 
 impl TargetConfig {
@@ -616,6 +662,11 @@ impl TargetKind {
             TargetKind::AlibabaEventbridge => "alibaba-eventbridge",
             TargetKind::Bus => "bus",
         }
+    }
+
+    /// Whether the target is a cloud bridge (`peer`, `event_bus`, `region`, ... apply).
+    pub fn is_bridge(self) -> bool {
+        matches!(self, TargetKind::AwsEventbridge | TargetKind::AlibabaEventbridge)
     }
 
     /// Whether the target speaks HTTP to a URL (`url`, `method`, `headers`, ... apply).

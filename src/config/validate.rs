@@ -116,6 +116,7 @@ pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
     }
     for (r, rule) in config.rules.iter_mut().enumerate() {
         for (t, target) in rule.targets.iter_mut().enumerate() {
+            errors.extend(resolve_bridge_secrets(target, &format!("rules[{r}].targets[{t}]")));
             let Some(signing) = target.signing.as_mut() else {
                 continue;
             };
@@ -163,6 +164,14 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         })
     };
 
+    if let Some(id) = &config.gateway_id {
+        if !crate::event::bridge::valid_id(id) {
+            err(
+                "gateway_id".into(),
+                "must be non-empty, at most 128 characters, without commas or spaces".into(),
+            );
+        }
+    }
     if config.listen.parse::<std::net::SocketAddr>().is_err() {
         err(
             "listen".into(),
@@ -310,6 +319,30 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                     format!("duplicate target name {:?} in this rule", target.name),
                 );
             }
+            if !target.kind.is_bridge() {
+                for (field, set) in [
+                    ("peer", target.peer.is_some()),
+                    ("max_hops", target.max_hops.is_some()),
+                    ("event_bus", target.event_bus.is_some()),
+                    ("region", target.region.is_some()),
+                    ("endpoint", target.endpoint.is_some()),
+                    ("resources_from", target.resources_from.is_some()),
+                    ("account_id", target.account_id.is_some()),
+                    ("access_key_id", target.access_key_id.is_some()),
+                    ("access_key_secret", target.access_key_secret.is_some()),
+                    ("security_token", target.security_token.is_some()),
+                ] {
+                    if set {
+                        err(
+                            format!("{at}.{field}"),
+                            format!(
+                                "applies only to aws-eventbridge and alibaba-eventbridge targets, not {}",
+                                target.kind.as_str()
+                            ),
+                        );
+                    }
+                }
+            }
             if !target.kind.is_http() {
                 check_non_http_target(target, &at, &mut err);
             } else if target.url.is_none() {
@@ -448,10 +481,146 @@ fn check_non_http_target(
             );
         }
     }
-    err(
-        format!("{at}.kind"),
-        format!("target kind {kind} is not supported yet"),
-    );
+    if target.kind.is_bridge() {
+        check_bridge_target(target, at, err);
+    } else {
+        err(
+            format!("{at}.kind"),
+            format!("target kind {kind} is not supported yet"),
+        );
+    }
+}
+
+/// Resolves `access_key_secret` and `security_token` of a bridge target.
+fn resolve_bridge_secrets(target: &mut super::TargetConfig, at: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let mut resolve = |field: &str, reference: &Option<SecretRef>| {
+        reference.as_ref().and_then(|r| match resolve_secret(&r.0) {
+            Ok(secret) => Some(secret),
+            Err(message) => {
+                errors.push(ConfigError {
+                    path: format!("{at}.{field}"),
+                    line: None,
+                    message,
+                });
+                None
+            }
+        })
+    };
+    let secret = resolve("access_key_secret", &target.access_key_secret);
+    let token = resolve("security_token", &target.security_token);
+    target.resolved_access_key_secret = secret;
+    target.resolved_security_token = token;
+    errors
+}
+
+/// The fields of `aws-eventbridge` and `alibaba-eventbridge` targets (docs/bridges.md).
+fn check_bridge_target(
+    target: &super::TargetConfig,
+    at: &str,
+    err: &mut impl FnMut(String, String),
+) {
+    use super::TargetKind;
+    let kind = target.kind.as_str();
+    match target.peer.as_deref() {
+        None => err(
+            format!("{at}.peer"),
+            format!("a {kind} target needs peer: the id of the gateway or cloud bus it sends to (loop prevention, see docs/bridges.md)"),
+        ),
+        Some(p) if !crate::event::bridge::valid_id(p) => err(
+            format!("{at}.peer"),
+            "must be non-empty, without commas or spaces".into(),
+        ),
+        Some(_) => {}
+    }
+    if target.max_hops == Some(0) {
+        err(format!("{at}.max_hops"), "must be at least 1".into());
+    }
+    if target.transform.is_some() {
+        err(
+            format!("{at}.transform"),
+            format!("a {kind} target forwards the event itself; transforms apply to http targets"),
+        );
+    }
+    if let Some(endpoint) = &target.endpoint {
+        match url::Url::parse(endpoint) {
+            Ok(u) if u.scheme() == "https" && u.host_str().is_some() => {}
+            Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
+            Ok(u) if u.scheme() == "http" => err(
+                format!("{at}.endpoint"),
+                "http:// is allowed only for loopback addresses (a local emulator); use https://".into(),
+            ),
+            Ok(_) => err(format!("{at}.endpoint"), "must be an http(s) URL".into()),
+            Err(e) => err(format!("{at}.endpoint"), format!("invalid URL: {e}")),
+        }
+    }
+    let only = |field: &str, set: bool, allowed: TargetKind, err: &mut dyn FnMut(String, String)| {
+        if set && target.kind != allowed {
+            err(
+                format!("{at}.{field}"),
+                format!("applies only to {} targets, not {kind}", allowed.as_str()),
+            );
+        }
+    };
+    only("resources_from", target.resources_from.is_some(), TargetKind::AwsEventbridge, err);
+    for (field, set) in [
+        ("account_id", target.account_id.is_some()),
+        ("access_key_id", target.access_key_id.is_some()),
+        ("access_key_secret", target.access_key_secret.is_some()),
+        ("security_token", target.security_token.is_some()),
+    ] {
+        only(field, set, TargetKind::AlibabaEventbridge, err);
+    }
+    if target.kind == TargetKind::AlibabaEventbridge {
+        if target.event_bus.as_deref().is_none_or(str::is_empty) {
+            err(
+                format!("{at}.event_bus"),
+                "an alibaba-eventbridge target needs event_bus: the name of the bus".into(),
+            );
+        }
+        if target.access_key_id.as_deref().is_none_or(str::is_empty) {
+            err(
+                format!("{at}.access_key_id"),
+                "an alibaba-eventbridge target needs access_key_id".into(),
+            );
+        }
+        if target.access_key_secret.is_none() {
+            err(
+                format!("{at}.access_key_secret"),
+                "an alibaba-eventbridge target needs access_key_secret (env:NAME, file:PATH or a literal)".into(),
+            );
+        }
+        if target.endpoint.is_none() {
+            let dns = |v: &Option<String>| {
+                v.as_deref().is_some_and(|v| {
+                    !v.is_empty()
+                        && v.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+            };
+            if !dns(&target.account_id) {
+                err(
+                    format!("{at}.account_id"),
+                    "needed (digits) to build the endpoint {account_id}.eventbridge.{region}.aliyuncs.com, unless endpoint is set".into(),
+                );
+            }
+            if !dns(&target.region) {
+                err(
+                    format!("{at}.region"),
+                    "needed (e.g. cn-hangzhou) to build the endpoint, unless endpoint is set".into(),
+                );
+            }
+        }
+    }
+}
+
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 fn validate_aws(aws: &AwsConfig, bus_names: &HashSet<&str>, err: &mut impl FnMut(String, String)) {

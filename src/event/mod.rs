@@ -5,6 +5,7 @@
 //! re-serialised on the way through: the bytes a producer sent are the bytes a target
 //! receives. `DataKind` remembers how the bytes are to be written in structured mode.
 
+pub mod bridge;
 pub mod cloudevents;
 
 use base64::Engine;

@@ -129,7 +129,17 @@ pub(super) async fn put_events(
             return error(status, &request_id, e.code, &e.message);
         }
     };
-    let accepted: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    // Bridge traces: a copy of an event that was on this gateway before is answered as
+    // a success and not appended (see `event::bridge`).
+    let mut results = results;
+    for accepted in results.iter_mut().flatten() {
+        accepted.returned = super::returned(&mut accepted.event, &state.gateway_id);
+    }
+    let accepted: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|a| !a.returned)
+        .collect();
     if !accepted.is_empty() {
         let mut redis = state.redis.clone();
         let appended = match alibaba.dedupe {

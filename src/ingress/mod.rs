@@ -40,6 +40,32 @@ pub struct Ingress {
     /// The Alibaba PutEvents-compatible endpoint, when configured.
     pub alibaba: Option<AlibabaIngest>,
     pub metrics: Arc<Metrics>,
+    /// This gateway's id in bridge traces (see `event::bridge`).
+    pub gateway_id: String,
+}
+
+/// Applies the bridge rule to events that carry a trace (`sluicepath`): drops those
+/// that were on this gateway before (copies coming back through a bridge) and appends
+/// this gateway to the path of the others. Events without a trace are untouched.
+pub(crate) fn arrive_all(events: &mut Vec<EncodedEvent>, gateway_id: &str) -> usize {
+    let before = events.len();
+    events.retain_mut(|e| !returned(e, gateway_id));
+    before - events.len()
+}
+
+/// [`arrive_all`] for one event: true when it returned (drop it).
+pub(crate) fn returned(event: &mut EncodedEvent, gateway_id: &str) -> bool {
+    match crate::event::bridge::arrive_encoded(&event.attrs, gateway_id) {
+        None => {
+            debug!(id = %event.id, "dropped an event that was on this gateway before");
+            true
+        }
+        Some(Some(attrs)) => {
+            event.attrs = attrs;
+            false
+        }
+        Some(None) => false,
+    }
 }
 
 /// Registers the ingress routes on an actix app.
@@ -192,6 +218,9 @@ async fn ingest(
         return Err(err);
     }
 
+    let ids: Vec<String> = encoded.iter().map(|e| e.id.clone()).collect();
+    let mut encoded = encoded;
+    arrive_all(&mut encoded, &state.gateway_id);
     if !encoded.is_empty() {
         let mut redis = state.redis.clone();
         bus::append(&mut redis, bus, &encoded)
@@ -201,7 +230,6 @@ async fn ingest(
             .metrics
             .ingested(&bus.name, Via::CloudEvents, encoded.len());
     }
-    let ids: Vec<&str> = encoded.iter().map(|e| e.id.as_str()).collect();
     debug!(bus = %bus.name, count = ids.len(), "accepted");
     let mut answer = Vec::with_capacity(12 + ids.iter().map(|id| id.len() + 3).sum::<usize>());
     answer.extend_from_slice(b"{\"ids\":");

@@ -125,14 +125,7 @@ pub fn string_to_sign(req: &SignedRequest<'_>) -> String {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     };
-    let mut out = format!(
-        "{}\n{}\n{}\n{}\n",
-        req.method,
-        header("content-md5"),
-        header("content-type"),
-        header("date")
-    );
-    let mut acs: Vec<(&str, String)> = Vec::new();
+    let mut acs: Vec<(String, String)> = Vec::new();
     for name in req.headers.keys() {
         if name.as_str().starts_with("x-acs") {
             let values: Vec<String> = req
@@ -140,18 +133,38 @@ pub fn string_to_sign(req: &SignedRequest<'_>) -> String {
                 .get_all(name)
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                 .collect();
-            acs.push((name.as_str(), values.join(",")));
+            acs.push((name.as_str().to_string(), values.join(",")));
         }
     }
+    string_to_sign_of(
+        req.method,
+        [header("content-md5"), header("content-type"), header("date")],
+        acs,
+        req.path,
+        req.query,
+    )
+}
+
+/// The string to sign from its parts: `[content-md5, content-type, date]`, the
+/// `x-acs*` headers (lower-case names, any order), path and raw query string. Shared by
+/// the verifier and the `alibaba-eventbridge` target, so both sign alike.
+pub fn string_to_sign_of(
+    method: &str,
+    [md5, content_type, date]: [&str; 3],
+    mut acs: Vec<(String, String)>,
+    path: &str,
+    query: &str,
+) -> String {
+    let mut out = format!("{method}\n{md5}\n{content_type}\n{date}\n");
     acs.sort();
     for (name, value) in acs {
-        out.push_str(name);
+        out.push_str(&name);
         out.push(':');
         out.push_str(&value);
         out.push('\n');
     }
-    out.push_str(req.path);
-    let mut query: Vec<(String, String)> = url::form_urlencoded::parse(req.query.as_bytes())
+    out.push_str(path);
+    let mut query: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     if !query.is_empty() {
@@ -278,6 +291,9 @@ pub struct Accepted {
     /// The event's CloudEvents `source` (with `event.id`, its dedupe identity).
     pub source: String,
     pub event: EncodedEvent,
+    /// A copy of an event that was on this gateway before (a bridge trace names it):
+    /// answered as a success, not appended. Set by the ingress.
+    pub returned: bool,
 }
 
 impl AlibabaIngest {
@@ -416,6 +432,7 @@ impl AlibabaIngest {
             bus: bus.to_string(),
             source,
             event,
+            returned: false,
         })
     }
 }

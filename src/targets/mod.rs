@@ -1,12 +1,18 @@
 //! Targets: where matched events are delivered. A target turns an event into a request
 //! and reports the outcome; it knows nothing about Redis, retries or acknowledgements.
 
+pub mod alibaba_eventbridge;
+pub mod aws_eventbridge;
+pub mod batch;
+pub mod bridge;
 pub mod http;
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use alibaba_eventbridge::AlibabaEventBridgeTarget;
+pub use aws_eventbridge::AwsEventBridgeTarget;
 pub use http::HttpTarget;
 
 use crate::config::{TargetConfig, TargetKind};
@@ -77,19 +83,61 @@ pub struct Delivered {
 
 /// Replica-wide things that targets share (one per gateway process).
 #[derive(Debug, Default, Clone)]
-pub struct TargetEnv {}
+pub struct TargetEnv {
+    /// This gateway's id in bridge traces (`event::bridge`).
+    pub gateway_id: String,
+    /// The AWS environment (credentials, region), loaded once when a target needs it.
+    pub aws: Option<aws_config::SdkConfig>,
+}
+
+impl TargetEnv {
+    /// Loads what the configured targets need: the AWS environment only when an AWS
+    /// target exists (it may query instance metadata).
+    pub async fn load(config: &crate::config::Config) -> TargetEnv {
+        let needs_aws = config
+            .rules
+            .iter()
+            .flat_map(|r| &r.targets)
+            .any(|t| t.kind == TargetKind::AwsEventbridge);
+        let aws = if needs_aws {
+            Some(aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await)
+        } else {
+            None
+        };
+        TargetEnv {
+            gateway_id: crate::event::bridge::gateway_id(config.gateway_id.as_deref()),
+            aws,
+        }
+    }
+}
 
 /// A configured target of any kind, ready to deliver.
 #[derive(Debug)]
 pub enum Target {
     /// `http` and `cloudevents`.
     Http(HttpTarget),
+    AwsEventBridge(AwsEventBridgeTarget),
+    AlibabaEventBridge(AlibabaEventBridgeTarget),
 }
 
 impl Target {
     /// Builds the target from its (validated) configuration.
-    pub fn build(config: &TargetConfig, _env: &TargetEnv) -> anyhow::Result<Target> {
+    pub fn build(config: &TargetConfig, env: &TargetEnv) -> anyhow::Result<Target> {
         match config.kind {
+            TargetKind::AwsEventbridge => {
+                let sdk = env
+                    .aws
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("the AWS environment is not loaded"))?;
+                Ok(Target::AwsEventBridge(AwsEventBridgeTarget::new(
+                    config,
+                    sdk,
+                    &env.gateway_id,
+                )?))
+            }
+            TargetKind::AlibabaEventbridge => Ok(Target::AlibabaEventBridge(
+                AlibabaEventBridgeTarget::new(config, &env.gateway_id)?,
+            )),
             TargetKind::Http | TargetKind::Cloudevents => {
                 Ok(Target::Http(HttpTarget::new(config)?))
             }
@@ -108,6 +156,8 @@ impl Target {
                 status: Some(status),
                 output: None,
             }),
+            Target::AwsEventBridge(t) => t.deliver(event).await,
+            Target::AlibabaEventBridge(t) => t.deliver(event).await,
         }
     }
 }
