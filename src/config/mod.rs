@@ -666,7 +666,10 @@ impl TargetKind {
 
     /// Whether the target is a cloud bridge (`peer`, `event_bus`, `region`, ... apply).
     pub fn is_bridge(self) -> bool {
-        matches!(self, TargetKind::AwsEventbridge | TargetKind::AlibabaEventbridge)
+        matches!(
+            self,
+            TargetKind::AwsEventbridge | TargetKind::AlibabaEventbridge
+        )
     }
 
     /// Whether the target speaks HTTP to a URL (`url`, `method`, `headers`, ... apply).

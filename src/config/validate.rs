@@ -116,7 +116,10 @@ pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
     }
     for (r, rule) in config.rules.iter_mut().enumerate() {
         for (t, target) in rule.targets.iter_mut().enumerate() {
-            errors.extend(resolve_bridge_secrets(target, &format!("rules[{r}].targets[{t}]")));
+            errors.extend(resolve_bridge_secrets(
+                target,
+                &format!("rules[{r}].targets[{t}]"),
+            ));
             let Some(signing) = target.signing.as_mut() else {
                 continue;
             };
@@ -548,21 +551,28 @@ fn check_bridge_target(
             Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
             Ok(u) if u.scheme() == "http" => err(
                 format!("{at}.endpoint"),
-                "http:// is allowed only for loopback addresses (a local emulator); use https://".into(),
+                "http:// is allowed only for loopback addresses (a local emulator); use https://"
+                    .into(),
             ),
             Ok(_) => err(format!("{at}.endpoint"), "must be an http(s) URL".into()),
             Err(e) => err(format!("{at}.endpoint"), format!("invalid URL: {e}")),
         }
     }
-    let only = |field: &str, set: bool, allowed: TargetKind, err: &mut dyn FnMut(String, String)| {
-        if set && target.kind != allowed {
-            err(
-                format!("{at}.{field}"),
-                format!("applies only to {} targets, not {kind}", allowed.as_str()),
-            );
-        }
-    };
-    only("resources_from", target.resources_from.is_some(), TargetKind::AwsEventbridge, err);
+    let only =
+        |field: &str, set: bool, allowed: TargetKind, err: &mut dyn FnMut(String, String)| {
+            if set && target.kind != allowed {
+                err(
+                    format!("{at}.{field}"),
+                    format!("applies only to {} targets, not {kind}", allowed.as_str()),
+                );
+            }
+        };
+    only(
+        "resources_from",
+        target.resources_from.is_some(),
+        TargetKind::AwsEventbridge,
+        err,
+    );
     for (field, set) in [
         ("account_id", target.account_id.is_some()),
         ("access_key_id", target.access_key_id.is_some()),
@@ -593,9 +603,7 @@ fn check_bridge_target(
         if target.endpoint.is_none() {
             let dns = |v: &Option<String>| {
                 v.as_deref().is_some_and(|v| {
-                    !v.is_empty()
-                        && v.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 })
             };
             if !dns(&target.account_id) {
@@ -607,7 +615,8 @@ fn check_bridge_target(
             if !dns(&target.region) {
                 err(
                     format!("{at}.region"),
-                    "needed (e.g. cn-hangzhou) to build the endpoint, unless endpoint is set".into(),
+                    "needed (e.g. cn-hangzhou) to build the endpoint, unless endpoint is set"
+                        .into(),
                 );
             }
         }

@@ -138,7 +138,11 @@ pub fn string_to_sign(req: &SignedRequest<'_>) -> String {
     }
     string_to_sign_of(
         req.method,
-        [header("content-md5"), header("content-type"), header("date")],
+        [
+            header("content-md5"),
+            header("content-type"),
+            header("date"),
+        ],
         acs,
         req.path,
         req.query,

@@ -74,9 +74,7 @@ impl AlibabaEventBridgeTarget {
             .transpose()
             .map_err(|_| anyhow::anyhow!("security_token is not UTF-8"))?;
         let client = Client {
-            http: reqwest::Client::builder()
-                .timeout(config.timeout)
-                .build()?,
+            http: reqwest::Client::builder().timeout(config.timeout).build()?,
             url: format!("{base}{PATH}"),
             key_id: config.access_key_id.clone().unwrap_or_default(),
             secret: secret.0.clone(),
@@ -209,7 +207,9 @@ impl Client {
             .await
             .map_err(|e| DeliveryError::Request(e.to_string()))?;
         serde_json::from_slice(&bytes).map_err(|e| {
-            DeliveryError::Request(format!("PutEvents answered something else than its result: {e}"))
+            DeliveryError::Request(format!(
+                "PutEvents answered something else than its result: {e}"
+            ))
         })
     }
 }
@@ -249,7 +249,9 @@ impl Sink for Client {
         (0..items.len())
             .map(|i| match answer.entries.get(i) {
                 Some(EntryResult {
-                    code: Some(code), message, ..
+                    code: Some(code),
+                    message,
+                    ..
                 }) if !code.is_empty() => Err(DeliveryError::Failed {
                     message: format!(
                         "PutEvents entry failed: {code}: {}",

@@ -76,10 +76,7 @@ impl AwsEventBridgeTarget {
             client: aws_sdk_eventbridge::Client::from_conf(builder.build()),
         };
         Ok(AwsEventBridgeTarget {
-            bus: config
-                .event_bus
-                .clone()
-                .unwrap_or_else(|| "default".into()),
+            bus: config.event_bus.clone().unwrap_or_else(|| "default".into()),
             resources_from: config
                 .resources_from
                 .clone()
@@ -133,10 +130,12 @@ impl AwsEventBridgeTarget {
             .event_bus_name(&self.bus)
             .set_resources((!resources.is_empty()).then_some(resources));
         if let Some(t) = time {
-            entry = entry.time(aws_sdk_eventbridge::primitives::DateTime::from_secs_and_nanos(
-                t.timestamp(),
-                t.timestamp_subsec_nanos(),
-            ));
+            entry = entry.time(
+                aws_sdk_eventbridge::primitives::DateTime::from_secs_and_nanos(
+                    t.timestamp(),
+                    t.timestamp_subsec_nanos(),
+                ),
+            );
         }
         self.batcher.submit(entry.build(), size).await?;
         Ok(Delivered::default())
@@ -157,7 +156,11 @@ pub fn detail(event: &Event, trace: &Trace) -> String {
     };
     if let Some(object) = object {
         let rest = &object[1..];
-        let sep = if rest.trim_start().starts_with('}') { "" } else { "," };
+        let sep = if rest.trim_start().starts_with('}') {
+            ""
+        } else {
+            ","
+        };
         return format!("{{\"{TRACE_KEY}\":{trace_json}{sep}{rest}");
     }
     trace_json["wrapped"] = true.into();
@@ -206,8 +209,8 @@ impl Sink for Client {
                 };
                 // Throttling, internal errors, 5xx and transport errors may pass later;
                 // a refused request (bad credentials, unknown bus) will not.
-                let retryable = retryable_code(&code)
-                    || status.is_none_or(|s| s >= 500 || s == 429);
+                let retryable =
+                    retryable_code(&code) || status.is_none_or(|s| s >= 500 || s == 429);
                 tracing::warn!(code, status, retryable, "EventBridge PutEvents failed");
                 let message = Arc::new(message);
                 return (0..n)
@@ -272,7 +275,7 @@ mod tests {
         );
         assert_eq!(
             detail(&event(DataKind::Json, b" { } "), &t),
-            format!(r#"{{{tj}}}}} "#)
+            format!(r#"{{{tj}}} }} "#)
         );
         assert_eq!(
             detail(&event(DataKind::Json, b"[1]"), &t),

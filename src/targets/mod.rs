@@ -100,7 +100,11 @@ impl TargetEnv {
             .flat_map(|r| &r.targets)
             .any(|t| t.kind == TargetKind::AwsEventbridge);
         let aws = if needs_aws {
-            Some(aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await)
+            Some(
+                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .load()
+                    .await,
+            )
         } else {
             None
         };

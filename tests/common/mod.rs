@@ -148,6 +148,11 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `sluice serve` with `config` (YAML) and waits until it is ready.
     pub async fn start(redis: &Redis, config: &str) -> Gateway {
+        Self::start_on(redis, config, free_port()).await
+    }
+
+    /// [`Gateway::start`] on a given port (for configs that must name it beforehand).
+    pub async fn start_on(redis: &Redis, config: &str, port: u16) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sluice.yaml");
         std::fs::File::create(&path)
@@ -155,7 +160,7 @@ impl Gateway {
             .write_all(config.as_bytes())
             .unwrap();
         let mut gw = Gateway {
-            port: free_port(),
+            port,
             config: path,
             log: dir.path().join("sluice.log"),
             redis_url: redis.url.clone(),
