@@ -121,6 +121,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     }
 
+    for c in &config.connectors {
+        let sdk = target_env
+            .aws
+            .as_ref()
+            .context("the AWS environment is not loaded")?;
+        let connector = crate::sources::sqs::SqsConnector::new(c, sdk, &target_env.gateway_id)
+            .with_context(|| format!("connector {}", c.name))?;
+        workers.spawn(crate::sources::sqs::run(
+            Arc::new(connector),
+            shared.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+
     let buses: HashMap<String, BusSpec> = config
         .buses
         .iter()

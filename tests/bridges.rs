@@ -439,3 +439,502 @@ async fn cloudevents_endpoint_drops_copies_that_were_here_before() {
     assert_eq!(events[0].attr_str("sluicepath"), Some("cloud,here"));
     assert_eq!(events[1].attr_str("sluicepath"), None);
 }
+
+/// The value of `sluice_bridge_skipped_total{reason=...}` on a gateway.
+async fn skipped(gw: &Gateway, reason: &str) -> u64 {
+    let text = reqwest::get(gw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("sluice_bridge_skipped_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn two_way_sync_counts_the_skipped_copies() {
+    let (redis_a, redis_b) = (Redis::start(), Redis::start());
+    let (port_a, port_b) = (free_port(), free_port());
+    let a = Gateway::start_on(&redis_a, &sync_config("east", "west", port_b), port_a).await;
+    let b = Gateway::start_on(&redis_b, &sync_config("west", "east", port_a), port_b).await;
+    assert_eq!(post_batch(&a, "events", event_batch("x-", 10)).await, 202);
+    assert!(
+        wait_until(Duration::from_secs(20), || bus_events(&redis_b, "events")
+            .len()
+            == 10)
+        .await
+    );
+    // b routes the 10 copies to its own bridge back to a, which skips them.
+    let mut n = 0;
+    for _ in 0..100 {
+        n = skipped(&b, "loop").await;
+        if n == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(n, 10, "{}", b.logs());
+    assert_eq!(skipped(&a, "loop").await, 0);
+    assert_eq!(bus_events(&redis_a, "events").len(), 10);
+}
+
+// ---------------------------------------------------------------------------------
+// AWS through moto
+// ---------------------------------------------------------------------------------
+
+/// A `moto_server` of this test's own (PyPI `moto[server]`, installed by `.ci/run`).
+struct Moto {
+    url: String,
+    child: std::process::Child,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    /// Starts moto, or returns `None` (with a loud message) when it is not installed
+    /// here; under CI (`CI` set) a missing moto fails the test.
+    async fn start() -> Option<Moto> {
+        let port = free_port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-p", &port.to_string(), "-H", "127.0.0.1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "moto_server cannot be started under CI: {e} (pip install 'moto[server]')"
+                );
+                eprintln!("\n*** SKIPPED: moto_server is not installed ({e}); pip install 'moto[server]' ***\n");
+                return None;
+            }
+        };
+        let moto = Moto {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let client = reqwest::Client::new();
+        let up = async {
+            for _ in 0..200 {
+                if client
+                    .get(format!("{}/moto-api/", moto.url))
+                    .send()
+                    .await
+                    .is_ok()
+                {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        };
+        assert!(up.await, "moto_server did not answer on {}", moto.url);
+        Some(moto)
+    }
+
+    async fn sdk(&self) -> aws_config::SdkConfig {
+        set_aws_env();
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.url)
+            .load()
+            .await
+    }
+
+    /// A queue and its ARN.
+    async fn queue(&self, name: &str) -> (String, String) {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
+        let url = sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+            .clone();
+        (url, arn)
+    }
+
+    /// An event bus whose one rule (`pattern`) sends to the queue `queue_arn`.
+    async fn bus_to_queue(&self, bus: &str, pattern: &str, queue_arn: &str) {
+        let eb = aws_sdk_eventbridge::Client::new(&self.sdk().await);
+        eb.create_event_bus().name(bus).send().await.unwrap();
+        eb.put_rule()
+            .name("to-queue")
+            .event_bus_name(bus)
+            .event_pattern(pattern)
+            .send()
+            .await
+            .unwrap();
+        eb.put_targets()
+            .rule("to-queue")
+            .event_bus_name(bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("q")
+                    .arn(queue_arn)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Every message body the queue holds (received and deleted) until `n` arrived or
+    /// 20 s passed.
+    async fn drain(&self, queue_url: &str, n: usize) -> Vec<Value> {
+        self.drain_for(queue_url, n, Duration::from_secs(20)).await
+    }
+
+    async fn drain_for(&self, queue_url: &str, n: usize, limit: Duration) -> Vec<Value> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
+        let mut bodies = Vec::new();
+        let start = std::time::Instant::now();
+        while bodies.len() < n && start.elapsed() < limit {
+            let out = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            for m in out.messages.unwrap_or_default() {
+                bodies.push(serde_json::from_str(m.body().unwrap()).unwrap());
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        bodies
+    }
+}
+
+/// Credentials moto accepts, for this process and the gateways it starts; no instance
+/// metadata lookups.
+fn set_aws_env() {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    std::env::set_var("AWS_REGION", "us-east-1");
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+}
+
+fn aws_target_config(moto: &Moto, extra_rules: &str) -> String {
+    format!(
+        r#"
+gateway_id: idc
+buses: [{{name: orders}}]
+rules:
+  - name: to-aws
+    bus: orders
+    pattern: {{"source": ["/shop"]}}
+    targets:
+      - name: eb
+        kind: aws-eventbridge
+        endpoint: {url}
+        region: us-east-1
+        event_bus: cloud
+        peer: aws-prod
+        concurrency: 32
+        retry: {{initial: 50ms, max: 500ms, max_attempts: 10}}
+{extra_rules}
+"#,
+        url = moto.url
+    )
+}
+
+#[tokio::test]
+async fn aws_target_puts_mapped_entries_once_each() {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let (queue_url, queue_arn) = moto.queue("inbox").await;
+    moto.bus_to_queue("cloud", r#"{"source": ["/shop"]}"#, &queue_arn)
+        .await;
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis, &aws_target_config(&moto, "")).await;
+
+    assert_eq!(post_batch(&gw, "orders", event_batch("e", 30)).await, 202);
+    // A text event with resources and a time.
+    let status = reqwest::Client::new()
+        .post(gw.url("/buses/orders/events"))
+        .header("content-type", "text/plain")
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "text-1")
+        .header("ce-source", "/shop")
+        .header("ce-type", "note")
+        .header("ce-time", "2026-01-02T03:04:05Z")
+        .header("ce-resources", "arn:aws:s3:::a,arn:aws:s3:::b")
+        .body("plain words")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+
+    let bodies = moto.drain(&queue_url, 31).await;
+    assert_eq!(bodies.len(), 31, "{bodies:?}\n{}", gw.logs());
+    // Nothing more arrives: each event once.
+    let more = moto.drain_for(&queue_url, 1, Duration::from_secs(3)).await;
+    assert!(
+        more.is_empty(),
+        "more: {more:?}\nfirst: {bodies:?}\n{}",
+        gw.logs()
+    );
+
+    let mut seen = HashSet::new();
+    for body in &bodies {
+        assert_eq!(body["source"], "/shop");
+        let detail = &body["detail"];
+        assert_eq!(detail["_sluice"]["path"], "idc");
+        assert_eq!(detail["_sluice"]["origin"], "idc");
+        assert_eq!(detail["_sluice"]["hops"], 1);
+        if body["detail-type"] == "note" {
+            assert_eq!(detail["data"], "plain words");
+            assert_eq!(detail["_sluice"]["wrapped"], true);
+            assert_eq!(body["time"], "2026-01-02T03:04:05Z");
+            assert_eq!(
+                body["resources"],
+                json!(["arn:aws:s3:::a", "arn:aws:s3:::b"])
+            );
+            seen.insert("text".to_string());
+        } else {
+            assert_eq!(body["detail-type"], "order.paid");
+            // moto re-serialises the detail (1.50 becomes 1.5): compare numbers.
+            assert_eq!(detail["amount"].as_f64(), Some(1.5));
+            assert!(seen.insert(detail["n"].to_string()), "duplicate {body}");
+        }
+    }
+    assert_eq!(seen.len(), 31);
+    assert!(dlq(&redis, "orders", "to-aws", "eb").is_empty());
+}
+
+#[tokio::test]
+async fn aws_target_dead_letters_entries_for_a_missing_bus() {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    // No bus "cloud" in moto: the request is refused, not worth retrying.
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis, &aws_target_config(&moto, "")).await;
+    assert_eq!(post_batch(&gw, "orders", event_batch("m", 2)).await, 202);
+    assert!(
+        wait_until(Duration::from_secs(10), || dlq(
+            &redis, "orders", "to-aws", "eb"
+        )
+        .len()
+            == 2)
+        .await,
+        "{}",
+        gw.logs()
+    );
+}
+
+#[tokio::test]
+async fn sqs_connector_appends_envelopes_once_and_deletes_them() {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let (queue_url, _) = moto.queue("pull").await;
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk().await);
+    let envelope = |id: &str, detail: &str| {
+        format!(
+            r#"{{"version":"0","id":"{id}","detail-type":"order.shipped","source":"com.shop","account":"123456789012","time":"2026-11-23T10:00:00Z","region":"us-east-1","resources":["arn:aws:x"],"detail":{detail}}}"#
+        )
+    };
+    let mut bodies: Vec<String> = (0..5)
+        .map(|i| envelope(&format!("aws-{i}"), &format!(r#"{{"i":{i}}}"#)))
+        .collect();
+    // A redelivery of aws-0 (the same event id): appended once.
+    bodies.push(envelope("aws-0", r#"{"i":0}"#));
+    // A copy of an event this gateway sent (its trace names it): dropped.
+    bodies.push(envelope(
+        "aws-back",
+        r#"{"_sluice":{"origin":"idc","path":"idc","hops":1},"i":9}"#,
+    ));
+    // Not an envelope: kept as aws.sqs.message.
+    bodies.push("hello".into());
+    for body in &bodies {
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let redis = Redis::start();
+    let config = format!(
+        r#"
+gateway_id: idc
+buses: [{{name: inbound}}]
+connectors:
+  - name: from-aws
+    kind: sqs
+    queue_url: {queue_url}
+    endpoint: {url}
+    region: us-east-1
+    bus: inbound
+    peer: aws-prod
+    wait: 1s
+"#,
+        url = moto.url
+    );
+    let gw = Gateway::start(&redis, &config).await;
+    assert!(
+        wait_until(Duration::from_secs(15), || bus_events(&redis, "inbound")
+            .len()
+            >= 6)
+        .await,
+        "{}",
+        gw.logs()
+    );
+    // The queue empties: messages are deleted once appended.
+    let attrs = || async {
+        let out = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let a = out.attributes.unwrap();
+        let n = |k| a[&k].parse::<u32>().unwrap();
+        n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            + n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+    };
+    let mut left = u32::MAX;
+    for _ in 0..100 {
+        left = attrs().await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "{}", gw.logs());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let events = bus_events(&redis, "inbound");
+    let mut ids: Vec<&str> = events.iter().map(|e| e.id()).collect();
+    ids.sort();
+    assert_eq!(ids.len(), 6, "{ids:?}");
+    let e = events.iter().find(|e| e.id() == "aws-3").unwrap();
+    assert_eq!(e.attr_str("source"), Some("com.shop"));
+    assert_eq!(e.attr_str("type"), Some("order.shipped"));
+    assert_eq!(e.attr_str("time"), Some("2026-11-23T10:00:00Z"));
+    assert_eq!(e.attr_str("awsaccount"), Some("123456789012"));
+    assert_eq!(e.attr_str("awsregion"), Some("us-east-1"));
+    assert_eq!(e.attr_str("resources"), Some("arn:aws:x"));
+    assert_eq!(e.attr_str("sluicepath"), Some("aws-prod,idc"));
+    assert_eq!(&e.data.as_ref().unwrap().bytes[..], br#"{"i":3}"#);
+    let raw = events
+        .iter()
+        .find(|e| e.attr_str("type") == Some("aws.sqs.message"))
+        .unwrap();
+    assert_eq!(&raw.data.as_ref().unwrap().bytes[..], b"hello");
+    assert!(!ids.contains(&"aws-back"));
+}
+
+#[tokio::test]
+async fn idc_and_aws_sync_both_ways_without_loops() {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    // AWS side: bus "cloud", every event to a queue that the IDC gateway pulls.
+    let (queue_url, queue_arn) = moto.queue("to-idc").await;
+    moto.bus_to_queue("cloud", r#"{"source": [{"prefix": "/"}]}"#, &queue_arn)
+        .await;
+    let redis = Redis::start();
+    let connector = format!(
+        r#"
+connectors:
+  - name: from-aws
+    kind: sqs
+    queue_url: {queue_url}
+    endpoint: {url}
+    region: us-east-1
+    bus: orders
+    peer: aws-prod
+    wait: 1s
+"#,
+        url = moto.url
+    );
+    let gw = Gateway::start(&redis, &(aws_target_config(&moto, "") + &connector)).await;
+
+    // 10 events produced at the IDC, 5 produced on AWS.
+    assert_eq!(
+        post_batch(&gw, "orders", event_batch("idc-", 10)).await,
+        202
+    );
+    let eb = aws_sdk_eventbridge::Client::new(&moto.sdk().await);
+    for i in 0..5 {
+        eb.put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .source("/shop")
+                    .detail_type("cloud.made")
+                    .detail(format!(r#"{{"k":{i}}}"#))
+                    .event_bus_name("cloud")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    // The IDC bus: its 10 once, the 5 from AWS once; the 10 came back through the queue
+    // and were dropped; the 5 were not sent back to AWS.
+    assert!(
+        wait_until(Duration::from_secs(20), || bus_events(&redis, "orders")
+            .len()
+            >= 15)
+        .await,
+        "{}",
+        gw.logs()
+    );
+    let mut n = 0;
+    for _ in 0..100 {
+        n = skipped(&gw, "loop").await;
+        if n >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let events = bus_events(&redis, "orders");
+    let ids: HashSet<&str> = events.iter().map(|e| e.id()).collect();
+    assert_eq!(events.len(), 15, "{ids:?}");
+    assert_eq!(ids.len(), 15);
+    assert_eq!(n, 5, "the AWS events were sent back to AWS");
+    let from_aws: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.attr_str("type") == Some("cloud.made"))
+        .collect();
+    assert_eq!(from_aws.len(), 5);
+    assert!(from_aws
+        .iter()
+        .all(|e| e.attr_str("sluicepath") == Some("aws-prod,idc")));
+}

@@ -44,6 +44,9 @@ pub struct Config {
     /// (`POST /openapi/putEvents`); absent: the endpoint is off.
     #[serde(default)]
     pub alibaba: Option<AlibabaConfig>,
+    /// Pull connectors: consumers of cloud queues that append to a bus (docs/bridges.md).
+    #[serde(default)]
+    pub connectors: Vec<ConnectorConfig>,
     /// This gateway's id in bridge traces (`sluicepath`, see docs/bridges.md). Default:
     /// `SLUICE_GATEWAY_ID`, else the host name.
     #[serde(default)]
@@ -64,6 +67,44 @@ pub struct ApiConfig {
     /// The resolved token, set by [`Config::parse`].
     #[serde(skip)]
     pub resolved: Option<Secret>,
+}
+
+/// `connectors:` one pull connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    pub name: String,
+    pub kind: ConnectorKind,
+    /// The bus events are appended to.
+    pub bus: String,
+    /// sqs: the queue URL.
+    pub queue_url: String,
+    /// sqs: the region (default from the AWS environment).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// sqs: the endpoint, overriding the region's (`http://` for loopback only).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The id of the cloud bus the queue is fed from, written first in the trace of
+    /// events that carry none (loop prevention, docs/bridges.md).
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// sqs: long-polling wait of one receive (at most 20s). Default 20s.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub wait: Option<Duration>,
+    /// sqs: messages per receive (1 to 10). Default 10.
+    #[serde(default)]
+    pub max_messages: Option<i32>,
+    /// Window in which an event id seen before is not appended again. Default 24h; `off`.
+    #[serde(default)]
+    pub dedupe: Dedupe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectorKind {
+    /// An Amazon SQS queue, typically the target of an EventBridge rule.
+    Sqs,
 }
 
 /// `alibaba:` the Alibaba Cloud EventBridge PutEvents-compatible endpoint.

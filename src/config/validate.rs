@@ -167,6 +167,65 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         })
     };
 
+    for (i, c) in config.connectors.iter().enumerate() {
+        let at = format!("connectors[{i}]");
+        if let Err(m) = check_name(&c.name) {
+            err(format!("{at}.name"), m);
+        }
+        if config.connectors[..i].iter().any(|o| o.name == c.name) {
+            err(
+                format!("{at}.name"),
+                format!("duplicate connector name {:?}", c.name),
+            );
+        }
+        if !config.buses.iter().any(|b| b.name == c.bus) {
+            err(format!("{at}.bus"), format!("no bus named {:?}", c.bus));
+        }
+        match url::Url::parse(&c.queue_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+            _ => err(
+                format!("{at}.queue_url"),
+                "must be the queue's URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/events".into(),
+            ),
+        }
+        if let Some(endpoint) = &c.endpoint {
+            match url::Url::parse(endpoint) {
+                Ok(u) if u.scheme() == "https" && u.host_str().is_some() => {}
+                Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
+                _ => err(
+                    format!("{at}.endpoint"),
+                    "must be an https:// URL (http:// only for loopback addresses)".into(),
+                ),
+            }
+        }
+        if c.peer
+            .as_deref()
+            .is_some_and(|p| !crate::event::bridge::valid_id(p))
+        {
+            err(
+                format!("{at}.peer"),
+                "must be non-empty, without commas or spaces".into(),
+            );
+        }
+        if c.wait.is_some_and(|w| w > Duration::from_secs(20)) {
+            err(
+                format!("{at}.wait"),
+                "must be at most 20s (the SQS limit)".into(),
+            );
+        }
+        if c.max_messages.is_some_and(|m| !(1..=10).contains(&m)) {
+            err(
+                format!("{at}.max_messages"),
+                "must be 1 to 10 (the SQS limit)".into(),
+            );
+        }
+        if c.dedupe
+            .0
+            .is_some_and(|w| w.is_zero() || w > crate::sources::MAX_DEDUPE)
+        {
+            err(format!("{at}.dedupe"), "must be 1ms to 365d, or off".into());
+        }
+    }
     if let Some(id) = &config.gateway_id {
         if !crate::event::bridge::valid_id(id) {
             err(

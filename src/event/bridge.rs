@@ -23,6 +23,9 @@ pub const PATH: &str = "sluicepath";
 pub const ORIGIN: &str = "sluiceorigin";
 /// Extension: bridges crossed.
 pub const HOPS: &str = "sluicehops";
+/// The key of the trace inside an AWS EventBridge `Detail`, which has no room for
+/// extension attributes: `"_sluice": {"origin", "path", "hops"[, "wrapped"]}`.
+pub const DETAIL_KEY: &str = "_sluice";
 /// Default limit of `sluicehops`.
 pub const DEFAULT_MAX_HOPS: u32 = 8;
 

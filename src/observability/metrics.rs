@@ -76,6 +76,8 @@ pub enum Via {
     Webhook,
     Aws,
     Alibaba,
+    /// The SQS pull connector.
+    Sqs,
 }
 
 impl Via {
@@ -85,6 +87,7 @@ impl Via {
             Via::Webhook => "webhook",
             Via::Aws => "aws",
             Via::Alibaba => "alibaba",
+            Via::Sqs => "sqs",
         }
     }
 }
@@ -387,6 +390,18 @@ impl Scrape {
             }
             Err(e) => debug!(error = %e, "metrics scrape without the Redis gauges"),
         }
+        // Bridge skips are counted by the targets (which know no metrics registry).
+        let skipped: Family<ReasonLabels, Counter> = Family::default();
+        for (reason, n) in crate::targets::bridge::SKIPPED.counts() {
+            skipped.get_or_create(&ReasonLabels { reason }).inc_by(n);
+        }
+        let mut registry = Registry::default();
+        registry.register(
+            "sluice_bridge_skipped",
+            "Events bridge targets did not send: the peer had them already (loop) or the hop limit was reached (max_hops)",
+            skipped,
+        );
+        encode_registry(&mut out, &registry).expect("writing to a String");
         encode_eof(&mut out).expect("writing to a String");
         out
     }

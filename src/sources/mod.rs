@@ -15,8 +15,10 @@
 
 pub mod alibaba;
 pub mod aws;
+pub mod envelope;
 mod normalize;
 pub mod sigv4;
+pub mod sqs;
 pub mod verify;
 
 use std::time::Duration;

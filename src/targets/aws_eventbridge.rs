@@ -35,8 +35,7 @@ pub const MAX_ENTRIES: usize = 10;
 /// Total entry size of one request, counted the EventBridge way.
 pub const MAX_BYTES: usize = 256 * 1024;
 const LINGER: Duration = Duration::from_millis(5);
-/// The key of the bridge trace in `Detail`.
-pub const TRACE_KEY: &str = "_sluice";
+use crate::event::bridge::DETAIL_KEY as TRACE_KEY;
 
 /// A configured `aws-eventbridge` target.
 #[derive(Debug)]

@@ -92,13 +92,14 @@ pub struct TargetEnv {
 
 impl TargetEnv {
     /// Loads what the configured targets need: the AWS environment only when an AWS
-    /// target exists (it may query instance metadata).
+    /// target or connector exists (it may query instance metadata).
     pub async fn load(config: &crate::config::Config) -> TargetEnv {
         let needs_aws = config
             .rules
             .iter()
             .flat_map(|r| &r.targets)
-            .any(|t| t.kind == TargetKind::AwsEventbridge);
+            .any(|t| t.kind == TargetKind::AwsEventbridge)
+            || !config.connectors.is_empty();
         let aws = if needs_aws {
             Some(
                 aws_config::defaults(aws_config::BehaviorVersion::latest())
