@@ -938,3 +938,83 @@ connectors:
         .iter()
         .all(|e| e.attr_str("sluicepath") == Some("aws-prod,idc")));
 }
+
+// ---------------------------------------------------------------------------------
+// Inbound from AWS: API destinations
+// ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn api_destination_source_maps_envelopes_with_api_key_or_basic_auth() {
+    let redis = Redis::start();
+    let gw = Gateway::start(
+        &redis,
+        r#"
+gateway_id: idc
+buses: [{name: inbound}]
+sources:
+  - {name: aws, kind: aws-api-destination, bus: inbound, header: x-api-key, secret: k3y, peer: aws-prod}
+  - {name: aws-basic, kind: aws-api-destination, bus: inbound, username: eventbridge, secret: pa55}
+"#,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let envelope = |id: &str| {
+        format!(
+            r#"{{"version":"0","id":"{id}","detail-type":"order.created","source":"com.shop","account":"123456789012","time":"2026-11-23T10:00:00Z","region":"eu-west-1","resources":[],"detail":{{"order":{id:?}}}}}"#
+        )
+    };
+    let post = |source: &str, body: String, auth: (&str, String)| {
+        client
+            .post(gw.url(&format!("/webhooks/{source}")))
+            .header("content-type", "application/json")
+            .header(auth.0, auth.1)
+            .body(body)
+            .send()
+    };
+    let key = || ("x-api-key", "k3y".to_string());
+    let r = post("aws", envelope("ev-1"), key()).await.unwrap();
+    assert_eq!(r.status(), 202);
+    // A retry of the API destination: the same event id, not appended again.
+    let r = post("aws", envelope("ev-1"), key()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["duplicate"], true);
+    // Wrong key.
+    let r = post("aws", envelope("ev-2"), ("x-api-key", "nope".into()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Basic auth.
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "eventbridge:pa55")
+    );
+    let r = post("aws-basic", envelope("ev-3"), ("authorization", basic.clone()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // A copy of an event that left this gateway: answered, not appended.
+    let back = r#"{"id":"ev-4","detail-type":"t","source":"s","detail":{"_sluice":{"origin":"idc","path":"idc,aws-prod","hops":1}}}"#;
+    let r = post("aws", back.into(), key()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["returned"], true);
+    // Not an envelope: 400 naming the field.
+    let r = post("aws", r#"{"id":"x","source":"s","detail":{}}"#.into(), key())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["field"], "detail-type", "{body}");
+
+    let events = bus_events(&redis, "inbound");
+    let ids: Vec<&str> = events.iter().map(|e| e.id()).collect();
+    assert_eq!(ids, ["ev-1", "ev-3"]);
+    let e = &events[0];
+    assert_eq!(e.attr_str("source"), Some("com.shop"));
+    assert_eq!(e.attr_str("type"), Some("order.created"));
+    assert_eq!(e.attr_str("awsregion"), Some("eu-west-1"));
+    assert_eq!(e.attr_str("awsaccount"), Some("123456789012"));
+    assert_eq!(e.attr_str("sluicepath"), Some("aws-prod,idc"));
+    assert_eq!(&e.data.as_ref().unwrap().bytes[..], br#"{"order":"ev-1"}"#);
+    // Without `peer`, the path starts at this gateway.
+    assert_eq!(events[1].attr_str("sluicepath"), Some("idc"));
+}

@@ -297,7 +297,12 @@ pub struct SourceConfig {
     /// twilio: the public URL Twilio calls (and signs).
     #[serde(default)]
     pub url: Option<String>,
-    /// hmac: the signature header; token: the header holding the token.
+    /// aws-api-destination: the id of the AWS side (the first id of the bridge trace of
+    /// events that carry none; docs/bridges.md).
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// hmac: the signature header; token, aws-api-destination: the header holding the
+    /// token (API key).
     #[serde(default)]
     pub header: Option<String>,
     /// hmac: sha1, sha256 (default) or sha512.
@@ -342,6 +347,8 @@ pub enum SourceKind {
     Hmac,
     Token,
     Basic,
+    /// EventBridge API destinations: the event envelope, API key or basic auth.
+    AwsApiDestination,
 }
 
 impl SourceKind {
@@ -358,6 +365,7 @@ impl SourceKind {
             SourceKind::Hmac => "hmac",
             SourceKind::Token => "token",
             SourceKind::Basic => "basic",
+            SourceKind::AwsApiDestination => "aws-api-destination",
         }
     }
 }

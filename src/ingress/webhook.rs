@@ -14,7 +14,9 @@ use tracing::{debug, warn};
 use super::{read_body, unavailable, ApiError, Ingress};
 use crate::bus;
 use crate::observability::metrics::Via;
-use crate::sources::{Outcome, Request};
+use crate::config::SourceKind;
+use crate::sources::envelope::{self, Mapped};
+use crate::sources::{Outcome, Request, Source};
 
 pub(super) async fn receive(
     req: HttpRequest,
@@ -49,6 +51,9 @@ pub(super) async fn receive(
         ));
     }
 
+    if source.kind == SourceKind::AwsApiDestination {
+        return api_destination(&state, source, &body).await;
+    }
     let normalized = match source.normalize(req.headers(), body, now) {
         Outcome::Challenge(challenge) => {
             debug!(source = %source.name, "answered the URL verification challenge");
@@ -89,6 +94,59 @@ pub(super) async fn receive(
         Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": id })))
     } else {
         debug!(source = %source.name, id = %event.id, "duplicate webhook delivery");
+        Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id, "duplicate": true })))
+    }
+}
+
+/// An EventBridge API destination's request: the event envelope, mapped by
+/// `sources::envelope`, deduplicated on the EventBridge event id. 202 `{"id"}` once
+/// appended; 200 `{"id","duplicate":true}` for a redelivery; 200
+/// `{"id","returned":true}` for an event that was on this gateway before (bridge trace).
+async fn api_destination(
+    state: &Ingress,
+    source: &Source,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
+    let event = match envelope::map(body, &state.gateway_id, source.peer.as_deref()) {
+        Ok(Mapped::Event(event)) => event,
+        Ok(Mapped::Returned { id }) => {
+            debug!(source = %source.name, id, "dropped an event that was on this gateway before");
+            return Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id, "returned": true })));
+        }
+        Err(message) => {
+            let field = message.split(':').next().unwrap_or("").to_string();
+            let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", message);
+            if !field.contains(' ') {
+                e = e.field(field);
+            }
+            return Err(e);
+        }
+    };
+    let max_event = state.limits.max_event_bytes;
+    if event.size() > max_event {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "event_too_large",
+            format!("event is {} bytes, over the {max_event}-byte limit", event.size()),
+        ));
+    }
+    let bus = &state.buses[&source.bus];
+    let mut redis = state.redis.clone();
+    let appended = match source.dedupe {
+        Some(window) => {
+            let key = bus::dedupe_key(&bus.name, &source.name, &event.id);
+            bus::append_once(&mut redis, bus, &event, &key, window).await
+        }
+        None => bus::append(&mut redis, bus, std::slice::from_ref(&event))
+            .await
+            .map(|()| true),
+    }
+    .map_err(|e| unavailable(&bus.name, e))?;
+    let id = serde_json::Value::from(event.id.as_str());
+    if appended {
+        state.metrics.ingested(&bus.name, Via::Webhook, 1);
+        Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": id })))
+    } else {
         Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id, "duplicate": true })))
     }
 }

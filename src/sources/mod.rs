@@ -51,6 +51,8 @@ pub struct Source {
     pub source: Option<String>,
     /// Header carrying the delivery id, for the generic kinds.
     pub id_header: Option<HeaderName>,
+    /// aws-api-destination: the id of the AWS side in bridge traces.
+    pub peer: Option<String>,
 }
 
 /// Kinds whose signature covers a timestamp (and so have a tolerance window).
@@ -72,12 +74,21 @@ impl Source {
 
         // Per-kind options are errors elsewhere: a misplaced option would otherwise be
         // silently ignored, which for security settings is worse than a typo.
-        let options: [(&str, bool, &[SourceKind]); 9] = [
+        let options: [(&str, bool, &[SourceKind]); 10] = [
             ("url", config.url.is_some(), &[SourceKind::Twilio]),
             (
                 "header",
                 config.header.is_some(),
-                &[SourceKind::Hmac, SourceKind::Token],
+                &[
+                    SourceKind::Hmac,
+                    SourceKind::Token,
+                    SourceKind::AwsApiDestination,
+                ],
+            ),
+            (
+                "peer",
+                config.peer.is_some(),
+                &[SourceKind::AwsApiDestination],
             ),
             ("algorithm", config.algorithm.is_some(), &[SourceKind::Hmac]),
             ("encoding", config.encoding.is_some(), &[SourceKind::Hmac]),
@@ -97,7 +108,11 @@ impl Source {
                 config.id_header.is_some(),
                 &[SourceKind::Hmac, SourceKind::Token, SourceKind::Basic],
             ),
-            ("username", config.username.is_some(), &[SourceKind::Basic]),
+            (
+                "username",
+                config.username.is_some(),
+                &[SourceKind::Basic, SourceKind::AwsApiDestination],
+            ),
         ];
         for (field, set, kinds) in options {
             if set && !kinds.contains(&kind) {
@@ -139,6 +154,13 @@ impl Source {
         }
         if config.dedupe.0.is_some_and(|w| w > MAX_DEDUPE) {
             err("dedupe", "must be at most 365d, or off".into());
+        }
+        if config
+            .peer
+            .as_deref()
+            .is_some_and(|p| !crate::event::bridge::valid_id(p))
+        {
+            err("peer", "must be non-empty, without commas or spaces".into());
         }
         if let Some(source) = &config.source {
             if source.is_empty() || source.contains(char::is_whitespace) {
@@ -260,7 +282,20 @@ impl Source {
                     template,
                 }))
             }
-            SourceKind::Token => match header_name("header", &config.header) {
+            // An API destination connection: API key (a header and its value) or basic
+            // auth (user name and password); without either, `Authorization: Bearer`.
+            SourceKind::AwsApiDestination if config.username.is_some() => {
+                if config.header.is_some() {
+                    err(
+                        "header",
+                        "set header (API key auth) or username (basic auth), not both".into(),
+                    );
+                }
+                verify::Scheme::Basic {
+                    username: config.username.clone().unwrap_or_default(),
+                }
+            }
+            SourceKind::Token | SourceKind::AwsApiDestination => match header_name("header", &config.header) {
                 Ok(header) => verify::Scheme::Token { header },
                 Err(e) => {
                     err(&e.0, e.1);
@@ -294,6 +329,7 @@ impl Source {
             dedupe: config.dedupe.0,
             source: config.source.clone(),
             id_header,
+            peer: config.peer.clone(),
         })
     }
 }

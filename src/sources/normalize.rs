@@ -285,7 +285,12 @@ impl Source {
                     None => "https://api.twilio.com".into(),
                 };
             }
-            SourceKind::Hmac | SourceKind::Token | SourceKind::Basic => {
+            // Mapped by `sources::envelope` before `normalize` is reached; as a generic
+            // webhook otherwise.
+            SourceKind::Hmac
+            | SourceKind::Token
+            | SourceKind::Basic
+            | SourceKind::AwsApiDestination => {
                 m.id = self
                     .id_header
                     .as_ref()
