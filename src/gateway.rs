@@ -166,6 +166,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         alibaba: config.alibaba.as_ref().map(AlibabaIngest::compile),
         metrics: metrics.clone(),
         gateway_id: target_env.gateway_id.clone(),
+        ingest_tokens: config
+            .buses
+            .iter()
+            .filter_map(|b| Some((b.name.clone(), b.resolved_ingest_token.clone()?)))
+            .collect(),
     });
     let scrape = web::Data::new(Scrape {
         metrics: metrics.clone(),

@@ -986,11 +986,18 @@ sources:
     // Basic auth.
     let basic = format!(
         "Basic {}",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "eventbridge:pa55")
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "eventbridge:pa55"
+        )
     );
-    let r = post("aws-basic", envelope("ev-3"), ("authorization", basic.clone()))
-        .await
-        .unwrap();
+    let r = post(
+        "aws-basic",
+        envelope("ev-3"),
+        ("authorization", basic.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 202);
     // A copy of an event that left this gateway: answered, not appended.
     let back = r#"{"id":"ev-4","detail-type":"t","source":"s","detail":{"_sluice":{"origin":"idc","path":"idc,aws-prod","hops":1}}}"#;
@@ -998,9 +1005,13 @@ sources:
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["returned"], true);
     // Not an envelope: 400 naming the field.
-    let r = post("aws", r#"{"id":"x","source":"s","detail":{}}"#.into(), key())
-        .await
-        .unwrap();
+    let r = post(
+        "aws",
+        r#"{"id":"x","source":"s","detail":{}}"#.into(),
+        key(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["field"], "detail-type", "{body}");
@@ -1017,4 +1028,70 @@ sources:
     assert_eq!(&e.data.as_ref().unwrap().bytes[..], br#"{"order":"ev-1"}"#);
     // Without `peer`, the path starts at this gateway.
     assert_eq!(events[1].attr_str("sluicepath"), Some("idc"));
+}
+
+// ---------------------------------------------------------------------------------
+// Inbound from Alibaba: HTTP targets push to the CloudEvents endpoint, with a token
+// ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bus_ingest_token_guards_the_cloudevents_endpoint() {
+    std::env::set_var("SLUICE_TEST_BRIDGE_INGEST_TOKEN", "t0ken-from-env");
+    let redis = Redis::start();
+    let gw = Gateway::start(
+        &redis,
+        "gateway_id: idc\nbuses:\n  - {name: guarded, ingest_token: env:SLUICE_TEST_BRIDGE_INGEST_TOKEN}\n  - {name: open}\n",
+    )
+    .await;
+    let client = reqwest::Client::new();
+    // What an Alibaba EventBridge HTTP target sends: one structured CloudEvent, here
+    // one that went from this gateway to Alibaba earlier (and so is not appended).
+    let event = |id: &str, path: &str| {
+        format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"acs.eventbridge","type":"order.paid","aliyuneventbusname":"cloud","sluicepath":"{path}","sluicehops":1,"datacontenttype":"application/json","data":{{"a":1}}}}"#
+        )
+    };
+    let send = |url: String, body: String, bearer: Option<&str>| {
+        let mut r = client
+            .post(url)
+            .header("content-type", "application/cloudevents+json")
+            .body(body);
+        if let Some(t) = bearer {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let url = gw.url("/buses/guarded/events");
+    let r = send(url.clone(), event("a1", "aliyun"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unauthorized");
+    let r = send(url.clone(), event("a1", "aliyun"), Some("wrong"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = send(url.clone(), event("a1", "aliyun"), Some("t0ken-from-env"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = send(
+        format!("{url}?token=t0ken-from-env"),
+        event("a2", "idc,aliyun"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    // Other buses stay open.
+    let r = send(gw.url("/buses/open/events"), event("o1", "aliyun"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    let events = bus_events(&redis, "guarded");
+    let ids: Vec<&str> = events.iter().map(|e| e.id()).collect();
+    // a2 had been here (idc is on its path): dropped.
+    assert_eq!(ids, ["a1"]);
+    assert_eq!(events[0].attr_str("sluicepath"), Some("aliyun,idc"));
 }

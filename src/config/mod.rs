@@ -269,6 +269,14 @@ pub struct BusConfig {
     /// Keep at most this many events (same trimming). Excludes `retention`.
     #[serde(default)]
     pub max_len: Option<u64>,
+    /// A token `POST /buses/{name}/events` must carry (`Authorization: Bearer TOKEN`
+    /// or `?token=TOKEN`): a literal, `env:NAME` or `file:PATH`. Absent: no check (for
+    /// trusted networks). See docs/bridges.md for Alibaba EventBridge HTTP targets.
+    #[serde(default)]
+    pub ingest_token: Option<SecretRef>,
+    /// `ingest_token` as resolved by [`Config::parse`].
+    #[serde(skip)]
+    pub resolved_ingest_token: Option<Secret>,
 }
 
 /// A webhook source: `POST /webhooks/{name}`, verified the way `kind` says, normalised

@@ -65,6 +65,18 @@ pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
             }),
         }
     }
+    for (i, bus) in config.buses.iter_mut().enumerate() {
+        if let Some(token) = &bus.ingest_token {
+            match resolve_secret(&token.0) {
+                Ok(secret) => bus.resolved_ingest_token = Some(secret),
+                Err(message) => errors.push(ConfigError {
+                    path: format!("buses[{i}].ingest_token"),
+                    line: None,
+                    message,
+                }),
+            }
+        }
+    }
     for (i, source) in config.sources.iter_mut().enumerate() {
         let refs: Vec<(String, &SecretRef)> = match (&source.secret, source.secrets.as_slice()) {
             (Some(one), []) => vec![(format!("sources[{i}].secret"), one)],

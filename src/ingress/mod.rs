@@ -42,6 +42,43 @@ pub struct Ingress {
     pub metrics: Arc<Metrics>,
     /// This gateway's id in bridge traces (see `event::bridge`).
     pub gateway_id: String,
+    /// `ingest_token` of the buses that have one.
+    pub ingest_tokens: HashMap<String, crate::config::Secret>,
+}
+
+/// Checks the bus's `ingest_token`: `Authorization: Bearer TOKEN` or `?token=TOKEN`.
+fn check_ingest_token(req: &HttpRequest, expected: &crate::config::Secret) -> Result<(), ApiError> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim().to_string())
+        });
+    let query = || {
+        url::form_urlencoded::parse(req.query_string().as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    };
+    let given = bearer.or_else(query).unwrap_or_default();
+    // Compare digests: constant time whatever the lengths.
+    use sha2::Digest;
+    let ok: bool = subtle::ConstantTimeEq::ct_eq(
+        sha2::Sha256::digest(given.as_bytes()).as_slice(),
+        sha2::Sha256::digest(&expected.0).as_slice(),
+    )
+    .into();
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this bus needs its ingest token: Authorization: Bearer TOKEN or ?token=TOKEN",
+        ))
+    }
 }
 
 /// Applies the bridge rule to events that carry a trace (`sluicepath`): drops those
@@ -152,6 +189,9 @@ async fn ingest(
         )
         .field("bus")
     })?;
+    if let Some(token) = state.ingest_tokens.get(&bus.name) {
+        check_ingest_token(&req, token)?;
+    }
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

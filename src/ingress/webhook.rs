@@ -13,8 +13,8 @@ use tracing::{debug, warn};
 
 use super::{read_body, unavailable, ApiError, Ingress};
 use crate::bus;
-use crate::observability::metrics::Via;
 use crate::config::SourceKind;
+use crate::observability::metrics::Via;
 use crate::sources::envelope::{self, Mapped};
 use crate::sources::{Outcome, Request, Source};
 
@@ -127,7 +127,10 @@ async fn api_destination(
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "event_too_large",
-            format!("event is {} bytes, over the {max_event}-byte limit", event.size()),
+            format!(
+                "event is {} bytes, over the {max_event}-byte limit",
+                event.size()
+            ),
         ));
     }
     let bus = &state.buses[&source.bus];

@@ -295,13 +295,15 @@ impl Source {
                     username: config.username.clone().unwrap_or_default(),
                 }
             }
-            SourceKind::Token | SourceKind::AwsApiDestination => match header_name("header", &config.header) {
-                Ok(header) => verify::Scheme::Token { header },
-                Err(e) => {
-                    err(&e.0, e.1);
-                    verify::Scheme::Token { header: None }
+            SourceKind::Token | SourceKind::AwsApiDestination => {
+                match header_name("header", &config.header) {
+                    Ok(header) => verify::Scheme::Token { header },
+                    Err(e) => {
+                        err(&e.0, e.1);
+                        verify::Scheme::Token { header: None }
+                    }
                 }
-            },
+            }
             SourceKind::Basic => {
                 let username = config.username.clone().unwrap_or_default();
                 if username.is_empty() || username.contains(':') {
