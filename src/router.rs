@@ -204,7 +204,7 @@ async fn route(
             Err(e) => {
                 group_ready = !bus::is_missing_group(&e);
                 warn!(bus = %routes.bus, error = %e, "reading the bus failed; retrying");
-                backoff.wait(&shutdown).await;
+                backoff.wait(shutdown).await;
                 continue;
             }
         };
@@ -231,7 +231,7 @@ async fn route(
                     if shutdown.is_cancelled() {
                         return;
                     }
-                    backoff.wait(&shutdown).await;
+                    backoff.wait(shutdown).await;
                 }
             }
         }
