@@ -154,7 +154,9 @@ pub fn arrive(mut trace: Trace, me: &str, from: Option<&str>) -> Arrival {
     }
     if trace.path.is_empty() {
         if let Some(from) = from {
+            // It crossed the bridge from `from`, which keeps no trace of its own.
             trace.path.push(from.to_string());
+            trace.hops = trace.hops.max(1);
         }
     }
     trace.path.push(me.to_string());
@@ -235,6 +237,7 @@ mod tests {
             panic!()
         };
         assert_eq!(t.path, ["aws", "idc"]);
+        assert_eq!(t.hops, 1);
         let mut m = Map::new();
         t.write(&mut m);
         assert_eq!(m[ORIGIN], "aws");
