@@ -17,7 +17,6 @@
 //! errors are retried, others go to the DLQ. The SDK's own retries are off: the
 //! dispatcher's retry policy applies.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_eventbridge::error::ProvideErrorMetadata;
@@ -211,11 +210,10 @@ impl Sink for Client {
                 let retryable =
                     retryable_code(&code) || status.is_none_or(|s| s >= 500 || s == 429);
                 tracing::warn!(code, status, retryable, "EventBridge PutEvents failed");
-                let message = Arc::new(message);
                 return (0..n)
                     .map(|_| {
                         Err(DeliveryError::Failed {
-                            message: message.to_string(),
+                            message: message.clone(),
                             retryable,
                         })
                     })
