@@ -267,6 +267,11 @@ async fn alibaba_target_batches_signs_and_retries_only_failed_entries() {
 
     // Requests carried several entries (the batcher), never over 10.
     let requests = stub.state.requests.lock().unwrap().clone();
+    eprintln!(
+        "alibaba target: {} requests for 40 events ({} entries sent, retries included)",
+        requests.len(),
+        requests.iter().map(|(_, n)| n).sum::<usize>()
+    );
     assert!(
         requests.iter().all(|(s, n)| *s == 200 && *n <= 10),
         "{requests:?}"
