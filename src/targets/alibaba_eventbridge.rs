@@ -6,9 +6,10 @@
 //! event in the structured JSON format with the bus in the `aliyuneventbusname`
 //! extension. The request is signed as the Alibaba EventBridge SDKs sign it, with the
 //! string to sign of `sources::alibaba` (the same code that verifies inbound requests):
-//! `authorization: acs:{AccessKeyId}:{base64 HMAC-SHA1}`, plus `content-md5` so the body
-//! is signed too. With an STS token, `x-acs-accesskey-id` and `x-acs-security-token`
-//! are sent (and signed).
+//! `authorization: acs:{AccessKeyId}:{base64 HMAC-SHA1}`, with the headers the public
+//! Alibaba EventBridge SDKs send (no `content-md5`, as they: the body is protected by
+//! TLS). With an STS token, `x-acs-accesskey-id` and `x-acs-security-token` are sent
+//! (and signed).
 //!
 //! Entries of concurrent deliveries share requests ([`super::batch`]); the answer's
 //! `EntryList` gives each its own result: an `ErrorCode` of throttling or an internal
@@ -17,8 +18,6 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use md5::Digest;
 use serde::Deserialize;
 
 use super::batch::{self, Batcher, Sink};
@@ -50,6 +49,8 @@ struct Client {
     key_id: String,
     secret: Vec<u8>,
     token: Option<String>,
+    /// Sent as `x-eventbridge-regionId`, as the SDKs do when given a region.
+    region: Option<String>,
     timeout: Duration,
 }
 
@@ -79,6 +80,7 @@ impl AlibabaEventBridgeTarget {
             key_id: config.access_key_id.clone().unwrap_or_default(),
             secret: secret.0.clone(),
             token,
+            region: config.region.clone(),
             timeout: config.timeout,
         };
         Ok(AlibabaEventBridgeTarget {
@@ -135,8 +137,7 @@ struct EntryResult {
 
 impl Client {
     /// The signed request headers for `body`, at `date`.
-    fn headers(&self, body: &[u8], date: &str) -> Vec<(String, String)> {
-        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body));
+    fn headers(&self, date: &str) -> Vec<(String, String)> {
         let mut acs = vec![
             (
                 "x-acs-signature-nonce".to_string(),
@@ -149,10 +150,13 @@ impl Client {
             acs.push(("x-acs-accesskey-id".into(), self.key_id.clone()));
             acs.push(("x-acs-security-token".into(), token.clone()));
         }
-        let to_sign = string_to_sign_of("POST", [&md5, CONTENT_TYPE, date], acs.clone(), PATH, "");
+        // No content-md5, as the SDKs: the string to sign has an empty line for it.
+        let to_sign = string_to_sign_of("POST", ["", CONTENT_TYPE, date], acs.clone(), PATH, "");
         let mut headers = acs;
         headers.push(("date".into(), date.to_string()));
-        headers.push(("content-md5".into(), md5));
+        if let Some(region) = &self.region {
+            headers.push(("x-eventbridge-regionId".into(), region.clone()));
+        }
         headers.push(("content-type".into(), CONTENT_TYPE.into()));
         headers.push(("accept".into(), "application/json".into()));
         headers.push(("x-eventbridge-version".into(), "2015-06-06".into()));
@@ -177,7 +181,7 @@ impl Client {
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
         let mut request = self.http.post(&self.url);
-        for (name, value) in self.headers(&body, &date) {
+        for (name, value) in self.headers(&date) {
             request = request.header(name, value);
         }
         let response = request.body(body).send().await.map_err(|e| {
