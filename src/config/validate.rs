@@ -909,6 +909,53 @@ rules:
     }
 
     #[test]
+    fn bridge_targets_and_connectors_are_validated_with_paths() {
+        let yaml = r#"
+gateway_id: "idc 1"
+buses: [{name: orders}]
+connectors:
+  - {name: q, kind: sqs, bus: nope, queue_url: "not a url", wait: 30s, max_messages: 11}
+rules:
+  - name: r
+    bus: orders
+    targets:
+      - {name: a, kind: aws-eventbridge, endpoint: "http://10.0.0.1:4566", transform: {form: ORIGINAL}}
+      - {name: b, kind: alibaba-eventbridge, peer: "x,y", access_key_id: AK, access_key_secret: s, account_id: "1", security_token: "env:SLUICE_TEST_UNSET_STS"}
+      - {name: c, kind: http, url: "http://127.0.0.1/x", peer: p}
+      - {name: d, kind: aws-eventbridge, peer: aws, account_id: "1"}
+"#;
+        let got = errors(yaml);
+        let expected = [
+            "rules[0].targets[1].security_token: environment variable SLUICE_TEST_UNSET_STS is not set",
+            "connectors[0].bus: no bus named \"nope\"",
+            "connectors[0].queue_url: must be the queue's URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/events",
+            "connectors[0].wait: must be at most 20s (the SQS limit)",
+            "connectors[0].max_messages: must be 1 to 10 (the SQS limit)",
+            "gateway_id: must be non-empty, at most 128 characters, without commas or spaces",
+        ];
+        for e in expected {
+            assert!(got.iter().any(|g| g == e), "missing {e:?} in {got:#?}");
+        }
+        let prefixes = [
+            "rules[0].targets[0].peer: a aws-eventbridge target needs peer",
+            "rules[0].targets[0].transform: ",
+            "rules[0].targets[0].endpoint: http:// is allowed only for loopback",
+            "rules[0].targets[1].peer: must be non-empty",
+            "rules[0].targets[1].event_bus: ",
+            "rules[0].targets[1].region: ",
+            "rules[0].targets[2].peer: applies only to aws-eventbridge and alibaba-eventbridge",
+            "rules[0].targets[3].account_id: applies only to alibaba-eventbridge",
+        ];
+        for p in prefixes {
+            assert!(
+                got.iter().any(|g| g.starts_with(p)),
+                "missing {p:?} in {got:#?}"
+            );
+        }
+        assert_eq!(got.len(), expected.len() + prefixes.len(), "{got:#?}");
+    }
+
+    #[test]
     fn target_fields_follow_the_kind() {
         let yaml = r#"
 buses: [{name: orders}]
