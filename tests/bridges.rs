@@ -668,6 +668,11 @@ rules:
         peer: aws-prod
         concurrency: 32
         retry: {{initial: 50ms, max: 500ms, max_attempts: 10}}
+        # moto handles PutEvents one at a time (and delivers to SQS inside it): under
+        # load a request can take seconds, and a timed-out one is sent again (at least
+        # once), which would fail the exactly-once checks here.
+        timeout: 60s
+delivery: {{claim_idle: 90s}}
 {extra_rules}
 "#,
         url = moto.url
