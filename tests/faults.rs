@@ -177,10 +177,8 @@ fn leftovers(redis: &Redis) -> Leftovers {
     if let RValue::Array(groups) = groups {
         for g in groups {
             let RValue::Array(f) = g else { continue };
-            let fields: HashMap<String, String> = f
-                .chunks(2)
-                .map(|kv| (text(&kv[0]), text(&kv[1])))
-                .collect();
+            let fields: HashMap<String, String> =
+                f.chunks(2).map(|kv| (text(&kv[0]), text(&kv[1]))).collect();
             if fields.get("name").map(String::as_str) == Some("router") {
                 unrouted += fields["pending"].parse::<usize>().unwrap_or(0);
                 if let Some(last) = &last_id {
@@ -295,7 +293,11 @@ async fn replicas_killed_repeatedly_lose_nothing() {
     }
     let accepted = sender.await.unwrap();
     eprintln!("{kills} kills; {} deliveries so far", rx.count());
-    assert!(accepted.len() >= 1000, "too few accepted: {}", accepted.len());
+    assert!(
+        accepted.len() >= 1000,
+        "too few accepted: {}",
+        accepted.len()
+    );
     assert_all_delivered(&redis, || rx.ce_ids(), &accepted, 0).await;
 }
 
@@ -318,7 +320,11 @@ async fn a_target_that_goes_away_gets_everything_when_back() {
     eprintln!("while down: {retrying:?}");
     let rx = Receiver::start_on(port).await;
     let accepted = sender.await.unwrap();
-    assert_eq!(accepted.len(), 3000, "the gateway accepts while the target is down");
+    assert_eq!(
+        accepted.len(),
+        3000,
+        "the gateway accepts while the target is down"
+    );
     assert!(
         retrying.delay + retrying.stream > 0,
         "the outage should have left events waiting: {retrying:?}"
@@ -367,7 +373,11 @@ async fn redis_restart(fsync: &'static str, stop: impl FnOnce(&mut Redis)) {
         accepted.len() < 3000,
         "some batches should have been refused while Redis was down"
     );
-    assert!(accepted.len() >= 1000, "too few accepted: {}", accepted.len());
+    assert!(
+        accepted.len() >= 1000,
+        "too few accepted: {}",
+        accepted.len()
+    );
     assert_all_delivered(&redis, || rx.ce_ids(), &accepted, 0).await;
 }
 
