@@ -295,6 +295,11 @@ struct ReceiverState {
     status: Mutex<Option<u16>>,
     /// Status to answer with for a given `ce-id`, before `status`.
     by_id: Mutex<HashMap<String, u16>>,
+    /// `(status, n)`: every n-th request is answered `status`, before `by_id`.
+    every: Mutex<Option<(u16, usize)>>,
+    requests: std::sync::atomic::AtomicUsize,
+    /// How long each answer takes.
+    latency: Mutex<Duration>,
 }
 
 /// A local HTTP server standing in for a target; it records every request.
@@ -380,6 +385,16 @@ impl Receiver {
             .insert(id.to_string(), status);
     }
 
+    /// Makes the receiver answer every `n`-th request with `status` (a flaky target).
+    pub fn answer_every(&self, n: usize, status: u16) {
+        *self.state.every.lock().unwrap() = Some((status, n));
+    }
+
+    /// Makes every answer take `latency` (requests are still served concurrently).
+    pub fn set_latency(&self, latency: Duration) {
+        *self.state.latency.lock().unwrap() = latency;
+    }
+
     /// Makes the receiver answer every request with `status`.
     pub fn answer_with(&self, status: u16) {
         *self.state.status.lock().unwrap() = Some(status);
@@ -405,7 +420,21 @@ async fn record(
             )
         })
         .collect();
+    let latency = *state.latency.lock().unwrap();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let n = state
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    let every = *state.every.lock().unwrap();
     let (status, extra) = state.script.lock().unwrap().pop_front().unwrap_or_else(|| {
+        if let Some((status, every)) = every {
+            if n % every == 0 {
+                return (status, vec![]);
+            }
+        }
         let by_id = req
             .headers()
             .get("ce-id")
