@@ -431,7 +431,7 @@ async fn record(
     let every = *state.every.lock().unwrap();
     let (status, extra) = state.script.lock().unwrap().pop_front().unwrap_or_else(|| {
         if let Some((status, every)) = every {
-            if n % every == 0 {
+            if n.is_multiple_of(every) {
                 return (status, vec![]);
             }
         }
