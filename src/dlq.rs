@@ -370,3 +370,58 @@ async fn act<C: ConnectionLike>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_full_entry_ids_are_ids() {
+        assert!(is_entry_id("1700000000000-0"));
+        assert!(is_entry_id("1-12"));
+        for bad in ["1700000000000", "-", "+", "1-", "-1", "a-1", "1-0-0", ""] {
+            assert!(!is_entry_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn patterns_match_attributes_and_data() {
+        let fields = |attrs: &str, data: Option<&str>| {
+            let mut f = vec![
+                Value::BulkString(b"a".to_vec()),
+                Value::BulkString(attrs.into()),
+            ];
+            if let Some(d) = data {
+                f.extend([
+                    Value::BulkString(b"k".to_vec()),
+                    Value::BulkString(b"j".to_vec()),
+                    Value::BulkString(b"d".to_vec()),
+                    Value::BulkString(d.into()),
+                ]);
+            }
+            f.extend([
+                Value::BulkString(b"e".to_vec()),
+                Value::BulkString(b"x".to_vec()),
+            ]);
+            DlqEntry::parse("1-0".into(), f)
+        };
+        let Selection::Pattern(m) =
+            Selection::pattern(&json!({"type": ["paid"], "data": {"n": [{"numeric": [">", 1]}]}}))
+                .unwrap()
+        else {
+            unreachable!()
+        };
+        let attrs = r#"{"id":"x","type":"paid","source":"/s","specversion":"1.0"}"#;
+        assert!(fields(attrs, Some(r#"{"n":2}"#)).matches(&m));
+        assert!(!fields(attrs, Some(r#"{"n":1}"#)).matches(&m));
+        assert!(!fields(attrs, None).matches(&m));
+        assert!(!fields("not json", Some(r#"{"n":2}"#)).matches(&m));
+        assert_eq!(
+            Selection::pattern(&json!({"type": "paid"}))
+                .err()
+                .unwrap()
+                .path,
+            ".type"
+        );
+    }
+}
