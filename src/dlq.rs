@@ -53,6 +53,9 @@ pub struct DlqEntry {
     pub bus_entry: Option<String>,
     /// The event's fields as stored, or why they cannot be decoded.
     pub raw: Result<RawEntry, String>,
+    /// What the target would have received, with its content type, when a transform made
+    /// it differ from the event (fields `payload`, `payload_type`).
+    pub payload: Option<(String, Vec<u8>)>,
 }
 
 impl DlqEntry {
@@ -73,9 +76,18 @@ impl DlqEntry {
                 .unwrap_or(json!([])),
             text("entry"),
         );
+        let payload = text("payload_type").and_then(|content_type| {
+            fields.chunks(2).find_map(|pair| match pair {
+                [Value::BulkString(n), Value::BulkString(v)] if n == b"payload" => {
+                    Some((content_type.clone(), v.clone()))
+                }
+                _ => None,
+            })
+        });
         let raw = RawEntry::from_fields(fields).map_err(|e| e.to_string());
         let bus_entry = raw.as_ref().ok().and_then(|r| r.origin.clone());
         DlqEntry {
+            payload,
             id,
             event_id,
             reason,
@@ -133,7 +145,9 @@ impl DlqEntry {
         })
     }
 
-    /// The entry in full (`event` in the CloudEvents JSON format).
+    /// The entry in full (`event` in the CloudEvents JSON format; `payload`, when there
+    /// is one, as JSON for a JSON content type, else as text, else base64 with
+    /// `"base64": true`).
     pub fn to_json(&self) -> serde_json::Value {
         let event = match self.raw.as_ref().map(|r| r.to_event()) {
             Ok(Ok(ev)) => serde_json::from_slice(&ev.to_structured_json()).unwrap_or_default(),
@@ -142,6 +156,24 @@ impl DlqEntry {
         };
         let mut out = self.summary_json();
         out["event"] = event;
+        if let Some((content_type, body)) = &self.payload {
+            use base64::Engine;
+            let as_json = content_type
+                .contains("json")
+                .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
+                .flatten();
+            out["payload"] = match as_json {
+                Some(value) => json!({"content_type": content_type, "body": value}),
+                None => match std::str::from_utf8(body) {
+                    Ok(text) => json!({"content_type": content_type, "body": text}),
+                    Err(_) => json!({
+                        "content_type": content_type,
+                        "body": base64::engine::general_purpose::STANDARD.encode(body),
+                        "base64": true,
+                    }),
+                },
+            };
+        }
         out
     }
 }

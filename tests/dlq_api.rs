@@ -25,7 +25,8 @@ rules:
   - name: all
     bus: orders
     targets:
-      - {{name: rx, kind: http, url: "{}", timeout: 2s, retry: {{initial: 100ms, max: 200ms}}}}
+      - {{name: rx, kind: http, url: "{}", timeout: 2s, retry: {{initial: 100ms, max: 200ms}},
+          transform: {{form: JSONPATH, value: "$.data"}}}}
   - name: copy
     bus: orders
     pattern: {{type: [never]}}
@@ -171,6 +172,12 @@ async fn the_api_lists_redrives_by_id_pattern_and_all_and_purges() {
     assert_eq!(one["event"]["type"], "order.paid");
     assert_eq!(one["event"]["data"], json!({"n": 1}));
     assert_eq!(one["reason"], "status 400");
+    // What the target got: the transform's output.
+    assert_eq!(
+        one["payload"],
+        json!({"content_type": "application/json", "body": {"n": 1}}),
+        "{one}"
+    );
 
     // Fix the target; redrive by id (an unknown id is reported, not fatal).
     rx.answer_with(200);
