@@ -403,6 +403,13 @@ impl Receiver {
     pub async fn stop(self) {
         self.handle.stop(false).await;
     }
+
+    /// Stops the server (its port then refuses connections) but keeps what it recorded:
+    /// a request in progress may still be recorded (and answered) after this returns,
+    /// since the server's worker thread finishes its current step on its own.
+    pub async fn stop_listening(&self) {
+        self.handle.stop(false).await;
+    }
 }
 
 async fn record(
