@@ -303,6 +303,17 @@ async fn replicas_killed_with_ordering_lose_nothing() {
     kill_replicas(", ordering: {key: subject}").await;
 }
 
+/// `kill -9`s the replicas in turn, `kills` times, ~1 s apart, restarting each.
+async fn kill_in_turn(gws: &mut [Gateway; 2], kills: usize) {
+    for kill in 0..kills {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let gw = &mut gws[kill % 2];
+        gw.kill9();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        gw.restart().await;
+    }
+}
+
 async fn kill_replicas(extra: &str) {
     let redis = Redis::start();
     let rx = Receiver::start().await;
@@ -316,17 +327,9 @@ async fn kill_replicas(extra: &str) {
     let ports = gws.iter().map(|g| g.port).collect();
     let sender = tokio::spawn(send(ports, "k", 60, 50, Duration::from_millis(100)));
 
-    let mut kills = 0;
-    while kills < 8 {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        let gw = &mut gws[kills % 2];
-        gw.kill9();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        gw.restart().await;
-        kills += 1;
-    }
+    kill_in_turn(&mut gws, 8).await;
     let accepted = sender.await.unwrap();
-    eprintln!("{kills} kills; {} deliveries so far", rx.count());
+    eprintln!("8 kills; {} deliveries so far", rx.count());
     assert!(accepted.len() >= 1000, "too few accepted: {}", accepted.len());
     assert_all_delivered(&redis, || rx.ce_ids(), &accepted, 0).await;
 }
@@ -398,7 +401,18 @@ async fn a_redis_shut_down_with_appendfsync_everysec_loses_no_accepted_event() {
     redis_restart("everysec", |redis| redis.shutdown()).await;
 }
 
+/// (3) with ordering on: the target's lease and the router's live in Redis and must
+/// come back usable after the restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_killed_under_ordered_delivery_loses_no_accepted_event() {
+    redis_restart_with("always", |redis| redis.kill(), ", ordering: {key: subject}").await;
+}
+
 async fn redis_restart(fsync: &'static str, stop: impl FnOnce(&mut Redis)) {
+    redis_restart_with(fsync, stop, "").await;
+}
+
+async fn redis_restart_with(fsync: &'static str, stop: impl FnOnce(&mut Redis), extra: &str) {
     let mut redis = Redis::start_with_fsync(fsync);
     if !redis.can_restart() {
         eprintln!("skipped: needs a redis-server of its own");
@@ -407,7 +421,7 @@ async fn redis_restart(fsync: &'static str, stop: impl FnOnce(&mut Redis)) {
     let rx = Receiver::start().await;
     // Flaky: some events are in the delay set when Redis goes.
     rx.answer_every(5, 503);
-    let gw = Gateway::start(&redis, &config(rx.port, RETRY)).await;
+    let gw = Gateway::start(&redis, &config_with(rx.port, RETRY, extra)).await;
     let sender = tokio::spawn(send(vec![gw.port], "r", 60, 50, Duration::from_millis(80)));
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -493,6 +507,78 @@ async fn a_400_target_dead_letters_everything_and_redrive_delivers_it() {
     assert_eq!(out["redriven"], 2000, "{out}");
     let got = assert_all_delivered(&redis, || rx.ce_ids(), &accepted, 0).await;
     assert_eq!(got.len(), accepted.len());
+}
+
+/// (4) under replica kills: every accepted event is in the DLQ (an entry whose attempt
+/// was cut short is attempted again by the replica that claims it, and dead-lettered
+/// once: the move is ownership-checked), then a redrive delivers them all.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_lettering_under_replica_kills_keeps_every_event_once() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    rx.set_latency(Duration::from_millis(20));
+    rx.answer_with(400);
+    let text = config(rx.port, RETRY);
+    let mut gws = [
+        Gateway::start(&redis, &text).await,
+        Gateway::start(&redis, &text).await,
+    ];
+    let ports = gws.iter().map(|g| g.port).collect();
+    let sender = tokio::spawn(send(ports, "x", 40, 50, Duration::from_millis(100)));
+    kill_in_turn(&mut gws, 6).await;
+    let accepted = sender.await.unwrap();
+
+    // Wait for the DLQ to hold every accepted event.
+    let dlq_ids = |redis: &Redis| -> Vec<String> {
+        let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+            .arg(DLQ)
+            .arg("-")
+            .arg("+")
+            .query(&mut redis.conn())
+            .unwrap();
+        entries.into_iter().map(|(_, f)| f["e"].clone()).collect()
+    };
+    let started = Instant::now();
+    while started.elapsed() < SETTLE {
+        let ids: HashSet<String> = dlq_ids(&redis).into_iter().collect();
+        if ids.is_superset(&accepted) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let ids = dlq_ids(&redis);
+    let distinct: HashSet<&String> = ids.iter().collect();
+    let missing = accepted.iter().filter(|id| !distinct.contains(id)).count();
+    assert_eq!(missing, 0, "accepted events missing from the DLQ: {:?}", leftovers(&redis));
+    eprintln!(
+        "accepted {}, dlq entries {} for {} events ({} doubled)",
+        accepted.len(),
+        ids.len(),
+        distinct.len(),
+        ids.len() - distinct.len()
+    );
+    assert_eq!(ids.len(), distinct.len(), "an event was dead-lettered twice");
+    let dlq = ids.len();
+    // Nothing else is left, then a redrive delivers everything.
+    let left = leftovers(&redis);
+    assert_eq!(
+        (left.stream, left.pending, left.delay, left.unrouted),
+        (0, 0, 0, 0),
+        "{left:?}"
+    );
+    rx.answer_with(200);
+    let out: Value = reqwest::Client::new()
+        .post(gws[0].url("/api/v1/dlq/orders/all/rx/redrive"))
+        .bearer_auth("faults")
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out["redriven"], dlq, "{out}");
+    assert_all_delivered(&redis, || rx.ce_ids(), &accepted, 0).await;
 }
 
 /// (5) The target answers 429 with `Retry-After: 2` to the first attempts: each of
