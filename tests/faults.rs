@@ -330,7 +330,11 @@ async fn kill_replicas(extra: &str) {
     kill_in_turn(&mut gws, 8).await;
     let accepted = sender.await.unwrap();
     eprintln!("8 kills; {} deliveries so far", rx.count());
-    assert!(accepted.len() >= 1000, "too few accepted: {}", accepted.len());
+    assert!(
+        accepted.len() >= 1000,
+        "too few accepted: {}",
+        accepted.len()
+    );
     assert_all_delivered(&redis, || rx.ce_ids(), &accepted, 0).await;
 }
 
@@ -549,7 +553,12 @@ async fn dead_lettering_under_replica_kills_keeps_every_event_once() {
     let ids = dlq_ids(&redis);
     let distinct: HashSet<&String> = ids.iter().collect();
     let missing = accepted.iter().filter(|id| !distinct.contains(id)).count();
-    assert_eq!(missing, 0, "accepted events missing from the DLQ: {:?}", leftovers(&redis));
+    assert_eq!(
+        missing,
+        0,
+        "accepted events missing from the DLQ: {:?}",
+        leftovers(&redis)
+    );
     eprintln!(
         "accepted {}, dlq entries {} for {} events ({} doubled)",
         accepted.len(),
@@ -557,7 +566,11 @@ async fn dead_lettering_under_replica_kills_keeps_every_event_once() {
         distinct.len(),
         ids.len() - distinct.len()
     );
-    assert_eq!(ids.len(), distinct.len(), "an event was dead-lettered twice");
+    assert_eq!(
+        ids.len(),
+        distinct.len(),
+        "an event was dead-lettered twice"
+    );
     let dlq = ids.len();
     // Nothing else is left, then a redrive delivers everything.
     let left = leftovers(&redis);
