@@ -127,6 +127,21 @@ impl Redis {
         }
     }
 
+    /// Freezes the server (SIGSTOP) for `d`, then lets it go on (SIGCONT): a stall, as
+    /// under a long fork or a saturated host. Commands sent meanwhile wait in the socket
+    /// buffers and run when it resumes.
+    pub async fn stall(&self, d: Duration) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("our own redis-server")
+            .id()
+            .to_string();
+        Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+        tokio::time::sleep(d).await;
+        Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    }
+
     /// Stops the server the graceful way (`SHUTDOWN`: the AOF is flushed and fsynced).
     pub fn shutdown(&mut self) {
         if let Some(mut child) = self.child.take() {
