@@ -5,6 +5,8 @@
 //!
 //! Each area registers its routes in its own sub-module through [`configure`].
 
+mod schemas;
+
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -27,7 +29,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth: ControlAuth) {
     cfg.service(
         web::scope("/api/v1")
             .app_data(web::Data::new(auth))
-            .wrap(from_fn(authorize)), // Areas add their routes here: `.configure(area::routes)`.
+            .wrap(from_fn(authorize)) // Areas add their routes here: `.configure(area::routes)`.
+            .configure(schemas::routes),
     );
 }
 

@@ -133,14 +133,15 @@ impl Shape {
     /// The JSON Schema (2020-12) these samples satisfy: a member is required when every
     /// object seen had it; integers and numbers together are `number`.
     pub fn to_schema(&self) -> Value {
-        let mut schema = self.describe();
-        if let Value::Object(map) = &mut schema {
-            map.insert(
-                "$schema".into(),
-                "https://json-schema.org/draft/2020-12/schema".into(),
-            );
+        let mut schema = Map::new();
+        schema.insert(
+            "$schema".into(),
+            "https://json-schema.org/draft/2020-12/schema".into(),
+        );
+        if let Value::Object(described) = self.describe() {
+            schema.extend(described);
         }
-        schema
+        Value::Object(schema)
     }
 
     fn describe(&self) -> Value {
