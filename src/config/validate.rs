@@ -1012,12 +1012,18 @@ pub(super) fn resolve_schemas(
             );
         }
         if !names.insert(s.name.clone()) {
-            err(format!("{at}.name"), format!("duplicate schema name {:?}", s.name));
+            err(
+                format!("{at}.name"),
+                format!("duplicate schema name {:?}", s.name),
+            );
         }
         for (j, b) in s.bind.iter().enumerate() {
             if let Some(bus) = &b.bus {
                 if !buses.contains(bus) {
-                    err(format!("{at}.bind[{j}].bus"), format!("no bus named {bus:?} in buses"));
+                    err(
+                        format!("{at}.bind[{j}].bus"),
+                        format!("no bus named {bus:?} in buses"),
+                    );
                 }
             }
             if b.bus.is_none() && b.source.is_none() && b.type_.is_none() {
@@ -1069,7 +1075,10 @@ pub(super) fn resolve_schemas(
         }
         // Each version against the earlier ones (only when all of them loaded).
         for j in 1..loaded.len() {
-            let Some(earlier) = loaded[..j].iter().map(Option::as_ref).collect::<Option<Vec<_>>>()
+            let Some(earlier) = loaded[..j]
+                .iter()
+                .map(Option::as_ref)
+                .collect::<Option<Vec<_>>>()
             else {
                 break;
             };

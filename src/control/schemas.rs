@@ -160,12 +160,9 @@ async fn register(
                 "urn": crate::schema::urn(&name, r.version),
             })))
         }
-        Err(RegisterError::Invalid(m)) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_schema",
-            m,
-        )
-        .field("schema")),
+        Err(RegisterError::Invalid(m)) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_schema", m).field("schema"))
+        }
         Err(RegisterError::Incompatible {
             compatibility,
             reasons,

@@ -115,7 +115,10 @@ pub(super) async fn put_events(
     // As EventBridge answers per entry, an entry refused by its schema fails alone.
     for result in results.iter_mut() {
         let refused = match result {
-            Ok(a) => state.schemas.check(&a.bus, Entrance::Aws, &mut a.event).err(),
+            Ok(a) => state
+                .schemas
+                .check(&a.bus, Entrance::Aws, &mut a.event)
+                .err(),
             Err(_) => None,
         };
         if let Some(r) = refused {

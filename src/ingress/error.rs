@@ -96,7 +96,10 @@ impl ApiError {
         let first = &violations[0];
         let message = format!(
             "{}data{}: {} (schema {} version {}){}",
-            first.index.map(|i| format!("event {i}: ")).unwrap_or_default(),
+            first
+                .index
+                .map(|i| format!("event {i}: "))
+                .unwrap_or_default(),
             first.instance_path,
             first.message,
             first.schema,

@@ -202,7 +202,10 @@ async fn ingest(
         .iter_mut()
         .enumerate()
         .filter_map(|(i, e)| {
-            let r = state.schemas.check(&bus.name, Entrance::CloudEvents, e).err()?;
+            let r = state
+                .schemas
+                .check(&bus.name, Entrance::CloudEvents, e)
+                .err()?;
             Some((batch.then_some(i), e.id.clone(), r))
         })
         .collect();

@@ -68,7 +68,13 @@ pub fn check(mode: Compatibility, earlier: &[&Value], new: &Value) -> Result<(),
     let against: Vec<(usize, &Value)> = if transitive {
         earlier.iter().copied().enumerate().collect()
     } else {
-        earlier.iter().copied().enumerate().last().into_iter().collect()
+        earlier
+            .iter()
+            .copied()
+            .enumerate()
+            .last()
+            .into_iter()
+            .collect()
     };
     let mut reasons = Vec::new();
     for (i, old) in against {
@@ -215,7 +221,10 @@ impl Checker<'_> {
 
     fn sub(&mut self, a: &Value, b: &Value, path: &str, depth: usize) {
         if depth > MAX_DEPTH {
-            return self.fail(path, "cannot prove compatible: schema nested too deep".into());
+            return self.fail(
+                path,
+                "cannot prove compatible: schema nested too deep".into(),
+            );
         }
         let a = match deref(self.a_root, a) {
             Ok(a) => a,
@@ -234,7 +243,10 @@ impl Checker<'_> {
         let empty = Map::new();
         let am = a.as_object().unwrap_or(&empty);
         let Some(bm) = b.as_object() else {
-            return self.fail(path, "cannot prove compatible: schema is not an object".into());
+            return self.fail(
+                path,
+                "cannot prove compatible: schema is not an object".into(),
+            );
         };
 
         // A union in A: each alternative must fit B.
@@ -319,10 +331,7 @@ impl Checker<'_> {
             if let Some(bi) = bm.get("items") {
                 if bi.is_array() || am.get("items").is_some_and(Value::is_array) {
                     if am.get("items") != Some(bi) {
-                        self.fail(
-                            path,
-                            "cannot prove compatible: tuple `items` differ".into(),
-                        );
+                        self.fail(path, "cannot prove compatible: tuple `items` differ".into());
                     }
                 } else {
                     let ai = am.get("items").unwrap_or(&Value::Bool(true));
@@ -540,7 +549,10 @@ mod tests {
         assert!(subset(&old, &new, "old", "new").is_empty());
         let reasons = subset(&new, &old, "new", "old");
         assert_eq!(reasons.len(), 1, "{reasons:?}");
-        assert!(reasons[0].starts_with("/properties/a: new allows type number, null"), "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("/properties/a: new allows type number, null"),
+            "{reasons:?}"
+        );
     }
 
     #[test]
@@ -548,7 +560,12 @@ mod tests {
         let old = json!({"type": "string"});
         let new = json!({"type": "string", "if": {"minLength": 2}, "then": {"maxLength": 3}});
         let reasons = subset(&old, &new, "old", "new");
-        assert!(reasons.iter().any(|r| r.contains("cannot prove compatible: `if`")), "{reasons:?}");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("cannot prove compatible: `if`")),
+            "{reasons:?}"
+        );
         assert!(subset(&new, &old, "new", "old").is_empty());
     }
 
@@ -560,6 +577,15 @@ mod tests {
         assert_eq!(subset(&old, &new, "o", "n").len(), 1);
         let e = json!({"enum": ["a", "b"]});
         assert!(subset(&e, &json!({"type": "string"}), "o", "n").is_empty());
-        assert_eq!(subset(&json!({"enum": ["a", 1]}), &json!({"type": "string"}), "o", "n").len(), 1);
+        assert_eq!(
+            subset(
+                &json!({"enum": ["a", 1]}),
+                &json!({"type": "string"}),
+                "o",
+                "n"
+            )
+            .len(),
+            1
+        );
     }
 }

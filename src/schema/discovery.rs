@@ -149,7 +149,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(discovered_name("shop", "order.paid"), "discovered.shop.order.paid");
+        assert_eq!(
+            discovered_name("shop", "order.paid"),
+            "discovered.shop.order.paid"
+        );
         let n = discovered_name("/shop/eu", "order.paid");
         assert!(n.starts_with("discovered.shop_eu.order.paid-"), "{n}");
         assert_ne!(n, discovered_name("_shop_eu", "order.paid"));

@@ -24,8 +24,8 @@ use tracing::{debug, info, warn};
 
 use super::store::{self, Meta, StoredVersion};
 use super::{
-    compat, Binding, Compatibility, Entry, Matcher, Origin, Registry, Version, VersionSpec,
-    ValidationMode, Violation, VIOLATION_EXTENSION,
+    compat, Binding, Compatibility, Entry, Matcher, Origin, Registry, ValidationMode, Version,
+    VersionSpec, Violation, VIOLATION_EXTENSION,
 };
 use crate::bus::BusError;
 use crate::config::Config;
@@ -197,7 +197,8 @@ impl SchemaGate {
             return Ok(());
         }
         let registry = self.registry();
-        let Some(version) = registry.lookup(bus, &ctx.source, &ctx.type_, ctx.dataschema.as_deref())
+        let Some(version) =
+            registry.lookup(bus, &ctx.source, &ctx.type_, ctx.dataschema.as_deref())
         else {
             return Ok(());
         };
@@ -210,7 +211,11 @@ impl SchemaGate {
             self.metrics.schema_violation(
                 bus,
                 &version.name,
-                if mode == ValidationMode::Enforce { "enforce" } else { "warn" },
+                if mode == ValidationMode::Enforce {
+                    "enforce"
+                } else {
+                    "warn"
+                },
             );
         }
         match mode {
@@ -339,7 +344,10 @@ impl SchemaGate {
         let registry = self.registry();
         let config_entry = self.config_entries.iter().find(|e| e.name == name);
         let (meta, raw) = store::read(redis, name).await?;
-        if meta.as_ref().is_some_and(|m| m.origin == Origin::Discovered) {
+        if meta
+            .as_ref()
+            .is_some_and(|m| m.origin == Origin::Discovered)
+        {
             return Err(RegisterError::Invalid(format!(
                 "{name} is a discovered schema"
             )));
@@ -367,7 +375,9 @@ impl SchemaGate {
         all.extend(stored.iter().map(|v| &v.spec.schema));
         let latest_number = skip + stored.len() as u32;
         if all.last() == Some(&&spec.schema)
-            && stored.last().is_none_or(|v| v.spec.dataschema == spec.dataschema)
+            && stored
+                .last()
+                .is_none_or(|v| v.spec.dataschema == spec.dataschema)
         {
             return Ok(Registered {
                 version: latest_number,
@@ -382,11 +392,9 @@ impl SchemaGate {
                 )));
             }
         }
-        compat::check(mode, &all, &spec.schema).map_err(|reasons| {
-            RegisterError::Incompatible {
-                compatibility: mode,
-                reasons,
-            }
+        compat::check(mode, &all, &spec.schema).map_err(|reasons| RegisterError::Incompatible {
+            compatibility: mode,
+            reasons,
         })?;
         let version = StoredVersion {
             version: latest_number + 1,
@@ -462,7 +470,9 @@ fn data_value(event: &EncodedEvent) -> Result<Value, Violation> {
                 instance_path: String::new(),
                 message: format!("data is not JSON: {e}"),
             }),
-            DataKind::Text => Ok(Value::String(String::from_utf8_lossy(&d.bytes).into_owned())),
+            DataKind::Text => Ok(Value::String(
+                String::from_utf8_lossy(&d.bytes).into_owned(),
+            )),
             DataKind::Binary => Err(Violation {
                 instance_path: String::new(),
                 message: "data is binary; a schema validates JSON data".into(),
@@ -573,7 +583,10 @@ mod tests {
     fn marks_and_unmarks() {
         let mut e = encoded(r#"{"id":"1","source":"s"}"#);
         mark(&mut e, true, false);
-        assert_eq!(e.attrs, br#"{"id":"1","source":"s","schemaviolation":"true"}"#);
+        assert_eq!(
+            e.attrs,
+            br#"{"id":"1","source":"s","schemaviolation":"true"}"#
+        );
         let mut e = encoded(r#"{"id":"1","schemaviolation":"no"}"#);
         mark(&mut e, true, true);
         assert_eq!(e.attrs, br#"{"id":"1","schemaviolation":"true"}"#);

@@ -122,7 +122,10 @@ impl Shape {
         };
         self.objects += other.objects;
         for (name, shape) in &other.properties {
-            self.properties.entry(name.clone()).or_default().merge(shape);
+            self.properties
+                .entry(name.clone())
+                .or_default()
+                .merge(shape);
         }
         self.arrays += other.arrays;
         if let Some(items) = &other.items {

@@ -372,7 +372,9 @@ mod tests {
             name: name.into(),
             compatibility: Compatibility::Backward,
             origin: Origin::Config,
-            versions: vec![Arc::new(Version::compile(name, 1, &spec, Origin::Config).unwrap())],
+            versions: vec![Arc::new(
+                Version::compile(name, 1, &spec, Origin::Config).unwrap(),
+            )],
             discovered: None,
         }
     }
@@ -401,11 +403,23 @@ mod tests {
             ],
         );
         let name = |v: Option<&Arc<Version>>| v.map(|v| v.name.clone());
-        assert_eq!(name(reg.lookup("orders", "/shop", "paid", None)), Some("b".into()));
-        assert_eq!(name(reg.lookup("other", "/shop", "paid", None)), Some("a".into()));
-        assert_eq!(name(reg.lookup("other", "/shop/eu", "x", None)), Some("c".into()));
+        assert_eq!(
+            name(reg.lookup("orders", "/shop", "paid", None)),
+            Some("b".into())
+        );
+        assert_eq!(
+            name(reg.lookup("other", "/shop", "paid", None)),
+            Some("a".into())
+        );
+        assert_eq!(
+            name(reg.lookup("other", "/shop/eu", "x", None)),
+            Some("c".into())
+        );
         assert_eq!(name(reg.lookup("o", "/else", "x", None)), None);
-        assert_eq!(name(reg.lookup("o", "/else", "x", Some("https://x/a"))), Some("a".into()));
+        assert_eq!(
+            name(reg.lookup("o", "/else", "x", Some("https://x/a"))),
+            Some("a".into())
+        );
         assert_eq!(
             name(reg.lookup("o", "/else", "x", Some("urn:sluice:schema:b:1"))),
             Some("b".into())

@@ -169,8 +169,14 @@ mod tests {
         assert_eq!(s["properties"]["status"]["enum"], json!(["a", "b", null]));
         // A property named like a keyword is a property.
         assert_eq!(s["properties"]["nullable"], json!({"type": "integer"}));
-        assert_eq!(s["properties"]["amount"], json!({"type": "number", "exclusiveMinimum": 0}));
-        assert_eq!(s["properties"]["customer"], json!({"$ref": "#/$defs/Customer"}));
+        assert_eq!(
+            s["properties"]["amount"],
+            json!({"type": "number", "exclusiveMinimum": 0})
+        );
+        assert_eq!(
+            s["properties"]["customer"],
+            json!({"$ref": "#/$defs/Customer"})
+        );
         assert!(s.get("example").is_none() && s.get("discriminator").is_none());
         assert_eq!(s["properties"]["id"]["readOnly"], json!(true));
         let defs = s["$defs"].as_object().unwrap();
@@ -178,14 +184,18 @@ mod tests {
         names.sort();
         assert_eq!(names, ["Address", "Customer"]);
         let v = jsonschema::validator_for(&s).unwrap();
-        assert!(v.is_valid(&json!({"id": "1", "customer": {"address": {"city": "x"}}, "note": null})));
+        assert!(
+            v.is_valid(&json!({"id": "1", "customer": {"address": {"city": "x"}}, "note": null}))
+        );
         assert!(!v.is_valid(&json!({"id": "1", "customer": {"address": {}}})));
         assert!(!v.is_valid(&json!({"id": "1", "customer": {}, "amount": 0})));
     }
 
     #[test]
     fn refuses_what_it_cannot_convert() {
-        assert!(to_json_schema(&doc(), "Nope").unwrap_err().contains("no component"));
+        assert!(to_json_schema(&doc(), "Nope")
+            .unwrap_err()
+            .contains("no component"));
         let mut d = doc();
         d["openapi"] = "3.1.0".into();
         assert!(to_json_schema(&d, "Order").unwrap_err().contains("3.1"));
