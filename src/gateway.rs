@@ -18,10 +18,12 @@ use tracing::{info, warn};
 use crate::bus::{self, BusSpec};
 use crate::config::Config;
 use crate::control::{self, ControlAuth};
+use crate::dispatch::limits::{Breaker, RateLimiter};
 use crate::dispatch::{self, DeliverySettings, TargetSpec};
 use crate::ingress::{self, EchoSink, Ingress};
 use crate::observability::metrics::{self, Metrics, Scrape, TargetLabels};
 use crate::router::{self, BusRoutes, StreamSettings};
+use crate::rules::select::Path;
 use crate::schema::{self, gate::SchemaGate};
 use crate::sources::alibaba::AlibabaIngest;
 use crate::sources::aws::AwsIngest;
@@ -85,6 +87,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         workers.spawn(router::run(
             Arc::new(routes),
             reader,
+            shared.clone(),
             stream.clone(),
             shutdown.clone(),
         ));
@@ -98,6 +101,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             };
             scraped_targets.push(labels.clone());
             let spec = TargetSpec {
+                rate: target.rate.as_ref().map(|rate| {
+                    RateLimiter::new(
+                        bus::rate_key(&rule.bus, &rule.name, &target.name),
+                        rate,
+                        metrics.clone(),
+                        labels.clone(),
+                    )
+                }),
+                breaker: target
+                    .breaker
+                    .as_ref()
+                    .map(|b| Breaker::new(b, metrics.clone(), labels.clone())),
+                ordering: target
+                    .ordering
+                    .as_ref()
+                    .map(|o| Path::new(&o.path()).expect("validated with the config")),
                 metrics: metrics.clone(),
                 labels,
                 bus: rule.bus.clone(),

@@ -120,6 +120,8 @@ pub struct Metrics {
     dead_lettered: Family<TargetLabels, Counter>,
     duration: Family<TargetLabels, Histogram, LatencyBuckets>,
     schema_violations: Family<SchemaLabels, Counter>,
+    breaker_state: Family<TargetLabels, Gauge>,
+    rate_limited: Family<TargetLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -148,6 +150,8 @@ impl Metrics {
             dead_lettered: Family::default(),
             duration: Family::new_with_constructor(LatencyBuckets),
             schema_violations: Family::default(),
+            breaker_state: Family::default(),
+            rate_limited: Family::default(),
             registry: Registry::default(),
         };
         // Counter names get their `_total` suffix from the encoder.
@@ -195,6 +199,16 @@ impl Metrics {
             "sluice_delivery_duration_seconds",
             "Latency of delivery attempts",
             m.duration.clone(),
+        );
+        registry.register(
+            "sluice_target_breaker_state",
+            "Circuit breaker of a target: 0 closed, 1 open (paused), 2 half-open (probing)",
+            m.breaker_state.clone(),
+        );
+        registry.register(
+            "sluice_target_rate_limited",
+            "Times a dispatcher waited for its rate limit",
+            m.rate_limited.clone(),
         );
         registry.register(
             "sluice_schema_violations",
@@ -302,6 +316,15 @@ impl Metrics {
 
     pub fn dead_lettered(&self, target: &TargetLabels) {
         self.dead_lettered.get_or_create(target).inc();
+    }
+
+    /// The breaker of `target` is now in `state` (0 closed, 1 open, 2 half-open).
+    pub fn breaker_state(&self, target: &TargetLabels, state: i64) {
+        self.breaker_state.get_or_create(target).set(state);
+    }
+
+    pub fn rate_limited(&self, target: &TargetLabels) {
+        self.rate_limited.get_or_create(target).inc();
     }
 }
 
