@@ -111,6 +111,14 @@ fn bench(c: &mut Criterion) {
             assert!(version.is_valid(&v));
         })
     });
+    // The two halves of `valid`: parsing the data, and running the validator.
+    g.bench_function("parse_only", |b| {
+        b.iter(|| serde_json::from_slice::<Value>(valid.as_bytes()).unwrap())
+    });
+    let parsed: Value = serde_json::from_slice(valid.as_bytes()).unwrap();
+    g.bench_function("validator_only", |b| {
+        b.iter(|| assert!(version.is_valid(&parsed)))
+    });
     g.bench_function("valid_all_errors_api", |b| {
         b.iter(|| {
             let v: Value = serde_json::from_slice(valid.as_bytes()).unwrap();

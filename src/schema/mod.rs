@@ -273,8 +273,9 @@ pub struct Registry {
     by_name: HashMap<String, usize>,
     by_uri: HashMap<String, Arc<Version>>,
     bindings: Vec<Binding>,
-    /// (source, type) -> bindings with both exact, in config order.
-    exact: HashMap<(String, String), Vec<usize>>,
+    /// source -> type -> bindings with both exact, in config order (nested so a
+    /// lookup borrows the event's strings instead of allocating a key).
+    exact: HashMap<String, HashMap<String, Vec<usize>>>,
     /// Bindings with a pattern, in config order.
     patterns: Vec<usize>,
 }
@@ -293,13 +294,16 @@ impl Registry {
                 }
             }
         }
-        let mut exact: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut exact: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
         let mut patterns = Vec::new();
         for (i, b) in bindings.iter().enumerate() {
             match (&b.source, &b.type_) {
-                (Matcher::Exact(s), Matcher::Exact(t)) => {
-                    exact.entry((s.clone(), t.clone())).or_default().push(i)
-                }
+                (Matcher::Exact(s), Matcher::Exact(t)) => exact
+                    .entry(s.clone())
+                    .or_default()
+                    .entry(t.clone())
+                    .or_default()
+                    .push(i),
                 _ => patterns.push(i),
             }
         }
@@ -343,7 +347,8 @@ impl Registry {
         let on_bus = |i: &&usize| self.bindings[**i].bus.as_deref().is_none_or(|b| b == bus);
         let exact = self
             .exact
-            .get(&(source.to_string(), type_.to_string()))
+            .get(source)
+            .and_then(|types| types.get(type_))
             .and_then(|list| list.iter().find(on_bus));
         let chosen = exact.or_else(|| {
             self.patterns.iter().filter(on_bus).find(|&&i| {
