@@ -66,9 +66,12 @@ fn order(id: &str, data: &str) -> String {
     )
 }
 
+/// An XRANGE reply: (entry id, field/value pairs) per entry.
+type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
+
 /// The attributes of every event stored on a bus, in order.
 fn stored(redis: &Redis, bus: &str) -> Vec<Value> {
-    let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+    let entries: Entries = redis::cmd("XRANGE")
         .arg(sluice::bus::bus_key(bus))
         .arg("-")
         .arg("+")

@@ -4,6 +4,7 @@
 //! Every error names the path of the offending value in the file, e.g.
 //! `rules[2].targets[0].url: relative URL`, and, for syntax and type errors, its line.
 
+mod schemas;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -878,7 +879,7 @@ impl Config {
         })?;
         let mut config = config;
         let mut errors = validate::resolve_secrets(&mut config);
-        errors.extend(validate::resolve_schemas(&mut config, base));
+        errors.extend(schemas::resolve(&mut config, base));
         errors.extend(validate::validate(&config));
         if errors.is_empty() {
             Ok(config)

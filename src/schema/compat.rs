@@ -72,8 +72,7 @@ pub fn check(mode: Compatibility, earlier: &[&Value], new: &Value) -> Result<(),
             .iter()
             .copied()
             .enumerate()
-            .last()
-            .into_iter()
+            .skip(earlier.len().saturating_sub(1))
             .collect()
     };
     let mut reasons = Vec::new();
@@ -531,7 +530,7 @@ fn may_be(m: &Map<String, Value>, t: &str) -> bool {
 fn compact(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 80 {
-        format!("{}...", &s[..s.floor_char_boundary(77)])
+        format!("{}...", s.chars().take(77).collect::<String>())
     } else {
         s
     }
