@@ -178,6 +178,10 @@ impl SchemaGate {
         if mode == ValidationMode::Off && !sample {
             return Ok(());
         }
+        let registry = self.registry();
+        if !sample && registry.entries().is_empty() {
+            return Ok(()); // validation on, but no schema registered yet
+        }
         let Ok(ctx) = serde_json::from_slice::<Context>(&event.attrs) else {
             return Ok(()); // the ingress encoded them: cannot happen
         };
@@ -196,7 +200,6 @@ impl SchemaGate {
         if mode == ValidationMode::Off {
             return Ok(());
         }
-        let registry = self.registry();
         let Some(version) =
             registry.lookup(bus, &ctx.source, &ctx.type_, ctx.dataschema.as_deref())
         else {
