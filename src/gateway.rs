@@ -112,7 +112,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 breaker: target
                     .breaker
                     .as_ref()
-                    .map(|b| Breaker::new(b, metrics.clone(), labels.clone())),
+                    .map(|b| Breaker::new(b, target.timeout, metrics.clone(), labels.clone())),
                 ordering: target
                     .ordering
                     .as_ref()

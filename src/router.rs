@@ -140,15 +140,17 @@ pub async fn run(
     }
 }
 
-/// Routes the bus until `stop`. `take_over`: first claim every pending entry, in id
-/// order (a new lease holder finishing what the previous one read).
+/// Routes the bus until `shutdown`. `exclusive`: under a lease (`shutdown` is its
+/// `lost`); first claim every pending entry, in id order (a new lease holder finishing
+/// what the previous one read), and route nothing read after the lease was lost.
 async fn route(
     routes: &BusRoutes,
     mut conn: ConnectionManager,
     settings: &StreamSettings,
-    mut take_over: bool,
+    exclusive: bool,
     shutdown: &CancellationToken,
 ) {
+    let mut take_over = exclusive;
     let mut backoff = Backoff::default();
     let mut last_claim = tokio::time::Instant::now();
     let mut last_trim = tokio::time::Instant::now();
@@ -211,6 +213,10 @@ async fn route(
         backoff.reset();
         if entries.is_empty() {
             continue;
+        }
+        if exclusive && shutdown.is_cancelled() {
+            // Left pending: the next lease holder claims them in order.
+            break;
         }
         let read = entries.len();
         // The entries are now pending on this consumer: route them, retrying until Redis

@@ -52,14 +52,15 @@ async fn rate_limit_is_shared_by_all_replicas() {
         span >= Duration::from_millis(2500),
         "60 deliveries in {span:?}"
     );
-    // In any one-second window, at most 20 + the burst of 5 (with a little slack for
-    // timestamps taken at the receiver).
+    // In any one-second window, at most 20 + the burst of 5, plus slack for timestamps
+    // taken at the receiver: on a loaded machine a request can arrive a few hundred ms
+    // after its token was taken. Two per-replica limits would allow 50.
     for (i, t) in times.iter().enumerate() {
         let in_window = times[i..]
             .iter()
             .take_while(|u| **u - *t < Duration::from_secs(1))
             .count();
-        assert!(in_window <= 27, "{in_window} deliveries within one second");
+        assert!(in_window <= 33, "{in_window} deliveries within one second");
     }
     drop((a, b));
 }

@@ -53,12 +53,16 @@ return 0
 });
 
 /// A lease held by this replica. Its `lost` token is cancelled when the lease may
-/// have passed to another replica (not renewed within half its time to live), or on
-/// shutdown: the holder must stop reading and delivering then.
+/// pass to another replica (not renewed within half its time to live: at least half of
+/// it is left when `lost` fires), or on shutdown. The holder must stop reading and
+/// delivering then; during a graceful shutdown the lease is still renewed until
+/// [`Held::release`], so nobody takes over while in-flight work drains.
 pub struct Held {
     key: String,
     owner: String,
     pub lost: CancellationToken,
+    /// Stops the renewals (on release).
+    done: CancellationToken,
     renewer: JoinHandle<()>,
     conn: ConnectionManager,
 }
@@ -66,7 +70,7 @@ pub struct Held {
 impl Held {
     /// Gives the lease up (if still held) so another replica can take it at once.
     pub async fn release(mut self) {
-        self.lost.cancel();
+        self.done.cancel();
         self.renewer.abort();
         let _ = within(
             RELEASE
@@ -78,8 +82,22 @@ impl Held {
     }
 }
 
+impl Drop for Held {
+    /// A holder that ends without `release` (a panic, an aborted task) stops renewing:
+    /// the lease then expires instead of being held forever.
+    fn drop(&mut self) {
+        self.lost.cancel();
+        self.done.cancel();
+        self.renewer.abort();
+    }
+}
+
 /// Waits until this replica (`owner`) holds the lease `key`, trying every third of
 /// `ttl`; `None` on shutdown.
+///
+/// A lease found free may have been lost by a replica that does not know it yet (Redis
+/// restarted without persistence and forgot it): the new holder waits half of `ttl`
+/// before it starts, by when such a replica has noticed and stopped.
 pub async fn acquire(
     conn: &ConnectionManager,
     key: &str,
@@ -109,42 +127,52 @@ pub async fn acquire(
             _ = shutdown.cancelled() => return None,
         }
     }
-    info!(lease = key, "lease taken");
     let lost = shutdown.child_token();
+    let done = CancellationToken::new();
     let renewer = tokio::spawn(renew(
         conn.clone(),
         key.to_string(),
         owner.to_string(),
         ttl,
         lost.clone(),
+        done.clone(),
     ));
-    Some(Held {
+    let held = Held {
         key: key.to_string(),
         owner: owner.to_string(),
         lost,
+        done,
         renewer,
         conn: conn.clone(),
-    })
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(ttl / 2) => {}
+        _ = held.lost.cancelled() => {}
+    }
+    info!(lease = key, "lease taken");
+    Some(held)
 }
 
-/// Renews the lease every third of `ttl`; cancels `lost` when it is not ours any more,
-/// or when renewals failed for half of `ttl` (it may expire before we know).
+/// Renews the lease every sixth of `ttl` until `done`; cancels `lost` when it is not
+/// ours any more, or when it was not renewed for half of `ttl`.
 async fn renew(
     mut conn: ConnectionManager,
     key: String,
     owner: String,
     ttl: Duration,
     lost: CancellationToken,
+    done: CancellationToken,
 ) {
     let ttl_ms = ttl.as_millis().max(1) as u64;
     let mut renewed = Instant::now();
     loop {
+        let deadline = renewed + ttl / 2;
         tokio::select! {
-            _ = tokio::time::sleep(ttl / 3) => {}
-            _ = lost.cancelled() => return,
+            _ = tokio::time::sleep(ttl / 6) => {}
+            _ = done.cancelled() => return,
         }
-        let renewal = tokio::time::timeout(
-            ttl / 3,
+        let renewal = tokio::time::timeout_at(
+            deadline,
             RENEW
                 .key(&key)
                 .arg(&owner)
@@ -159,11 +187,12 @@ async fn renew(
                 lost.cancel();
                 return;
             }
-            Ok(Err(_)) | Err(_) if renewed.elapsed() >= ttl / 2 => {
+            _ if Instant::now() >= deadline => {
                 warn!(lease = %key, "cannot renew the lease; stopping");
                 lost.cancel();
                 return;
             }
+            // A failed renewal with time left: try again at the next tick.
             _ => {}
         }
     }

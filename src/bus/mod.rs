@@ -525,6 +525,71 @@ pub async fn claim_all(
     }
 }
 
+/// Takes over the entries pending on consumers other than `consumer`, oldest first (up
+/// to 1000 per consumer). For a lease holder, any such entry is abandoned: its reader
+/// lost the lease (or died) after Redis handed it the entry.
+pub async fn claim_foreign(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+    consumer: &str,
+) -> Result<Vec<Entry>, BusError> {
+    // [count, first id, last id, [[consumer, count], ...]]
+    let summary: Value =
+        within(redis::cmd("XPENDING").arg(key).arg(group).query_async(conn)).await?;
+    let mut others = Vec::new();
+    if let Value::Array(parts) = summary {
+        if let Some(Value::Array(consumers)) = parts.into_iter().nth(3) {
+            for c in consumers {
+                if let Value::Array(pair) = c {
+                    if let Some(Value::BulkString(name)) = pair.into_iter().next() {
+                        if name != consumer.as_bytes() {
+                            others.push(name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut claimed = Vec::new();
+    for other in others {
+        let pending: Vec<(String, String, u64, u64)> = within(
+            redis::cmd("XPENDING")
+                .arg(key)
+                .arg(group)
+                .arg("-")
+                .arg("+")
+                .arg(1000)
+                .arg(&other)
+                .query_async(conn),
+        )
+        .await?;
+        if pending.is_empty() {
+            continue;
+        }
+        let ids: Vec<&str> = pending.iter().map(|p| p.0.as_str()).collect();
+        let reply: Value = within(
+            redis::cmd("XCLAIM")
+                .arg(key)
+                .arg(group)
+                .arg(consumer)
+                .arg(0)
+                .arg(&ids)
+                .query_async(conn),
+        )
+        .await?;
+        parse_entries(reply, &mut claimed)?;
+    }
+    claimed.sort_by_key(|e| stream_id(&e.id));
+    Ok(claimed)
+}
+
+/// A stream entry id as numbers, for ordering (`ms-seq`).
+pub fn stream_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
 /// The token bucket of a target's rate limit.
 pub fn rate_key(bus: &str, rule: &str, target: &str) -> String {
     format!("sluice:{{{bus}}}:rate:{rule}:{target}")

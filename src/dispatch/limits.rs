@@ -47,9 +47,19 @@ return {taken, wait}
     )
 });
 
-/// Tokens taken from Redis but not used at once are kept this long, then dropped (so a
-/// replica cannot save up a burst beyond the bucket's).
-const KEEP_TOKENS: Duration = Duration::from_secs(1);
+/// Puts `ARGV[1]` unused tokens back into the bucket at `KEYS[1]` (up to `ARGV[2]`, the
+/// burst): a replica keeps no tokens of its own, so the bucket alone bounds a burst.
+static GIVE_BACK: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local tokens = tonumber(redis.call('HGET', KEYS[1], 't'))
+if tokens == nil then return 0 end
+tokens = math.min(tonumber(ARGV[2]), tokens + tonumber(ARGV[1]))
+redis.call('HSET', KEYS[1], 't', tostring(tokens))
+return 1
+",
+    )
+});
 
 /// The rate limit of one target: `rate.per_second` deliveries, across all replicas.
 #[derive(Debug)]
@@ -57,8 +67,6 @@ pub struct RateLimiter {
     key: String,
     per_second: f64,
     burst: u32,
-    /// Tokens taken but not yet used, and until when they may be.
-    spare: Mutex<(u32, Instant)>,
     metrics: Arc<Metrics>,
     labels: TargetLabels,
 }
@@ -74,28 +82,23 @@ impl RateLimiter {
             key,
             per_second: config.per_second,
             burst: config.burst(),
-            spare: Mutex::new((0, Instant::now())),
             metrics,
             labels,
         }
     }
 
-    fn take_spare(&self, want: u32) -> u32 {
-        let mut spare = self.spare.lock().expect("never poisoned");
-        if spare.1 < Instant::now() {
-            spare.0 = 0;
-        }
-        let n = spare.0.min(want);
-        spare.0 -= n;
-        n
-    }
-
-    /// Keeps tokens taken but not used (fewer entries were read than allowed).
-    pub fn give_back(&self, n: u32) {
+    /// Returns tokens taken but not used (fewer entries were read than allowed). Best
+    /// effort: tokens lost to a Redis error only slow the target down for a moment.
+    pub async fn give_back(&self, n: u32, conn: &mut ConnectionManager) {
         if n > 0 {
-            let mut spare = self.spare.lock().expect("never poisoned");
-            spare.0 = spare.0.saturating_add(n);
-            spare.1 = Instant::now() + KEEP_TOKENS;
+            let _ = bus::within(
+                GIVE_BACK
+                    .key(&self.key)
+                    .arg(n)
+                    .arg(self.burst)
+                    .invoke_async::<i64>(conn),
+            )
+            .await;
         }
     }
 
@@ -111,10 +114,6 @@ impl RateLimiter {
         loop {
             if shutdown.is_cancelled() {
                 return None;
-            }
-            let spare = self.take_spare(want);
-            if spare > 0 {
-                return Some(spare);
             }
             let wait = match bus::within(
                 TAKE.key(&self.key)
@@ -159,9 +158,16 @@ pub enum Gate {
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen { probing: bool },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// `probing`: since when the probe is in flight.
+    HalfOpen {
+        probing: Option<Instant>,
+    },
 }
 
 /// What an attempt told about the target's health.
@@ -180,6 +186,9 @@ pub enum Health {
 pub struct Breaker {
     failures: u32,
     cooldown: Duration,
+    /// A probe that has not reported after this long (its entry was malformed, its
+    /// task ended early) is given up and another one may go.
+    probe_timeout: Duration,
     state: Mutex<State>,
     metrics: Arc<Metrics>,
     labels: TargetLabels,
@@ -189,11 +198,18 @@ pub struct Breaker {
 const PROBE_POLL: Duration = Duration::from_millis(50);
 
 impl Breaker {
-    pub fn new(config: &BreakerConfig, metrics: Arc<Metrics>, labels: TargetLabels) -> Self {
+    /// `attempt_timeout`: the target's timeout (how long a probe may take).
+    pub fn new(
+        config: &BreakerConfig,
+        attempt_timeout: Duration,
+        metrics: Arc<Metrics>,
+        labels: TargetLabels,
+    ) -> Self {
         metrics.breaker_state(&labels, 0);
         Breaker {
             failures: config.failures,
             cooldown: config.cooldown,
+            probe_timeout: attempt_timeout + Duration::from_secs(5),
             state: Mutex::new(State::Closed { failures: 0 }),
             metrics,
             labels,
@@ -221,23 +237,33 @@ impl Breaker {
                     Gate::Wait(until - now)
                 } else {
                     info!(bus = %self.labels.bus, rule = %self.labels.rule, target = %self.labels.target, "breaker half-open: probing the target");
-                    self.set(&mut state, State::HalfOpen { probing: true });
+                    self.set(
+                        &mut state,
+                        State::HalfOpen {
+                            probing: Some(Instant::now()),
+                        },
+                    );
                     Gate::Go { probe: true }
                 }
             }
-            State::HalfOpen { probing: true } => Gate::Wait(PROBE_POLL),
-            State::HalfOpen { probing: false } => {
-                *state = State::HalfOpen { probing: true };
+            State::HalfOpen {
+                probing: Some(since),
+            } if since.elapsed() < self.probe_timeout => Gate::Wait(PROBE_POLL),
+            State::HalfOpen { .. } => {
+                *state = State::HalfOpen {
+                    probing: Some(Instant::now()),
+                };
                 Gate::Go { probe: true }
             }
         }
     }
 
-    /// The probe slot was not used (there was nothing to deliver).
+    /// The probe slot was not used (nothing to deliver, or an attempt that says
+    /// nothing about the target).
     pub fn probe_unused(&self) {
         let mut state = self.state.lock().expect("never poisoned");
         if let State::HalfOpen { .. } = *state {
-            *state = State::HalfOpen { probing: false };
+            *state = State::HalfOpen { probing: None };
         }
     }
 
@@ -288,6 +314,7 @@ mod tests {
                 failures,
                 cooldown: Duration::from_millis(cooldown_ms),
             },
+            Duration::from_secs(1),
             Arc::new(Metrics::new()),
             TargetLabels {
                 bus: "b".into(),
@@ -320,5 +347,18 @@ mod tests {
         assert_eq!(b.gate(), Gate::Go { probe: true });
         b.record(Health::Up);
         assert_eq!(b.gate(), Gate::Go { probe: false });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_never_reports_is_given_up() {
+        let b = breaker(1, 1000);
+        b.record(Health::Down);
+        tokio::time::advance(Duration::from_millis(1000)).await;
+        assert_eq!(b.gate(), Gate::Go { probe: true });
+        // Its entry turned out malformed: no outcome is ever recorded.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(b.gate(), Gate::Wait(PROBE_POLL));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(b.gate(), Gate::Go { probe: true });
     }
 }

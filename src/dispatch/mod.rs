@@ -121,6 +121,8 @@ pub async fn run(
     let mut backoff = Backoff::default();
     let mut last_claim = tokio::time::Instant::now();
     let mut group_ready = false;
+    // The last read found nothing.
+    let mut idle = false;
 
     while !shutdown.is_cancelled() {
         while in_flight.try_join_next().is_some() {}
@@ -158,6 +160,11 @@ pub async fn run(
             (permits.available_permits() + 1).min(stream.batch_size)
         };
         if let Some(limiter) = &spec.rate {
+            // An idle target waits for its next event holding one token, not a batch's
+            // worth that other replicas could use meanwhile.
+            if idle {
+                count = 1;
+            }
             match limiter
                 .acquire(count as u32, &mut limiter_conn, &shutdown)
                 .await
@@ -183,8 +190,11 @@ pub async fn run(
             .await
         };
         let read = entries.as_ref().map_or(0, Vec::len);
+        idle = read == 0;
         if let Some(limiter) = &spec.rate {
-            limiter.give_back((count - read.min(count)) as u32);
+            limiter
+                .give_back((count - read.min(count)) as u32, &mut limiter_conn)
+                .await;
         }
         if probe && read == 0 {
             if let Some(breaker) = &spec.breaker {
@@ -364,7 +374,7 @@ async fn attempt(spec: &TargetSpec, p: &mut Pending) -> Result<Delivered, Next> 
     if let Some(breaker) = &spec.breaker {
         match &outcome {
             // Says nothing about the target.
-            Err(DeliveryError::Invalid(_)) => {}
+            Err(DeliveryError::Invalid(_)) => breaker.probe_unused(),
             Err(e) if e.is_retryable() => breaker.record(Health::Down),
             _ => breaker.record(Health::Up),
         }

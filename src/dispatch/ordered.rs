@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
@@ -54,7 +55,10 @@ pub(super) async fn run(
     )
     .await
     {
-        deliver_while_held(&spec, &reader, &shared, &stream, &delivery, &held.lost).await;
+        deliver_while_held(
+            &spec, &reader, &shared, &stream, &delivery, &held.lost, &shutdown,
+        )
+        .await;
         held.release().await;
     }
     let _ = promoter.await;
@@ -68,6 +72,7 @@ async fn deliver_while_held(
     stream: &StreamSettings,
     delivery: &DeliverySettings,
     lost: &CancellationToken,
+    shutdown: &CancellationToken,
 ) {
     let mut conn = shared.clone();
     let mut backoff = Backoff::default();
@@ -109,7 +114,37 @@ async fn deliver_while_held(
     let mut running: JoinSet<()> = JoinSet::new();
     let mut running_keys: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut buffered = 0usize;
+    let mut last_sweep = tokio::time::Instant::now();
     loop {
+        // Entries pending on another consumer while we hold the lease were handed to a
+        // reader that has since lost it (or died): take them over, in id order.
+        if last_sweep.elapsed() >= stream.claim_interval() {
+            last_sweep = tokio::time::Instant::now();
+            match bus::claim_foreign(&mut conn, &spec.key, DISPATCH_GROUP, &stream.consumer).await {
+                Ok(entries) => {
+                    if !entries.is_empty() {
+                        warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, count = entries.len(), "took over entries left pending by another replica");
+                    }
+                    for entry in entries {
+                        let id = entry.id.clone();
+                        match Pending::decode(spec, entry) {
+                            Some(p) => {
+                                buffered += 1;
+                                enqueue(spec, &mut queues, &mut ready, p, true);
+                            }
+                            None => {
+                                let _ =
+                                    bus::ack_delete(&mut conn, &spec.key, DISPATCH_GROUP, &[id])
+                                        .await;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, error = %e, "cannot look for abandoned entries")
+                }
+            }
+        }
         while running.len() < spec.concurrency {
             let Some(key) = ready.pop_front() else { break };
             let Some(pending) = queues.get_mut(&key).and_then(VecDeque::pop_front) else {
@@ -148,26 +183,35 @@ async fn deliver_while_held(
                         acks.push(id);
                         continue;
                     };
-                    let key = key_of(spec, &pending);
                     buffered += 1;
-                    match queues.get_mut(&key) {
-                        Some(queue) => queue.push_back(pending),
-                        None => {
-                            queues.insert(key.clone(), VecDeque::from([pending]));
-                            ready.push_back(key);
-                        }
-                    }
+                    enqueue(spec, &mut queues, &mut ready, pending, false);
                 }
                 if !acks.is_empty() {
                     let _ = bus::ack_delete(&mut conn, &spec.key, DISPATCH_GROUP, &acks).await;
                 }
             }
+            _ = tokio::time::sleep(stream.claim_interval()) => {}
             _ = lost.cancelled() => break,
         }
     }
-    read.abort();
-    // In-flight deliveries get the shutdown deadline; what is unfinished stays pending
-    // for the next holder of the lease.
+    // The read-ahead stops after its current read (never cut off while Redis may hand
+    // it entries), so nothing is read on this consumer after the lease is released.
+    drop(rx);
+    if tokio::time::timeout(stream.block + Duration::from_secs(5), read)
+        .await
+        .is_err()
+    {
+        warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, "the read-ahead did not stop");
+    }
+    if !shutdown.is_cancelled() {
+        // The lease is (about to be) lost: another replica may start on these keys
+        // soon, so stop at once. Unfinished entries stay pending for it.
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        return;
+    }
+    // Shutdown: the lease is still renewed while in-flight deliveries finish, up to
+    // the deadline; what is unfinished stays pending for the next holder.
     let drained = tokio::time::timeout(delivery.shutdown_timeout, async {
         while running.join_next().await.is_some() {}
     })
@@ -175,6 +219,34 @@ async fn deliver_while_held(
     if drained.is_err() {
         warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, left = running.len(), "deadline passed; leaving deliveries pending");
         running.abort_all();
+        while running.join_next().await.is_some() {}
+    }
+}
+
+/// Adds an entry to its key's FIFO (a new key becomes ready). `in_order`: insert it by
+/// entry id instead of at the end (an older entry taken over late).
+fn enqueue(
+    spec: &TargetSpec,
+    queues: &mut HashMap<String, VecDeque<Pending>>,
+    ready: &mut VecDeque<String>,
+    pending: Pending,
+    in_order: bool,
+) {
+    let key = key_of(spec, &pending);
+    match queues.get_mut(&key) {
+        Some(queue) => {
+            let at = if in_order {
+                let id = bus::stream_id(&pending.entry_id);
+                queue.partition_point(|p| bus::stream_id(&p.entry_id) < id)
+            } else {
+                queue.len()
+            };
+            queue.insert(at, pending);
+        }
+        None => {
+            queues.insert(key.clone(), VecDeque::from([pending]));
+            ready.push_back(key);
+        }
     }
 }
 
