@@ -549,3 +549,90 @@ async fn discovery_infers_a_schema_per_source_and_type() {
     assert_eq!(inferred[0]["schema"], expected);
     assert_eq!(inferred[0]["samples"], 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_components_validate_and_rules_see_the_warn_mark() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let extra = format!(
+        r##"  - name: payment
+    bind: [{{type: payment.made}}]
+    versions:
+      - format: openapi
+        component: Payment
+        schema:
+          openapi: 3.0.3
+          info: {{title: t, version: "1"}}
+          paths: {{}}
+          components:
+            schemas:
+              Payment:
+                type: object
+                required: [id, payer]
+                example: {{id: "1"}}
+                properties:
+                  id: {{type: string}}
+                  reference: {{type: string, nullable: true}}
+                  payer: {{$ref: '#/components/schemas/Party'}}
+              Party:
+                type: object
+                required: [name]
+                properties: {{name: {{type: string}}}}
+rules:
+  - name: broken
+    bus: lenient
+    pattern: {{"schemaviolation": ["true"]}}
+    targets: [{{name: rx, kind: http, url: "{}", timeout: 2s}}]
+"##,
+        rx.url("/broken")
+    );
+    let gw = Gateway::start(&redis, &config(&extra)).await;
+    let payment = |id: &str, data: &str| {
+        format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"/pay","type":"payment.made","data":{data}}}"#
+        )
+    };
+    let structured = "application/cloudevents+json";
+    let url = gw.url("/buses/strict/events");
+    let (status, body) = post_json(
+        &url,
+        structured,
+        &[],
+        payment(
+            "p1",
+            r#"{"id": "1", "reference": null, "payer": {"name": "Ada"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = post_json(
+        &url,
+        structured,
+        &[],
+        payment("p2", r#"{"id": "2", "reference": 7, "payer": {}}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        paths(&body),
+        vec![(None, "/payer".into()), (None, "/reference".into())],
+        "{body}"
+    );
+    assert_eq!(body["violations"][0]["schema"], "payment");
+
+    // Under warn the event is kept, marked, and a rule on the mark delivers it.
+    let lenient = gw.url("/buses/lenient/events");
+    for (id, data) in [
+        ("w1", r#"{"id": "3", "payer": {"name": "Bo"}}"#),
+        ("w2", r#"{"id": 4, "payer": {"name": "Cy"}}"#),
+    ] {
+        let (status, _) = post_json(&lenient, structured, &[], payment(id, data)).await;
+        assert_eq!(status, 202);
+    }
+    assert!(wait_until(Duration::from_secs(10), || rx.count() == 1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = rx.received();
+    assert_eq!(got.len(), 1, "only the invalid event matches");
+    assert_eq!(got[0].header("ce-id"), Some("w2"));
+    assert_eq!(got[0].header("ce-schemaviolation"), Some("true"));
+}
