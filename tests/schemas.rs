@@ -469,6 +469,39 @@ async fn versions_registered_over_the_api_are_checked_stored_and_used_by_every_r
         .query(&mut redis.conn())
         .unwrap();
     assert_eq!(stored, 1);
+
+    // A dataschema URI names one version only; an API version's URI selects it.
+    let (status, body) = api(
+        reqwest::Method::POST,
+        gw.url("/api/v1/schemas/invoice/versions"),
+        Some(json!({"schema": {"type": "object", "required": ["n"]}, "dataschema": "https://schemas.example.com/order/1"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_schema")),
+        "{body}"
+    );
+    let (status, body) = api(
+        reqwest::Method::POST,
+        gw.url("/api/v1/schemas/invoice/versions"),
+        Some(json!({"schema": {"type": "object", "required": ["n"]}, "dataschema": "https://x.example/invoice/2", "compatibility": "forward"})),
+    )
+    .await;
+    assert_eq!((status, &body["version"]), (201, &json!(2)), "{body}");
+    let invoice = r#"{"specversion":"1.0","id":"i1","source":"/else","type":"x","dataschema":"https://x.example/invoice/2","data":{}}"#;
+    let (status, body) = post_json(
+        &gw.url("/buses/strict/events"),
+        structured,
+        &[],
+        invoice.into(),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["violations"][0]["schema"]),
+        (400, &json!("invoice")),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

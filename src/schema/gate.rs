@@ -242,13 +242,13 @@ impl SchemaGate {
     /// Rebuilds the registry from the config and what Redis stores now.
     pub async fn reload(&self, redis: &mut ConnectionManager) -> Result<(), BusError> {
         let mut counts = self.stored_counts.lock().await;
+        // What the poll compares with: raw list lengths (an unreadable record, skipped
+        // by `load`, must not make every poll reload).
+        let now = store::counts(redis).await?;
         let stored = store::load(redis).await?;
         let previous = self.registry();
         let registry = self.build(&stored, &previous);
-        *counts = stored
-            .iter()
-            .map(|s| (s.name.clone(), s.versions.len()))
-            .collect();
+        *counts = now.into_iter().filter(|(_, n)| *n > 0).collect();
         *self.registry.write().expect("registry lock") = Arc::new(registry);
         Ok(())
     }
@@ -388,7 +388,7 @@ impl SchemaGate {
             });
         }
         if let Some(uri) = &spec.dataschema {
-            if let Some(v) = registry.lookup("", "", "", Some(uri)) {
+            if let Some(v) = registry.by_dataschema(uri) {
                 return Err(RegisterError::Invalid(format!(
                     "dataschema {uri:?} already names {} version {}",
                     v.name, v.number

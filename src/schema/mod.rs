@@ -333,6 +333,11 @@ impl Registry {
         !self.bindings.is_empty() || !self.by_uri.is_empty()
     }
 
+    /// The version a `dataschema` URI names, if any.
+    pub fn by_dataschema(&self, uri: &str) -> Option<&Arc<Version>> {
+        self.by_uri.get(uri)
+    }
+
     /// The version that applies to an event, if any.
     pub fn lookup(
         &self,
