@@ -329,10 +329,6 @@ impl Registry {
         &self.bindings
     }
 
-    pub fn has_bindings(&self) -> bool {
-        !self.bindings.is_empty() || !self.by_uri.is_empty()
-    }
-
     /// The version a `dataschema` URI names, if any.
     pub fn by_dataschema(&self, uri: &str) -> Option<&Arc<Version>> {
         self.by_uri.get(uri)
