@@ -195,6 +195,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let control_auth = ControlAuth {
         token: config.api.resolved.clone(),
     };
+    let dlq_api = web::Data::new(control::dlq::DlqApi::from_config(shared.clone(), &config));
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
     let server = HttpServer::new(move || {
         let counted = metrics.clone();
@@ -216,7 +217,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 }
             })
             .configure(|cfg| ingress::configure(cfg, echo.clone()))
-            .configure(|cfg| control::configure(cfg, control_auth.clone()))
+            .configure(|cfg| control::configure(cfg, control_auth.clone(), dlq_api.clone()))
             .default_service(web::to(ingress::not_found))
     })
     .disable_signals()
