@@ -24,6 +24,7 @@ use crate::ingress::{self, EchoSink, Ingress};
 use crate::observability::metrics::{self, Metrics, Scrape, TargetLabels};
 use crate::router::{self, BusRoutes, StreamSettings};
 use crate::rules::select::Path;
+use crate::schema::{self, gate::SchemaGate};
 use crate::sources::alibaba::AlibabaIngest;
 use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
@@ -176,6 +177,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             Ok((s.name.clone(), source))
         })
         .collect::<anyhow::Result<HashMap<_, _>>>()?;
+    let (gate, samples) = SchemaGate::from_config(&config, metrics.clone());
+    let gate = Arc::new(gate);
+    workers.spawn(schema::gate::run_reload(
+        gate.clone(),
+        shared.clone(),
+        shutdown.clone(),
+    ));
+    if let Some(samples) = samples {
+        workers.spawn(schema::discovery::run(
+            samples,
+            shared.clone(),
+            shutdown.clone(),
+        ));
+    }
     let ingress = web::Data::new(Ingress {
         buses,
         redis: shared.clone(),
@@ -190,6 +205,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .iter()
             .filter_map(|b| Some((b.name.clone(), b.resolved_ingest_token.clone()?)))
             .collect(),
+        schemas: gate.clone(),
     });
     let scrape = web::Data::new(Scrape {
         metrics: metrics.clone(),

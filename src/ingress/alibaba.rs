@@ -21,7 +21,8 @@ use super::{read_body, Ingress};
 use crate::bus;
 use crate::event::cloudevents;
 use crate::observability::metrics::Via;
-use crate::sources::alibaba::{event_dedupe_key, nonce_key, SignedRequest};
+use crate::schema::gate::Entrance;
+use crate::sources::alibaba::{event_dedupe_key, nonce_key, EntryError, SignedRequest};
 
 fn unavailable(request_id: &str, e: &bus::BusError) -> HttpResponse {
     warn!(error = %e, "Alibaba PutEvents: Redis unavailable; answering 503");
@@ -122,7 +123,7 @@ pub(super) async fn put_events(
         }
     }
 
-    let results = match alibaba.entries(&body, &state.buses, state.limits.max_event_bytes) {
+    let mut results = match alibaba.entries(&body, &state.buses, state.limits.max_event_bytes) {
         Ok(results) => results,
         Err(e) => {
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -131,9 +132,26 @@ pub(super) async fn put_events(
     };
     // Bridge traces: a copy of an event that was on this gateway before is answered as
     // a success and not appended (see `event::bridge`).
-    let mut results = results;
     for accepted in results.iter_mut().flatten() {
         accepted.returned = super::returned(&mut accepted.event, &state.gateway_id);
+    }
+    // Per entry, as the rest of this API: an event refused by its schema fails alone.
+    for result in results.iter_mut() {
+        let refused = match result {
+            Ok(a) if !a.returned => state
+                .schemas
+                .check(&a.bus, Entrance::Alibaba, &mut a.event)
+                .err()
+                .map(|r| (a.event.id.clone(), r)),
+            _ => None,
+        };
+        if let Some((id, r)) = refused {
+            *result = Err(EntryError {
+                event_id: Some(id),
+                code: super::SCHEMA_ERROR_CODE,
+                message: super::describe_rejection(&r),
+            });
+        }
     }
     let accepted: Vec<_> = results
         .iter()

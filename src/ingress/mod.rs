@@ -21,6 +21,7 @@ use crate::config::Limits;
 use crate::event::cloudevents::{self, FieldError};
 use crate::event::EncodedEvent;
 use crate::observability::metrics::{Metrics, Via};
+use crate::schema::gate::{Entrance, SchemaGate};
 use crate::sources::alibaba::AlibabaIngest;
 use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
@@ -44,6 +45,8 @@ pub struct Ingress {
     pub gateway_id: String,
     /// `ingest_token` of the buses that have one.
     pub ingest_tokens: HashMap<String, crate::config::Secret>,
+    /// Schema validation (and discovery sampling) before every append.
+    pub schemas: Arc<SchemaGate>,
 }
 
 /// Checks the bus's `ingest_token`: `Authorization: Bearer TOKEN` or `?token=TOKEN`.
@@ -237,7 +240,7 @@ async fn ingest(
     };
 
     let max_event = state.limits.max_event_bytes;
-    let encoded: Vec<EncodedEvent> = events;
+    let mut encoded: Vec<EncodedEvent> = events;
     let oversized: Vec<FieldError> = encoded
         .iter()
         .enumerate()
@@ -258,9 +261,27 @@ async fn ingest(
         return Err(err);
     }
 
+    // A batch with an invalid event is refused whole (nothing appended), with every
+    // violation of every event, so the producer can fix and resend it as one.
+    let batch = matches!(mode, Mode::Batch);
+    let rejected: Vec<_> = encoded
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let r = state
+                .schemas
+                .check(&bus.name, Entrance::CloudEvents, e)
+                .err()?;
+            Some((batch.then_some(i), e.id.clone(), r))
+        })
+        .collect();
+    if !rejected.is_empty() {
+        return Err(ApiError::schema(rejected));
+    }
+    // Copies of events that were on this gateway before are answered, not appended.
     let ids: Vec<String> = encoded.iter().map(|e| e.id.clone()).collect();
-    let mut encoded = encoded;
     arrive_all(&mut encoded, &state.gateway_id);
+
     if !encoded.is_empty() {
         let mut redis = state.redis.clone();
         bus::append(&mut redis, bus, &encoded)
@@ -320,6 +341,24 @@ fn unavailable(bus: &str, e: bus::BusError) -> ApiError {
         StatusCode::SERVICE_UNAVAILABLE,
         "bus_unavailable",
         "the event store is unavailable; retry later",
+    )
+}
+
+/// The entry error code of an event refused by its schema (PutEvents-compatible APIs).
+const SCHEMA_ERROR_CODE: &str = "SchemaViolation";
+
+/// Every violation of a refused event in one line, for per-entry error messages.
+fn describe_rejection(r: &crate::schema::gate::Rejected) -> String {
+    let list: Vec<String> = r
+        .violations
+        .iter()
+        .map(|v| format!("data{}: {}", v.instance_path, v.message))
+        .collect();
+    format!(
+        "data violates schema {} version {}: {}",
+        r.schema,
+        r.version,
+        list.join("; ")
     )
 }
 

@@ -15,6 +15,7 @@ use super::{read_body, unavailable, ApiError, Ingress};
 use crate::bus;
 use crate::config::SourceKind;
 use crate::observability::metrics::Via;
+use crate::schema::gate::Entrance;
 use crate::sources::envelope::{self, Mapped};
 use crate::sources::{Outcome, Request, Source};
 
@@ -54,13 +55,25 @@ pub(super) async fn receive(
     if source.kind == SourceKind::AwsApiDestination {
         return api_destination(&state, source, &body).await;
     }
-    let normalized = match source.normalize(req.headers(), body, now) {
+    let mut normalized = match source.normalize(req.headers(), body, now) {
         Outcome::Challenge(challenge) => {
             debug!(source = %source.name, "answered the URL verification challenge");
             return Ok(HttpResponse::Ok().json(serde_json::json!({ "challenge": challenge })));
         }
         Outcome::Event(n) => n,
     };
+    let bus = &state.buses[&source.bus];
+    if let Err(r) = state.schemas.check(
+        &bus.name,
+        Entrance::Webhook(&source.name),
+        &mut normalized.event,
+    ) {
+        return Err(ApiError::schema(vec![(
+            None,
+            normalized.event.id.clone(),
+            r,
+        )]));
+    }
     let event = &normalized.event;
     let max_event = state.limits.max_event_bytes;
     if event.size() > max_event {
@@ -74,7 +87,6 @@ pub(super) async fn receive(
         ));
     }
 
-    let bus = &state.buses[&source.bus];
     let mut redis = state.redis.clone();
     let appended = match source.dedupe.filter(|_| normalized.provider_id) {
         Some(window) => {
@@ -107,7 +119,7 @@ async fn api_destination(
     source: &Source,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
-    let event = match envelope::map(body, &state.gateway_id, source.peer.as_deref()) {
+    let mut event = match envelope::map(body, &state.gateway_id, source.peer.as_deref()) {
         Ok(Mapped::Event(event)) => event,
         Ok(Mapped::Returned { id }) => {
             debug!(source = %source.name, id, "dropped an event that was on this gateway before");
@@ -134,6 +146,12 @@ async fn api_destination(
         ));
     }
     let bus = &state.buses[&source.bus];
+    if let Err(r) = state
+        .schemas
+        .check(&bus.name, Entrance::Webhook(&source.name), &mut event)
+    {
+        return Err(ApiError::schema(vec![(None, event.id.clone(), r)]));
+    }
     let mut redis = state.redis.clone();
     let appended = match source.dedupe {
         Some(window) => {
