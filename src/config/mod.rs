@@ -36,6 +36,10 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Functions run by Sluice's own function host (the AWS Lambda Runtime API), see
+    /// docs/functions.md.
+    #[serde(default)]
+    pub functions: Vec<FunctionConfig>,
     /// The AWS EventBridge PutEvents-compatible endpoint (`POST /`, `POST /aws/events`);
     /// absent: the endpoint is off. See docs/sources.md, "Cloud-compatible ingest".
     #[serde(default)]
@@ -119,6 +123,57 @@ pub enum AwsAuth {
     #[default]
     Sigv4,
     None,
+}
+
+/// `functions[]`: a Lambda-compatible function run by Sluice's function host: any
+/// program that speaks the AWS Lambda Runtime API (e.g. a `lambda_runtime` binary).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionConfig {
+    pub name: String,
+    /// The program to run (a path, or a name looked up in `PATH`).
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment of the instances (they do not inherit Sluice's, except `PATH`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the instances and `LAMBDA_TASK_ROOT`. Default: Sluice's.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// `_HANDLER` of the instances (custom runtimes may read it). Default: the name.
+    #[serde(default)]
+    pub handler: Option<String>,
+    /// MB, passed as `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (not enforced). Default 128.
+    #[serde(default = "default_memory")]
+    pub memory: u32,
+    /// Longest run of one invocation; an instance over it is killed. Default 3s (as
+    /// Lambda).
+    #[serde(default = "default_function_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Instances kept running when idle. Default 0.
+    #[serde(default)]
+    pub min_instances: usize,
+    /// Most instances at once, so most invocations running at once. Default 4.
+    #[serde(default = "default_max_instances")]
+    pub max_instances: usize,
+    /// How long an invocation may wait for a free instance before it fails
+    /// (throttled). Default 10s.
+    #[serde(default = "default_queue_timeout", deserialize_with = "duration")]
+    pub queue_timeout: Duration,
+}
+
+fn default_memory() -> u32 {
+    128
+}
+fn default_function_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_max_instances() -> usize {
+    4
+}
+fn default_queue_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// An access key id and its secret access key.

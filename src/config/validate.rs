@@ -228,6 +228,58 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         }
     }
 
+    let mut function_names = HashSet::new();
+    for (i, f) in config.functions.iter().enumerate() {
+        let at = format!("functions[{i}]");
+        if let Err(m) = check_name(&f.name) {
+            err(format!("{at}.name"), m);
+        }
+        if !function_names.insert(f.name.as_str()) {
+            err(
+                format!("{at}.name"),
+                format!("duplicate function name {:?}", f.name),
+            );
+        }
+        if f.command.trim().is_empty() {
+            err(format!("{at}.command"), "must not be empty".into());
+        }
+        if f.timeout.is_zero() {
+            err(format!("{at}.timeout"), "must be greater than 0".into());
+        }
+        if f.queue_timeout.is_zero() {
+            err(
+                format!("{at}.queue_timeout"),
+                "must be greater than 0".into(),
+            );
+        }
+        if !(128..=10240).contains(&f.memory) {
+            err(
+                format!("{at}.memory"),
+                format!("{} MB is outside 128..=10240 (as Lambda)", f.memory),
+            );
+        }
+        if f.max_instances == 0 {
+            err(
+                format!("{at}.max_instances"),
+                "must be at least 1".into(),
+            );
+        }
+        if f.min_instances > f.max_instances {
+            err(
+                format!("{at}.min_instances"),
+                format!("{} exceeds max_instances {}", f.min_instances, f.max_instances),
+            );
+        }
+        for name in f.env.keys() {
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                err(
+                    format!("{at}.env.{name}"),
+                    "not a valid environment variable name".into(),
+                );
+            }
+        }
+    }
+
     let mut source_names = HashSet::new();
     for (i, source) in config.sources.iter().enumerate() {
         let at = format!("sources[{i}]");
