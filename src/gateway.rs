@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::bus::{self, BusSpec};
 use crate::config::Config;
+use crate::control::{self, ControlAuth};
 use crate::dispatch::{self, DeliverySettings, TargetSpec};
 use crate::ingress::{self, EchoSink, Ingress};
 use crate::observability::metrics::{self, Metrics, Scrape, TargetLabels};
@@ -24,7 +25,7 @@ use crate::router::{self, BusRoutes, StreamSettings};
 use crate::sources::alibaba::AlibabaIngest;
 use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
-use crate::targets::HttpTarget;
+use crate::targets::{Target, TargetEnv};
 
 /// How long a blocking stream read waits for new entries.
 const READ_BLOCK: Duration = Duration::from_secs(1);
@@ -75,6 +76,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
 
     let metrics = Arc::new(Metrics::new());
+    let target_env = TargetEnv::default();
     let mut scraped_targets = Vec::new();
     let mut workers = tokio::task::JoinSet::new();
     for routes in BusRoutes::from_config(&config) {
@@ -104,7 +106,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 concurrency: target.concurrency,
                 retry: target.retry_policy(&config.delivery),
                 dlq_key: bus::dlq_key(&rule.bus, &rule.name, &target.name),
-                target: HttpTarget::new(target)
+                target: Target::build(target, &target_env)
                     .with_context(|| format!("target {}/{}", rule.name, target.name))?,
             };
             let reader = bus::connect_blocking(&redis_url, READ_BLOCK)?;
@@ -155,6 +157,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         buses: config.buses.iter().map(|b| b.name.clone()).collect(),
         targets: scraped_targets,
     });
+    let control_auth = ControlAuth {
+        token: config.api.resolved.clone(),
+    };
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
     let server = HttpServer::new(move || {
         let counted = metrics.clone();
@@ -176,6 +181,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 }
             })
             .configure(|cfg| ingress::configure(cfg, echo.clone()))
+            .configure(|cfg| control::configure(cfg, control_auth.clone()))
             .default_service(web::to(ingress::not_found))
     })
     .disable_signals()

@@ -8,6 +8,7 @@
 
 pub mod bus;
 pub mod config;
+pub mod control;
 pub mod dev;
 pub mod dispatch;
 pub mod dlq;

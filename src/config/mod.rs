@@ -48,6 +48,22 @@ pub struct Config {
     /// (`POST /openapi/putEvents`); absent: the endpoint is off.
     #[serde(default)]
     pub alibaba: Option<AlibabaConfig>,
+    /// The control API (`/api/v1`); see docs/operations.md.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// `api:` the control API under `/api/v1`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Bearer token every request must carry (`authorization: Bearer TOKEN`): a literal,
+    /// `env:NAME` or `file:PATH`. Absent: only loopback clients are served.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// The resolved token, set by [`Config::parse`].
+    #[serde(skip)]
+    pub resolved: Option<Secret>,
 }
 
 /// `alibaba:` the Alibaba Cloud EventBridge PutEvents-compatible endpoint.
@@ -515,13 +531,16 @@ impl RuleConfig {
     }
 }
 
-/// Where matching events go. Only `http` exists so far.
+/// Where matching events go: `kind` says which, and which of the fields apply
+/// (`config/validate.rs` refuses a field on a kind it does not apply to).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     pub name: String,
     pub kind: TargetKind,
-    pub url: String,
+    /// The endpoint of `http` and `cloudevents` targets.
+    #[serde(default)]
+    pub url: Option<String>,
     #[serde(default = "default_method")]
     pub method: String,
     /// Extra request headers: a literal, or a JSONPath into the event (`$...`).
@@ -623,10 +642,41 @@ pub fn decode_whsec(secret: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
+/// The kinds of target of design.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TargetKind {
+    /// An HTTP endpoint, in the CloudEvents HTTP binding.
     Http,
+    /// The same as `http`: named for Knative Services, OpenFaaS and other CloudEvents sinks.
+    Cloudevents,
+    /// A function hosted by Sluice (`functions:`).
+    Function,
+    AwsLambda,
+    AwsEventbridge,
+    AlibabaEventbridge,
+    /// Another bus of this gateway.
+    Bus,
+}
+
+impl TargetKind {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Http => "http",
+            TargetKind::Cloudevents => "cloudevents",
+            TargetKind::Function => "function",
+            TargetKind::AwsLambda => "aws-lambda",
+            TargetKind::AwsEventbridge => "aws-eventbridge",
+            TargetKind::AlibabaEventbridge => "alibaba-eventbridge",
+            TargetKind::Bus => "bus",
+        }
+    }
+
+    /// Whether the target speaks HTTP to a URL (`url`, `method`, `headers`, ... apply).
+    pub fn is_http(self) -> bool {
+        matches!(self, TargetKind::Http | TargetKind::Cloudevents)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

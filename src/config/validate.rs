@@ -55,6 +55,16 @@ pub fn check_name(name: &str) -> Result<(), String> {
 /// `resolved_secrets`; a missing variable or file is an error at the secret's path.
 pub(super) fn resolve_secrets(config: &mut Config) -> Vec<ConfigError> {
     let mut errors = Vec::new();
+    if let Some(token) = &config.api.token {
+        match resolve_secret(&token.0) {
+            Ok(secret) => config.api.resolved = Some(secret),
+            Err(message) => errors.push(ConfigError {
+                path: "api.token".into(),
+                line: None,
+                message,
+            }),
+        }
+    }
     for (i, source) in config.sources.iter_mut().enumerate() {
         let refs: Vec<(String, &SecretRef)> = match (&source.secret, source.secrets.as_slice()) {
             (Some(one), []) => vec![(format!("sources[{i}].secret"), one)],
@@ -352,54 +362,64 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                     format!("duplicate target name {:?} in this rule", target.name),
                 );
             }
-            // Placeholders, parameters and the transform compile here exactly as the
-            // dispatcher will compile them.
-            let shape = crate::targets::http::RequestShape::compile(target);
-            if let Err(errors) = &shape {
-                for (field, message) in errors {
-                    err(format!("{at}.{field}"), message.clone());
-                }
-            }
-            let sample_url = shape
-                .as_ref()
-                .map_or_else(|_| target.url.clone(), |s| s.sample_url());
-            match url::Url::parse(&sample_url) {
-                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
-                    if u.host_str().is_none_or(str::is_empty) {
-                        err(format!("{at}.url"), "URL has no host".into());
+            if !target.kind.is_http() {
+                check_non_http_target(target, &at, &mut err);
+            } else if target.url.is_none() {
+                err(
+                    format!("{at}.url"),
+                    format!("a {} target needs a url", target.kind.as_str()),
+                );
+            } else {
+                // Placeholders, parameters and the transform compile here exactly as the
+                // dispatcher will compile them.
+                let shape = crate::targets::http::RequestShape::compile(target);
+                if let Err(errors) = &shape {
+                    for (field, message) in errors {
+                        err(format!("{at}.{field}"), message.clone());
                     }
                 }
-                Ok(u) => err(
-                    format!("{at}.url"),
-                    format!("scheme {:?} is not http or https", u.scheme()),
-                ),
-                Err(url::ParseError::RelativeUrlWithoutBase) => {
-                    err(format!("{at}.url"), "relative URL".into())
-                }
-                Err(e) => err(format!("{at}.url"), format!("invalid URL: {e}")),
-            }
-            if !matches!(target.method.as_str(), "POST" | "PUT" | "PATCH") {
-                err(
-                    format!("{at}.method"),
-                    format!("{:?} is not POST, PUT or PATCH", target.method),
+                let sample_url = shape.as_ref().map_or_else(
+                    |_| target.url.clone().unwrap_or_default(),
+                    |s| s.sample_url(),
                 );
-            }
-            for (name, value) in &target.headers {
-                let lower = name.to_ascii_lowercase();
-                if lower == "content-type" || lower.starts_with("ce-") {
-                    err(
-                        format!("{at}.headers.{name}"),
-                        "set by Sluice from the event (or the transform); use a transform to change the body".into(),
-                    );
-                    continue;
+                match url::Url::parse(&sample_url) {
+                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+                        if u.host_str().is_none_or(str::is_empty) {
+                            err(format!("{at}.url"), "URL has no host".into());
+                        }
+                    }
+                    Ok(u) => err(
+                        format!("{at}.url"),
+                        format!("scheme {:?} is not http or https", u.scheme()),
+                    ),
+                    Err(url::ParseError::RelativeUrlWithoutBase) => {
+                        err(format!("{at}.url"), "relative URL".into())
+                    }
+                    Err(e) => err(format!("{at}.url"), format!("invalid URL: {e}")),
                 }
-                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    err(format!("{at}.headers.{name}"), "invalid header name".into());
-                } else if reqwest::header::HeaderValue::from_str(value).is_err() {
+                if !matches!(target.method.as_str(), "POST" | "PUT" | "PATCH") {
                     err(
-                        format!("{at}.headers.{name}"),
-                        "invalid header value".into(),
+                        format!("{at}.method"),
+                        format!("{:?} is not POST, PUT or PATCH", target.method),
                     );
+                }
+                for (name, value) in &target.headers {
+                    let lower = name.to_ascii_lowercase();
+                    if lower == "content-type" || lower.starts_with("ce-") {
+                        err(
+                            format!("{at}.headers.{name}"),
+                            "set by Sluice from the event (or the transform); use a transform to change the body".into(),
+                        );
+                        continue;
+                    }
+                    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                        err(format!("{at}.headers.{name}"), "invalid header name".into());
+                    } else if reqwest::header::HeaderValue::from_str(value).is_err() {
+                        err(
+                            format!("{at}.headers.{name}"),
+                            "invalid header value".into(),
+                        );
+                    }
                 }
             }
             if target.timeout.is_zero() {
@@ -456,6 +476,34 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         }
     }
     errors
+}
+
+/// The fields of HTTP targets, refused on other kinds, and the kinds not built yet.
+fn check_non_http_target(
+    target: &super::TargetConfig,
+    at: &str,
+    err: &mut impl FnMut(String, String),
+) {
+    let kind = target.kind.as_str();
+    let http_only = [
+        ("url", target.url.is_some()),
+        ("headers", !target.headers.is_empty()),
+        ("path_params", !target.path_params.is_empty()),
+        ("query", !target.query.is_empty()),
+        ("signing", target.signing.is_some()),
+    ];
+    for (field, set) in http_only {
+        if set {
+            err(
+                format!("{at}.{field}"),
+                format!("applies only to http and cloudevents targets, not {kind}"),
+            );
+        }
+    }
+    err(
+        format!("{at}.kind"),
+        format!("target kind {kind} is not supported yet"),
+    );
 }
 
 fn validate_aws(aws: &AwsConfig, bus_names: &HashSet<&str>, err: &mut impl FnMut(String, String)) {
@@ -629,6 +677,29 @@ rules:
     targets: [{name: t, kind: http, url: "http://127.0.0.1:9000/x", timeout: 2s}]
 "#;
         assert_eq!(errors(yaml), Vec::<String>::new());
+    }
+
+    #[test]
+    fn target_fields_follow_the_kind() {
+        let yaml = r#"
+buses: [{name: orders}]
+rules:
+  - name: r
+    bus: orders
+    targets:
+      - {name: a, kind: http}
+      - {name: b, kind: cloudevents, url: "http://127.0.0.1:9000/x"}
+      - {name: c, kind: bus, url: "http://127.0.0.1:9000/x"}
+"#;
+        let got = errors(yaml);
+        assert_eq!(
+            got,
+            [
+                "rules[0].targets[0].url: a http target needs a url",
+                "rules[0].targets[2].url: applies only to http and cloudevents targets, not bus",
+                "rules[0].targets[2].kind: target kind bus is not supported yet",
+            ]
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::config::RetryConfig;
 use crate::observability::metrics::{Metrics, TargetLabels};
 use crate::router::{Backoff, StreamSettings};
 use crate::rules::transform::Context;
-use crate::targets::HttpTarget;
+use crate::targets::Target;
 
 /// One target of one rule, ready to deliver.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ pub struct TargetSpec {
     pub name: String,
     pub key: String,
     pub concurrency: usize,
-    pub target: HttpTarget,
+    pub target: Target,
     pub retry: RetryConfig,
     /// The dead-letter stream.
     pub dlq_key: String,
@@ -287,8 +287,8 @@ async fn deliver(
     spec.metrics
         .attempted(&spec.labels, elapsed, outcome.as_ref().map(|_| ()));
     let error = match outcome {
-        Ok(status) => {
-            debug!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempt = earlier + 1, status, latency_ms, "delivered");
+        Ok(delivered) => {
+            debug!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempt = earlier + 1, status = ?delivered.status, latency_ms, "delivered");
             let _ = acks.send(entry.id);
             return;
         }

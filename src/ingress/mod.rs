@@ -4,7 +4,7 @@
 mod alibaba;
 mod aws;
 mod echo;
-mod error;
+pub mod error;
 mod webhook;
 
 use std::collections::HashMap;

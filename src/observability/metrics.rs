@@ -24,7 +24,7 @@ use redis::Value;
 use tracing::debug;
 
 use crate::bus::{self, DelayKeys, DISPATCH_GROUP, ROUTER_GROUP};
-use crate::targets::http::DeliveryError;
+use crate::targets::DeliveryError;
 
 /// How long a scrape waits for the Redis gauges.
 pub const GAUGE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -257,6 +257,7 @@ impl Metrics {
                     DeliveryError::Timeout(_) => "timeout",
                     DeliveryError::Request(_) => "connection",
                     DeliveryError::Invalid(_) => "invalid",
+                    DeliveryError::Failed { .. } => "failed",
                 };
                 self.failures
                     .get_or_create(&FailureLabels {

@@ -18,58 +18,11 @@ use crate::event::{DataKind, Event};
 use crate::rules::select::{Document, Path};
 use crate::rules::transform::{Context, Transform};
 
+pub use super::DeliveryError;
+
 /// Characters the CloudEvents HTTP binding requires percent-encoded in header values
 /// (non-ASCII bytes are always encoded).
 const HEADER_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
-
-/// Why a delivery attempt failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DeliveryError {
-    #[error("target answered HTTP {status}")]
-    Status {
-        status: u16,
-        /// The `Retry-After` of a 429 or 503 answer.
-        retry_after: Option<Duration>,
-    },
-    #[error("request failed: {0}")]
-    Request(String),
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-    /// The request cannot be built from this event (say, a URL filled from its data is
-    /// invalid): no attempt can succeed.
-    #[error("cannot build the request: {0}")]
-    Invalid(String),
-}
-
-impl DeliveryError {
-    /// Whether another attempt may succeed: timeouts, connection errors, 408, 429 and
-    /// 5xx are retried; other answers (4xx, 3xx: redirects are not followed) are not.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            DeliveryError::Status { status, .. } => {
-                matches!(status, 408 | 429) || (500..600).contains(status)
-            }
-            DeliveryError::Request(_) | DeliveryError::Timeout(_) => true,
-            DeliveryError::Invalid(_) => false,
-        }
-    }
-
-    /// The HTTP status, if the target answered.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            DeliveryError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    /// The wait the target asked for with `Retry-After`.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            DeliveryError::Status { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-}
 
 /// Parses a `Retry-After` value: delay seconds or an HTTP date (a date in the past is
 /// zero).
@@ -135,7 +88,8 @@ impl RequestShape {
     pub fn compile(config: &TargetConfig) -> Result<RequestShape, Vec<(String, String)>> {
         let mut errors = Vec::new();
         let mut url = Vec::new();
-        let mut rest = config.url.as_str();
+        let configured = config.url.as_deref().unwrap_or_default();
+        let mut rest = configured;
         let mut used = Vec::new();
         while let Some(open) = rest.find('{') {
             let Some(len) = rest[open..].find('}') else {
@@ -144,7 +98,7 @@ impl RequestShape {
             let name = &rest[open + 1..open + len];
             // Only whole path segments: a value elsewhere could change the host, the
             // query or the userinfo.
-            let before = &config.url[..config.url.len() - rest.len() + open];
+            let before = &configured[..configured.len() - rest.len() + open];
             let after = &rest[open + len + 1..];
             let in_path = before.ends_with('/')
                 && !before.contains(['?', '#'])

@@ -3,4 +3,111 @@
 
 pub mod http;
 
-pub use http::{DeliveryError, HttpTarget};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use http::HttpTarget;
+
+use crate::config::{TargetConfig, TargetKind};
+use crate::event::Event;
+use crate::rules::transform::Context;
+
+/// Why a delivery attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("target answered HTTP {status}")]
+    Status {
+        status: u16,
+        /// The `Retry-After` of a 429 or 503 answer.
+        retry_after: Option<Duration>,
+    },
+    #[error("request failed: {0}")]
+    Request(String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The request cannot be built from this event (say, a URL filled from its data is
+    /// invalid): no attempt can succeed.
+    #[error("cannot build the request: {0}")]
+    Invalid(String),
+    /// A target other than HTTP failed (a function error, an entry a cloud refused).
+    #[error("{message}")]
+    Failed { message: String, retryable: bool },
+}
+
+impl DeliveryError {
+    /// Whether another attempt may succeed: timeouts, connection errors, 408, 429 and
+    /// 5xx are retried; other answers (4xx, 3xx: redirects are not followed) are not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DeliveryError::Status { status, .. } => {
+                matches!(status, 408 | 429) || (500..600).contains(status)
+            }
+            DeliveryError::Request(_) | DeliveryError::Timeout(_) => true,
+            DeliveryError::Invalid(_) => false,
+            DeliveryError::Failed { retryable, .. } => *retryable,
+        }
+    }
+
+    /// The HTTP status, if the target answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            DeliveryError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The wait the target asked for with `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A successful delivery.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// The HTTP status of the answer, for targets that speak HTTP.
+    pub status: Option<u16>,
+    /// What the target answered with, where it matters (a function's result).
+    pub output: Option<Bytes>,
+}
+
+/// Replica-wide things that targets share (one per gateway process).
+#[derive(Debug, Default, Clone)]
+pub struct TargetEnv {}
+
+/// A configured target of any kind, ready to deliver.
+#[derive(Debug)]
+pub enum Target {
+    /// `http` and `cloudevents`.
+    Http(HttpTarget),
+}
+
+impl Target {
+    /// Builds the target from its (validated) configuration.
+    pub fn build(config: &TargetConfig, _env: &TargetEnv) -> anyhow::Result<Target> {
+        match config.kind {
+            TargetKind::Http | TargetKind::Cloudevents => {
+                Ok(Target::Http(HttpTarget::new(config)?))
+            }
+            other => anyhow::bail!("target kind {} is not supported yet", other.as_str()),
+        }
+    }
+
+    /// Makes one attempt at delivering `event`.
+    pub async fn deliver(
+        &self,
+        event: &Event,
+        ctx: &Context<'_>,
+    ) -> Result<Delivered, DeliveryError> {
+        match self {
+            Target::Http(t) => t.deliver(event, ctx).await.map(|status| Delivered {
+                status: Some(status),
+                output: None,
+            }),
+        }
+    }
+}
