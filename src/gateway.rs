@@ -18,7 +18,10 @@ use tracing::{info, warn};
 use crate::bus::{self, BusSpec};
 use crate::config::Config;
 use crate::control::{self, ControlAuth};
+use crate::dispatch::chain::OnSuccess;
 use crate::dispatch::{self, DeliverySettings, TargetSpec};
+use crate::functions::invoke_api::{self, InvokeApi};
+use crate::functions::FunctionHost;
 use crate::ingress::{self, EchoSink, Ingress};
 use crate::observability::metrics::{self, Metrics, Scrape, TargetLabels};
 use crate::router::{self, BusRoutes, StreamSettings};
@@ -76,7 +79,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
 
     let metrics = Arc::new(Metrics::new());
-    let target_env = TargetEnv::default();
+    // Functions start before the dispatchers that invoke them; min_instances warm now.
+    let function_host = Arc::new(FunctionHost::start(
+        &config.functions,
+        config.aws.as_ref().map_or("us-east-1", |a| a.region.as_str()),
+        config.aws.as_ref().and_then(|a| a.account.as_deref()),
+    ));
+    let target_env = TargetEnv {
+        functions: Some(function_host.clone()),
+    };
     let mut scraped_targets = Vec::new();
     let mut workers = tokio::task::JoinSet::new();
     for routes in BusRoutes::from_config(&config) {
@@ -108,6 +119,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 dlq_key: bus::dlq_key(&rule.bus, &rule.name, &target.name),
                 target: Target::build(target, &target_env)
                     .with_context(|| format!("target {}/{}", rule.name, target.name))?,
+                on_success: target.on_success.as_ref().map(|o| OnSuccess {
+                    bus: BusSpec {
+                        name: o.bus.clone(),
+                        key: bus::bus_key(&o.bus),
+                    },
+                    source: o.source.clone().unwrap_or_else(|| {
+                        format!("/functions/{}", target.function.as_deref().unwrap_or(""))
+                    }),
+                    ty: o
+                        .ty
+                        .clone()
+                        .unwrap_or_else(|| "sluice.function.result".into()),
+                    max_event_bytes: config.limits.max_event_bytes,
+                    origin: format!("{}/{}/{}", rule.bus, rule.name, target.name),
+                }),
             };
             let reader = bus::connect_blocking(&redis_url, READ_BLOCK)?;
             workers.spawn(dispatch::run(
@@ -161,11 +187,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         token: config.api.resolved.clone(),
     };
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
+    let invoke = web::Data::new(InvokeApi::new(
+        function_host.clone(),
+        config.aws.as_ref(),
+    ));
     let server = HttpServer::new(move || {
         let counted = metrics.clone();
         App::new()
             .app_data(ingress.clone())
             .app_data(scrape.clone())
+            .app_data(invoke.clone())
             .service(web::resource("/metrics").route(web::get().to(metrics::serve)))
             // Every 4xx answer of the ingress, by class.
             .wrap_fn(move |req, srv| {
@@ -182,6 +213,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             })
             .configure(|cfg| ingress::configure(cfg, echo.clone()))
             .configure(|cfg| control::configure(cfg, control_auth.clone()))
+            .configure(invoke_api::configure)
             .default_service(web::to(ingress::not_found))
     })
     .disable_signals()
@@ -209,6 +241,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             warn!(error = %e, "a worker ended abnormally");
         }
     }
+    // Deliveries are done (or left pending): no instance is needed any more.
+    function_host.shutdown().await;
     info!("stopped");
     Ok(())
 }

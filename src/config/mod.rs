@@ -571,6 +571,50 @@ pub struct TargetConfig {
     /// Standard Webhooks signing of every request.
     #[serde(default)]
     pub signing: Option<SigningConfig>,
+    /// `function`: the name of a function in `functions:`; `aws-lambda`: the function
+    /// name or ARN (see docs/functions.md).
+    #[serde(default)]
+    pub function: Option<String>,
+    /// `aws-lambda`: `RequestResponse` (default: wait for the result) or `Event`
+    /// (queued by Lambda; success means accepted).
+    #[serde(default)]
+    pub invocation_type: Option<InvocationType>,
+    /// `aws-lambda`: the version or alias to invoke.
+    #[serde(default)]
+    pub qualifier: Option<String>,
+    /// `aws-lambda`: the region (default: the AWS SDK's, from `AWS_REGION` or the profile).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `aws-lambda`: another endpoint than AWS's (a local emulator, Sluice's own
+    /// Invoke API).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// `function` and `aws-lambda`: append the function's JSON result to a bus as a new
+    /// CloudEvent before the delivery counts as done (function chaining).
+    #[serde(default)]
+    pub on_success: Option<OnSuccessConfig>,
+}
+
+/// `invocation_type:` of an `aws-lambda` target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum InvocationType {
+    #[default]
+    RequestResponse,
+    Event,
+}
+
+/// `on_success:` the destination of a function's result.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnSuccessConfig {
+    /// The bus the result goes to.
+    pub bus: String,
+    /// `source` of the new event. Default `/functions/{function}`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// `type` of the new event. Default `sluice.function.result`.
+    #[serde(default, rename = "type")]
+    pub ty: Option<String>,
 }
 
 impl TargetConfig {

@@ -363,7 +363,7 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                 );
             }
             if !target.kind.is_http() {
-                check_non_http_target(target, &at, &mut err);
+                check_non_http_target(target, &at, config, &mut err);
             } else if target.url.is_none() {
                 err(
                     format!("{at}.url"),
@@ -478,12 +478,15 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     errors
 }
 
-/// The fields of HTTP targets, refused on other kinds, and the kinds not built yet.
+/// The fields of HTTP targets, refused on other kinds; the fields of function targets;
+/// and the kinds not built yet.
 fn check_non_http_target(
     target: &super::TargetConfig,
     at: &str,
+    config: &Config,
     err: &mut impl FnMut(String, String),
 ) {
+    use super::{InvocationType, TargetKind};
     let kind = target.kind.as_str();
     let http_only = [
         ("url", target.url.is_some()),
@@ -500,10 +503,110 @@ fn check_non_http_target(
             );
         }
     }
-    err(
-        format!("{at}.kind"),
-        format!("target kind {kind} is not supported yet"),
-    );
+    let lambda_only = [
+        ("invocation_type", target.invocation_type.is_some()),
+        ("qualifier", target.qualifier.is_some()),
+        ("region", target.region.is_some()),
+        ("endpoint_url", target.endpoint_url.is_some()),
+    ];
+    let is_function = matches!(target.kind, TargetKind::Function | TargetKind::AwsLambda);
+    if target.kind != TargetKind::AwsLambda {
+        for (field, set) in lambda_only {
+            if set {
+                err(
+                    format!("{at}.{field}"),
+                    format!("applies only to aws-lambda targets, not {kind}"),
+                );
+            }
+        }
+    }
+    if !is_function {
+        for (field, set) in [
+            ("function", target.function.is_some()),
+            ("on_success", target.on_success.is_some()),
+        ] {
+            if set {
+                err(
+                    format!("{at}.{field}"),
+                    format!("applies only to function and aws-lambda targets, not {kind}"),
+                );
+            }
+        }
+        err(
+            format!("{at}.kind"),
+            format!("target kind {kind} is not supported yet"),
+        );
+        return;
+    }
+    if let Some(t) = &target.transform {
+        if let Err(e) = crate::rules::transform::Transform::compile(t) {
+            err(format!("{at}.transform{}", e.path), e.message);
+        }
+    }
+    let Some(function) = target.function.as_deref() else {
+        err(
+            format!("{at}.function"),
+            format!("a {kind} target needs a function"),
+        );
+        return;
+    };
+    if target.kind == TargetKind::Function {
+        match config.functions.iter().find(|f| f.name == function) {
+            None => err(
+                format!("{at}.function"),
+                format!("no function named {function:?} in functions"),
+            ),
+            Some(f) => {
+                // The dispatcher holds the entry through the queue wait and the run: a
+                // shorter claim_idle would hand it to another replica mid-invocation.
+                let longest = f.queue_timeout + f.timeout + std::time::Duration::from_secs(1);
+                if config.delivery.claim_idle <= longest {
+                    err(
+                        format!("{at}.function"),
+                        format!(
+                            "delivery.claim_idle ({:?}) must exceed the function's queue_timeout + timeout + 1s ({longest:?})",
+                            config.delivery.claim_idle
+                        ),
+                    );
+                }
+            }
+        }
+    } else {
+        if function.is_empty() {
+            err(format!("{at}.function"), "must not be empty".into());
+        }
+        if let Some(u) = &target.endpoint_url {
+            match url::Url::parse(u) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                _ => err(
+                    format!("{at}.endpoint_url"),
+                    format!("{u:?} is not an http(s) URL"),
+                ),
+            }
+        }
+    }
+    if let Some(on_success) = &target.on_success {
+        if !config.buses.iter().any(|b| b.name == on_success.bus) {
+            err(
+                format!("{at}.on_success.bus"),
+                format!("no bus named {:?} in buses", on_success.bus),
+            );
+        }
+        if target.invocation_type == Some(InvocationType::Event) {
+            err(
+                format!("{at}.on_success"),
+                "an Event invocation has no result to chain; use RequestResponse".into(),
+            );
+        }
+        for (field, value) in [("source", &on_success.source), ("type", &on_success.ty)] {
+            if value.as_deref().is_some_and(str::is_empty) {
+                err(
+                    format!("{at}.on_success.{field}"),
+                    "must not be empty".into(),
+                );
+            }
+        }
+    }
 }
 
 fn validate_aws(aws: &AwsConfig, bus_names: &HashSet<&str>, err: &mut impl FnMut(String, String)) {

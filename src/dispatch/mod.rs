@@ -13,6 +13,8 @@
 //! target has its own task, stream, connection pool and concurrency limit, so a slow or
 //! dead target holds up only its own events.
 
+pub mod chain;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +46,8 @@ pub struct TargetSpec {
     pub metrics: Arc<Metrics>,
     /// The target's labels in `metrics`.
     pub labels: TargetLabels,
+    /// `on_success`: where the target's result is chained (see [`chain`]).
+    pub on_success: Option<chain::OnSuccess>,
 }
 
 /// Replica-wide delivery timing.
@@ -282,6 +286,14 @@ async fn deliver(
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let started = tokio::time::Instant::now();
     let outcome = spec.target.deliver(&event, &ctx).await;
+    // on_success (function chaining): the result is appended before the entry is
+    // acknowledged; a failed append fails the attempt.
+    let outcome = match (outcome, &spec.on_success) {
+        (Ok(delivered), Some(on_success)) => {
+            chain::chain(&mut shared, on_success, &event, delivered).await
+        }
+        (outcome, _) => outcome,
+    };
     let elapsed = started.elapsed();
     let latency_ms = elapsed.as_millis() as u64;
     spec.metrics

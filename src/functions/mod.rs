@@ -178,8 +178,12 @@ impl Function {
         let (result_tx, result_rx) = oneshot::channel();
         {
             let mut pool = self.pool.lock().expect("pool lock");
-            if pool.live.is_empty() && pool.failures > 0 {
-                // Crash loop: fail now, the caller's retry policy waits, not us.
+            let backing_off = pool
+                .next_start
+                .is_some_and(|at| at > tokio::time::Instant::now());
+            if pool.live.is_empty() && pool.failures > 0 && backing_off {
+                // Crash loop: fail now, the caller's retry policy waits, not us; once
+                // the backoff is over, an invocation tries a start again.
                 return Err(InvokeError::Unavailable(
                     pool.last_error.clone().unwrap_or_default(),
                 ));

@@ -1,12 +1,14 @@
 //! Targets: where matched events are delivered. A target turns an event into a request
 //! and reports the outcome; it knows nothing about Redis, retries or acknowledgements.
 
+pub mod function;
 pub mod http;
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use function::FunctionTarget;
 pub use http::HttpTarget;
 
 use crate::config::{TargetConfig, TargetKind};
@@ -77,21 +79,33 @@ pub struct Delivered {
 
 /// Replica-wide things that targets share (one per gateway process).
 #[derive(Debug, Default, Clone)]
-pub struct TargetEnv {}
+pub struct TargetEnv {
+    /// The function host, for `function` targets.
+    pub functions: Option<std::sync::Arc<crate::functions::FunctionHost>>,
+}
 
 /// A configured target of any kind, ready to deliver.
 #[derive(Debug)]
 pub enum Target {
     /// `http` and `cloudevents`.
     Http(HttpTarget),
+    /// A function of Sluice's own function host.
+    Function(FunctionTarget),
 }
 
 impl Target {
     /// Builds the target from its (validated) configuration.
-    pub fn build(config: &TargetConfig, _env: &TargetEnv) -> anyhow::Result<Target> {
+    pub fn build(config: &TargetConfig, env: &TargetEnv) -> anyhow::Result<Target> {
         match config.kind {
             TargetKind::Http | TargetKind::Cloudevents => {
                 Ok(Target::Http(HttpTarget::new(config)?))
+            }
+            TargetKind::Function => {
+                let host = env
+                    .functions
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("no function host in this process"))?;
+                Ok(Target::Function(FunctionTarget::new(config, host)?))
             }
             other => anyhow::bail!("target kind {} is not supported yet", other.as_str()),
         }
@@ -108,6 +122,7 @@ impl Target {
                 status: Some(status),
                 output: None,
             }),
+            Target::Function(t) => t.deliver(event, ctx).await,
         }
     }
 }
