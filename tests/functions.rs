@@ -389,3 +389,86 @@ async fn the_lambda_invoke_api_answers_as_lambda_does() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(gw.logs().contains("instance failed to start"));
 }
+
+/// The `aws-lambda` target, through the AWS SDK with SigV4, against another gateway's
+/// Invoke API (endpoint override): its function error is retried, its result chained.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_aws_lambda_target_invokes_through_the_sdk_with_sigv4() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("echo.log");
+    // The "cloud": a gateway hosting echo, requiring SigV4 with one key.
+    let lambda_side = format!(
+        r#"
+buses: [{{name: default}}]
+aws:
+  region: eu-west-1
+  access_keys: [{{id: AKIDSLUICETEST, secret: c2VjcmV0LWtleQ}}]
+functions:
+  - {{name: echo, command: {}, env: {{ECHO_LOG: {}, ECHO_FAIL: error, ECHO_FAIL_MARKER: {}}}}}
+"#,
+        echo(),
+        log.display(),
+        dir.path().join("failed").display()
+    );
+    let cloud = Gateway::start(&redis, &lambda_side).await;
+    let caller = format!(
+        r#"
+buses: [{{name: orders}}, {{name: results}}]
+rules:
+  - name: r
+    bus: orders
+    targets:
+      - name: lambda
+        kind: aws-lambda
+        function: arn:aws:lambda:eu-west-1:000000000000:function:echo
+        region: eu-west-1
+        endpoint_url: "{}"
+        retry: {{initial: 100ms, max: 200ms, max_attempts: 5}}
+        on_success: {{bus: results, source: /lambda/echo, type: echoed}}
+  - name: watch
+    bus: results
+    targets:
+      - {{name: rx, kind: http, url: "{}"}}
+"#,
+        cloud.url(""),
+        rx.url("/results")
+    );
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "AKIDSLUICETEST"),
+        ("AWS_SECRET_ACCESS_KEY", "c2VjcmV0LWtleQ"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+    ];
+    let gw = Gateway::start_with_env(&redis, &caller, &env).await;
+
+    let body = structured_event("via-sdk", "t", r#"{"n": 3}"#);
+    assert_eq!(post_structured(&gw, "orders", &body).await, 202);
+    assert!(
+        wait_until(Duration::from_secs(20), || rx.count() == 1).await,
+        "caller:\n{}\ncloud:\n{}",
+        gw.logs(),
+        cloud.logs()
+    );
+    let got = &rx.received()[0];
+    assert_eq!(got.header("ce-source"), Some("/lambda/echo"));
+    assert_eq!(got.header("ce-causationid"), Some("via-sdk"));
+    let result: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(result["id"], "via-sdk");
+    // The first attempt got the function's error (X-Amz-Function-Error), the second
+    // the result.
+    assert_eq!(echo_log(&log).len(), 2);
+    assert!(gw.logs().contains("function error (Unhandled)"), "{}", gw.logs());
+
+    // The Invoke API refuses what is not signed with a known key.
+    let client = reqwest::Client::new();
+    let url = cloud.url("/2015-03-31/functions/echo/invocations");
+    let r = client.post(&url).body("{}").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.headers()["x-amzn-errortype"].to_str().unwrap(),
+        "MissingAuthenticationTokenException"
+    );
+}

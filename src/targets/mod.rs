@@ -1,6 +1,7 @@
 //! Targets: where matched events are delivered. A target turns an event into a request
 //! and reports the outcome; it knows nothing about Redis, retries or acknowledgements.
 
+pub mod aws_lambda;
 pub mod function;
 pub mod http;
 
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use aws_lambda::AwsLambdaTarget;
 pub use function::FunctionTarget;
 pub use http::HttpTarget;
 
@@ -91,6 +93,8 @@ pub enum Target {
     Http(HttpTarget),
     /// A function of Sluice's own function host.
     Function(FunctionTarget),
+    /// A function on AWS Lambda (or another Lambda Invoke API).
+    AwsLambda(AwsLambdaTarget),
 }
 
 impl Target {
@@ -107,6 +111,7 @@ impl Target {
                     .ok_or_else(|| anyhow::anyhow!("no function host in this process"))?;
                 Ok(Target::Function(FunctionTarget::new(config, host)?))
             }
+            TargetKind::AwsLambda => Ok(Target::AwsLambda(AwsLambdaTarget::new(config)?)),
             other => anyhow::bail!("target kind {} is not supported yet", other.as_str()),
         }
     }
@@ -123,6 +128,7 @@ impl Target {
                 output: None,
             }),
             Target::Function(t) => t.deliver(event, ctx).await,
+            Target::AwsLambda(t) => t.deliver(event, ctx).await,
         }
     }
 }

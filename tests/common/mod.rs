@@ -141,6 +141,8 @@ pub struct Gateway {
     config: PathBuf,
     log: PathBuf,
     redis_url: String,
+    /// Extra environment of the process.
+    env: Vec<(String, String)>,
     child: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -148,6 +150,11 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `sluice serve` with `config` (YAML) and waits until it is ready.
     pub async fn start(redis: &Redis, config: &str) -> Gateway {
+        Self::start_with_env(redis, config, &[]).await
+    }
+
+    /// [`Gateway::start`] with extra environment variables.
+    pub async fn start_with_env(redis: &Redis, config: &str, env: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sluice.yaml");
         std::fs::File::create(&path)
@@ -159,6 +166,10 @@ impl Gateway {
             config: path,
             log: dir.path().join("sluice.log"),
             redis_url: redis.url.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             _dir: dir,
         };
@@ -178,6 +189,7 @@ impl Gateway {
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--redis", &self.redis_url])
             .env("RUST_LOG", "info,sluice=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
