@@ -82,7 +82,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Functions start before the dispatchers that invoke them; min_instances warm now.
     let function_host = Arc::new(FunctionHost::start(
         &config.functions,
-        config.aws.as_ref().map_or("us-east-1", |a| a.region.as_str()),
+        config
+            .aws
+            .as_ref()
+            .map_or("us-east-1", |a| a.region.as_str()),
         config.aws.as_ref().and_then(|a| a.account.as_deref()),
     ));
     let target_env = TargetEnv {
@@ -187,10 +190,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         token: config.api.resolved.clone(),
     };
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
-    let invoke = web::Data::new(InvokeApi::new(
-        function_host.clone(),
-        config.aws.as_ref(),
-    ));
+    let invoke = web::Data::new(InvokeApi::new(function_host.clone(), config.aws.as_ref()));
     let server = HttpServer::new(move || {
         let counted = metrics.clone();
         App::new()

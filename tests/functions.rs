@@ -154,7 +154,12 @@ async fn a_function_gets_the_event_and_its_result_chains_onto_another_bus() {
     assert_eq!(lines.len(), 1);
     assert!(uuid_like(&lines[0].1), "request id {:?}", lines[0].1);
     // The bus entry was acknowledged: nothing pending, nothing dead-lettered.
-    assert!(wait_until(Duration::from_secs(5), || redis.xlen("sluice:{orders}:t:r:fn") == 0).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || redis
+            .xlen("sluice:{orders}:t:r:fn")
+            == 0)
+        .await
+    );
     assert_eq!(redis.xlen("sluice:{orders}:dlq:r:fn"), 0);
 }
 
@@ -197,7 +202,9 @@ async fn a_timeout_kills_the_instance_and_the_delivery_is_retried() {
     let (hung, _, _) = lines[0];
     assert_ne!(hung, lines[1].0, "the retry ran in a new instance");
     assert!(!alive(hung), "the timed-out instance {hung} still runs");
-    assert!(gw.logs().contains("invocation timed out; killing the instance"));
+    assert!(gw
+        .logs()
+        .contains("invocation timed out; killing the instance"));
 
     // The host stays healthy: the next event goes through the live instance.
     let client = reqwest::Client::new();
@@ -291,10 +298,7 @@ async fn fifty_events_never_run_more_than_max_instances_at_once() {
 async fn instances_stop_with_the_gateway_even_on_sigkill() {
     let redis = Redis::start();
     let rx = Receiver::start().await;
-    let function = format!(
-        "  - {{name: echo, command: {}, min_instances: 2}}",
-        echo()
-    );
+    let function = format!("  - {{name: echo, command: {}, min_instances: 2}}", echo());
     let config = chained_config(&rx, &function, "");
     for graceful in [true, false] {
         let mut gw = Gateway::start(&redis, &config).await;
@@ -311,7 +315,10 @@ async fn instances_stop_with_the_gateway_even_on_sigkill() {
             gw.kill9();
         }
         assert!(
-            wait_until(Duration::from_secs(5), || !instances.iter().any(|p| alive(*p))).await,
+            wait_until(Duration::from_secs(5), || !instances
+                .iter()
+                .any(|p| alive(*p)))
+            .await,
             "instances {instances:?} outlived the gateway (graceful: {graceful})"
         );
     }
@@ -333,18 +340,34 @@ async fn the_lambda_invoke_api_answers_as_lambda_does() {
     let url = |name: &str| gw.url(&format!("/2015-03-31/functions/{name}/invocations"));
 
     // The first invocation fails as the function asked: 200 + X-Amz-Function-Error.
-    let r = client.post(url("echo")).body(r#"{"a":1}"#).send().await.unwrap();
+    let r = client
+        .post(url("echo"))
+        .body(r#"{"a":1}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["x-amz-function-error"].to_str().unwrap(),
         "Unhandled"
     );
     let error: serde_json::Value = r.json().await.unwrap();
-    assert!(error["errorMessage"].as_str().unwrap().contains("ECHO_FAIL=error"), "{error}");
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("ECHO_FAIL=error"),
+        "{error}"
+    );
 
     // Then it echoes; an ARN with a qualifier names the same function.
     let arn = "arn:aws:lambda:us-east-1:000000000000:function:echo:$LATEST";
-    let r = client.post(url(arn)).body(r#"{"a": 1.0}"#).send().await.unwrap();
+    let r = client
+        .post(url(arn))
+        .body(r#"{"a": 1.0}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("x-amz-function-error").is_none());
     assert_eq!(r.text().await.unwrap(), r#"{"a":1.0}"#);
@@ -371,7 +394,12 @@ async fn the_lambda_invoke_api_answers_as_lambda_does() {
         r.headers()["x-amzn-errortype"].to_str().unwrap(),
         "ResourceNotFoundException"
     );
-    let r = client.post(url("echo")).body("{not json").send().await.unwrap();
+    let r = client
+        .post(url("echo"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 
     // A function that cannot start fails fast (no hang), as a function error.
@@ -460,7 +488,11 @@ rules:
     // The first attempt got the function's error (X-Amz-Function-Error), the second
     // the result.
     assert_eq!(echo_log(&log).len(), 2);
-    assert!(gw.logs().contains("function error (Unhandled)"), "{}", gw.logs());
+    assert!(
+        gw.logs().contains("function error (Unhandled)"),
+        "{}",
+        gw.logs()
+    );
 
     // The Invoke API refuses what is not signed with a known key.
     let client = reqwest::Client::new();
@@ -471,4 +503,69 @@ rules:
         r.headers()["x-amzn-errortype"].to_str().unwrap(),
         "MissingAuthenticationTokenException"
     );
+}
+
+/// `sluice invoke`: one local invocation, its result on stdout, the exit code says how
+/// it went.
+#[test]
+fn sluice_invoke_runs_one_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "functions:\n  - {{name: echo, command: {}}}\n  - {{name: github, command: {}}}\n  - {{name: failing, command: {}, env: {{ECHO_FAIL: error}}}}\n",
+            echo(),
+            function_bins()["github-handler"].display(),
+            echo(),
+        ),
+    )
+    .unwrap();
+    let invoke = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("invoke")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, _) = invoke(&["echo", "--event", r#"{"hello": "world"}"#]);
+    assert_eq!((code, stdout.as_str()), (0, "{\"hello\":\"world\"}\n"));
+
+    let event = dir.path().join("push.json");
+    std::fs::write(
+        &event,
+        r#"{"specversion": "1.0", "id": "d1", "source": "s", "type": "com.github.push",
+            "data": {"ref": "refs/heads/main", "repository": {"full_name": "acme/shop"},
+                     "pusher": {"name": "octocat"}, "commits": [{"message": "Fix"}]}}"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = invoke(&["github", "--event", &format!("@{}", event.display())]);
+    assert_eq!(code, 0, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        summary["summary"],
+        "octocat pushed 1 commit to acme/shop@main"
+    );
+
+    let (code, stdout, stderr) = invoke(&["failing"]);
+    assert_eq!(code, 1, "{stderr}");
+    let error: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(error["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("ECHO_FAIL"));
+
+    let (code, _, stderr) = invoke(&["echo", "--event", "{nope"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--event is not JSON"), "{stderr}");
+    let (code, _, stderr) = invoke(&["missing"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no function named \"missing\""), "{stderr}");
 }

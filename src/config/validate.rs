@@ -269,15 +269,15 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
             );
         }
         if f.max_instances == 0 {
-            err(
-                format!("{at}.max_instances"),
-                "must be at least 1".into(),
-            );
+            err(format!("{at}.max_instances"), "must be at least 1".into());
         }
         if f.min_instances > f.max_instances {
             err(
                 format!("{at}.min_instances"),
-                format!("{} exceeds max_instances {}", f.min_instances, f.max_instances),
+                format!(
+                    "{} exceeds max_instances {}",
+                    f.min_instances, f.max_instances
+                ),
             );
         }
         for name in f.env.keys() {

@@ -153,9 +153,11 @@ mod tests {
 
     #[test]
     fn null_chains_nothing_and_big_results_fail_for_good() {
-        assert!(result_event(&chain(), &cause("e"), &Bytes::from_static(b" null\n"))
-            .unwrap()
-            .is_none());
+        assert!(
+            result_event(&chain(), &cause("e"), &Bytes::from_static(b" null\n"))
+                .unwrap()
+                .is_none()
+        );
         assert!(result_event(&chain(), &cause("e"), &Bytes::new())
             .unwrap()
             .is_none());

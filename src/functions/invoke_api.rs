@@ -45,9 +45,9 @@ impl InvokeApi {
                 SigV4::new(
                     "lambda",
                     a.region.clone(),
-                    a.access_keys.iter().filter_map(|k| {
-                        k.resolved.as_ref().map(|s| (k.id.clone(), s.0.clone()))
-                    }),
+                    a.access_keys
+                        .iter()
+                        .filter_map(|k| k.resolved.as_ref().map(|s| (k.id.clone(), s.0.clone()))),
                     a.max_clock_skew
                         .unwrap_or(std::time::Duration::from_secs(15 * 60)),
                 )

@@ -334,7 +334,9 @@ impl Function {
                 pool.next_start = Some(tokio::time::Instant::now() + wait);
                 let reason = pool
                     .last_error
-                    .get_or_insert_with(|| format!("instance exited before asking for work ({status})"))
+                    .get_or_insert_with(|| {
+                        format!("instance exited before asking for work ({status})")
+                    })
                     .clone();
                 warn!(function = %self.name(), instance = id, failures = pool.failures, backoff_ms = wait.as_millis() as u64, reason, "instance failed to start");
                 pool.live.is_empty()

@@ -116,7 +116,9 @@ pub(crate) async fn run_instance(function: Arc<Function>, id: u64, kill: Cancell
             return;
         }
     };
-    let addr = listener.local_addr().expect("a bound listener has an address");
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
     let instance = Arc::new(Instance {
         function: function.clone(),
         id,
@@ -163,7 +165,9 @@ pub(crate) async fn run_instance(function: Arc<Function>, id: u64, kill: Cancell
     let held = instance.current.lock().expect("instance lock").take();
     if let Some(running) = held {
         warn!(function = %name, instance = id, request_id = %running.request_id, %status, "instance exited mid-invocation");
-        let _ = running.result.send(Err(InvokeError::Crashed(status.clone())));
+        let _ = running
+            .result
+            .send(Err(InvokeError::Crashed(status.clone())));
     } else if !function.shutdown.is_cancelled() {
         info!(function = %name, instance = id, %status, uptime_ms = started.elapsed().as_millis() as u64, "instance exited");
     }
@@ -211,12 +215,18 @@ fn spawn_process(
         .env("AWS_LAMBDA_FUNCTION_NAME", &config.name)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory.to_string())
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", config.name))
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", config.name),
+        )
         .env("AWS_LAMBDA_LOG_STREAM_NAME", stream)
         .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
         .env("AWS_REGION", &spec.region)
         .env("AWS_DEFAULT_REGION", &spec.region)
-        .env("_HANDLER", config.handler.as_deref().unwrap_or(&config.name))
+        .env(
+            "_HANDLER",
+            config.handler.as_deref().unwrap_or(&config.name),
+        )
         .env("LAMBDA_TASK_ROOT", &task_root)
         .env("LAMBDA_RUNTIME_DIR", &task_root)
         .envs(&config.env)
@@ -248,7 +258,12 @@ fn spawn_process(
 }
 
 /// Forwards an instance's output to the logs, line by line, with the function name.
-async fn forward(stream: impl AsyncRead + Unpin, function: String, instance: u64, which: &'static str) {
+async fn forward(
+    stream: impl AsyncRead + Unpin,
+    function: String,
+    instance: u64,
+    which: &'static str,
+) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         info!(target: "sluice::functions::output", function = %function, instance, stream = which, line = %line, "function output");
@@ -426,9 +441,10 @@ async fn respond(
             .map(str::to_string)
             .or(header_type)
             .unwrap_or_else(|| "Unhandled".into());
-        let message = parsed["errorMessage"]
-            .as_str()
-            .map_or_else(|| String::from_utf8_lossy(&body).into_owned(), str::to_string);
+        let message = parsed["errorMessage"].as_str().map_or_else(
+            || String::from_utf8_lossy(&body).into_owned(),
+            str::to_string,
+        );
         Err(InvokeError::Function {
             error_type,
             message,
@@ -450,9 +466,10 @@ async fn init_error(instance: &Instance, req: Request<Incoming>) -> Response<Ful
     let message = format!(
         "init error {}: {}",
         parsed["errorType"].as_str().unwrap_or("Runtime.InitError"),
-        parsed["errorMessage"]
-            .as_str()
-            .map_or_else(|| String::from_utf8_lossy(&body).into_owned(), str::to_string)
+        parsed["errorMessage"].as_str().map_or_else(
+            || String::from_utf8_lossy(&body).into_owned(),
+            str::to_string
+        )
     );
     warn!(function = %instance.function.name(), instance = instance.id, error = %message, "instance reported an init error");
     instance.function.start_failed(message);

@@ -107,19 +107,13 @@ impl AwsLambdaTarget {
             Ok(Err(e)) => {
                 let retryable = !e.code().is_some_and(|c| PERMANENT.contains(&c));
                 return Err(DeliveryError::Failed {
-                    message: format!(
-                        "Invoke {}: {}",
-                        self.function,
-                        DisplayErrorContext(&e)
-                    ),
+                    message: format!("Invoke {}: {}", self.function, DisplayErrorContext(&e)),
                     retryable,
                 });
             }
             Ok(Ok(output)) => output,
         };
-        let result = output
-            .payload()
-            .map(|b| Bytes::copy_from_slice(b.as_ref()));
+        let result = output.payload().map(|b| Bytes::copy_from_slice(b.as_ref()));
         if let Some(kind) = output.function_error() {
             let detail = result
                 .as_deref()
