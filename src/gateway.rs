@@ -19,12 +19,14 @@ use crate::bus::{self, BusSpec};
 use crate::config::Config;
 use crate::control::{self, ControlAuth};
 use crate::dispatch::chain::OnSuccess;
+use crate::dispatch::limits::{Breaker, RateLimiter};
 use crate::dispatch::{self, DeliverySettings, TargetSpec};
 use crate::functions::invoke_api::{self, InvokeApi};
 use crate::functions::FunctionHost;
 use crate::ingress::{self, EchoSink, Ingress};
 use crate::observability::metrics::{self, Metrics, Scrape, TargetLabels};
 use crate::router::{self, BusRoutes, StreamSettings};
+use crate::rules::select::Path;
 use crate::sources::alibaba::AlibabaIngest;
 use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
@@ -98,6 +100,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         workers.spawn(router::run(
             Arc::new(routes),
             reader,
+            shared.clone(),
             stream.clone(),
             shutdown.clone(),
         ));
@@ -111,6 +114,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             };
             scraped_targets.push(labels.clone());
             let spec = TargetSpec {
+                rate: target.rate.as_ref().map(|rate| {
+                    RateLimiter::new(
+                        bus::rate_key(&rule.bus, &rule.name, &target.name),
+                        rate,
+                        metrics.clone(),
+                        labels.clone(),
+                    )
+                }),
+                breaker: target
+                    .breaker
+                    .as_ref()
+                    .map(|b| Breaker::new(b, target.timeout, metrics.clone(), labels.clone())),
+                ordering: target
+                    .ordering
+                    .as_ref()
+                    .map(|o| Path::new(&o.path()).expect("validated with the config")),
                 metrics: metrics.clone(),
                 labels,
                 bus: rule.bus.clone(),
@@ -123,6 +142,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 target: Target::build(target, &target_env)
                     .with_context(|| format!("target {}/{}", rule.name, target.name))?,
                 on_success: target.on_success.as_ref().map(|o| OnSuccess {
+                    conn: shared.clone(),
                     bus: BusSpec {
                         name: o.bus.clone(),
                         key: bus::bus_key(&o.bus),

@@ -14,7 +14,7 @@ use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::bus::{self, Entry, ROUTER_GROUP};
+use crate::bus::{self, lease, Entry, ROUTER_GROUP};
 use crate::config::Config;
 use crate::event::DataKind;
 use crate::rules::{EventData, EventView, Matcher};
@@ -27,6 +27,9 @@ pub struct BusRoutes {
     pub matcher: Matcher,
     /// For rule `i` of the matcher, the keys of its target streams.
     pub targets: Vec<Vec<String>>,
+    /// Some target of the bus delivers in order: one replica at a time routes the bus
+    /// (under a lease), so target streams keep the bus's order.
+    pub exclusive: bool,
 }
 
 impl BusRoutes {
@@ -45,6 +48,9 @@ impl BusRoutes {
                     bus: b.name.clone(),
                     key: bus::bus_key(&b.name),
                     retention: bus::Retention::of(b),
+                    exclusive: rules
+                        .iter()
+                        .any(|r| r.targets.iter().any(|t| t.ordering.is_some())),
                     matcher: Matcher::new(patterns),
                     targets: rules
                         .iter()
@@ -105,13 +111,46 @@ impl StreamSettings {
     }
 }
 
-/// Runs the router of one bus until `shutdown` is cancelled.
+/// Runs the router of one bus until `shutdown` is cancelled; an exclusive one only
+/// while this replica holds the bus's router lease.
 pub async fn run(
     routes: Arc<BusRoutes>,
-    mut conn: ConnectionManager,
+    conn: ConnectionManager,
+    shared: ConnectionManager,
     settings: StreamSettings,
     shutdown: CancellationToken,
 ) {
+    if !routes.exclusive {
+        return route(&routes, conn, &settings, false, &shutdown).await;
+    }
+    let key = bus::lease_key(&routes.bus, "router");
+    while let Some(held) =
+        // Not on `conn`: a blocked read there would hold up the lease's renewals.
+        lease::acquire(
+            &shared,
+            &key,
+            &settings.consumer,
+            settings.claim_idle,
+            &shutdown,
+        )
+        .await
+    {
+        route(&routes, conn.clone(), &settings, true, &held.lost).await;
+        held.release().await;
+    }
+}
+
+/// Routes the bus until `shutdown`. `exclusive`: under a lease (`shutdown` is its
+/// `lost`); first claim every pending entry, in id order (a new lease holder finishing
+/// what the previous one read), and route nothing read after the lease was lost.
+async fn route(
+    routes: &BusRoutes,
+    mut conn: ConnectionManager,
+    settings: &StreamSettings,
+    exclusive: bool,
+    shutdown: &CancellationToken,
+) {
+    let mut take_over = exclusive;
     let mut backoff = Backoff::default();
     let mut last_claim = tokio::time::Instant::now();
     let mut last_trim = tokio::time::Instant::now();
@@ -136,12 +175,17 @@ pub async fn run(
                 Ok(()) => group_ready = true,
                 Err(e) => {
                     warn!(bus = %routes.bus, error = %e, "cannot create router group; retrying");
-                    backoff.wait(&shutdown).await;
+                    backoff.wait(shutdown).await;
                     continue;
                 }
             }
         }
-        let entries = if last_claim.elapsed() >= settings.claim_interval() {
+        let entries = if take_over {
+            let claimed =
+                bus::claim_all(&mut conn, &routes.key, ROUTER_GROUP, &settings.consumer).await;
+            take_over = claimed.is_err();
+            claimed
+        } else if last_claim.elapsed() >= settings.claim_interval() {
             last_claim = tokio::time::Instant::now();
             settings
                 .claim_abandoned(&mut conn, &routes.key, ROUTER_GROUP, settings.batch_size)
@@ -162,7 +206,7 @@ pub async fn run(
             Err(e) => {
                 group_ready = !bus::is_missing_group(&e);
                 warn!(bus = %routes.bus, error = %e, "reading the bus failed; retrying");
-                backoff.wait(&shutdown).await;
+                backoff.wait(shutdown).await;
                 continue;
             }
         };
@@ -170,10 +214,14 @@ pub async fn run(
         if entries.is_empty() {
             continue;
         }
+        if exclusive && shutdown.is_cancelled() {
+            // Left pending: the next lease holder claims them in order.
+            break;
+        }
         let read = entries.len();
         // The entries are now pending on this consumer: route them, retrying until Redis
         // takes the transaction (or shutdown leaves them for another replica to claim).
-        let pipe = route_batch(&routes, entries);
+        let pipe = route_batch(routes, entries);
         loop {
             match bus::within(pipe.query_async::<()>(&mut conn)).await {
                 Ok(()) => break,
@@ -189,7 +237,7 @@ pub async fn run(
                     if shutdown.is_cancelled() {
                         return;
                     }
-                    backoff.wait(&shutdown).await;
+                    backoff.wait(shutdown).await;
                 }
             }
         }

@@ -41,6 +41,25 @@ fn check_accepts_the_examples() {
     );
 }
 
+/// Every example's config passes `sluice check`, whatever examples are added.
+#[test]
+fn check_accepts_every_example_config() {
+    let mut checked = 0;
+    for dir in std::fs::read_dir("examples").unwrap() {
+        let dir = dir.unwrap().path();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".yaml") && name.starts_with("sluice") {
+                let (code, _, stderr) = sluice(&["check", "--config", path.to_str().unwrap()]);
+                assert_eq!(code, 0, "{}: {stderr}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 4, "only {checked} example configs found");
+}
+
 #[test]
 fn check_reports_every_error_with_its_path() {
     let dir = tempfile::tempdir().unwrap();

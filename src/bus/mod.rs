@@ -28,6 +28,8 @@
 //! pipeline. Blocking reads (`XREADGROUP ... BLOCK`) get a connection of their own, since
 //! a blocked multiplexed connection would stall every other command on it.
 
+pub mod lease;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -481,6 +483,123 @@ pub async fn autoclaim(
     }
 }
 
+/// Takes over every pending entry of the group, whoever holds it, in id order: what a
+/// new lease holder does first (the previous holder is gone or has stopped).
+pub async fn claim_all(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+    consumer: &str,
+) -> Result<Vec<Entry>, BusError> {
+    let mut claimed = Vec::new();
+    let mut cursor = "0-0".to_string();
+    loop {
+        let reply: Value = within(
+            redis::cmd("XAUTOCLAIM")
+                .arg(key)
+                .arg(group)
+                .arg(consumer)
+                .arg(0)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(conn),
+        )
+        .await?;
+        let Value::Array(mut parts) = reply else {
+            return Err(unexpected(&reply));
+        };
+        if parts.len() < 2 {
+            return Err(unexpected(&Value::Array(parts)));
+        }
+        let entries = parts.swap_remove(1);
+        cursor = match parts.swap_remove(0) {
+            Value::BulkString(c) => String::from_utf8_lossy(&c).into_owned(),
+            Value::SimpleString(c) => c,
+            other => return Err(unexpected(&other)),
+        };
+        parse_entries(entries, &mut claimed)?;
+        if cursor == "0-0" {
+            return Ok(claimed);
+        }
+    }
+}
+
+/// Takes over the entries pending on consumers other than `consumer`, oldest first (up
+/// to 1000 per consumer). For a lease holder, any such entry is abandoned: its reader
+/// lost the lease (or died) after Redis handed it the entry.
+pub async fn claim_foreign(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+    consumer: &str,
+) -> Result<Vec<Entry>, BusError> {
+    // [count, first id, last id, [[consumer, count], ...]]
+    let summary: Value =
+        within(redis::cmd("XPENDING").arg(key).arg(group).query_async(conn)).await?;
+    let mut others = Vec::new();
+    if let Value::Array(parts) = summary {
+        if let Some(Value::Array(consumers)) = parts.into_iter().nth(3) {
+            for c in consumers {
+                if let Value::Array(pair) = c {
+                    if let Some(Value::BulkString(name)) = pair.into_iter().next() {
+                        if name != consumer.as_bytes() {
+                            others.push(name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut claimed = Vec::new();
+    for other in others {
+        let pending: Vec<(String, String, u64, u64)> = within(
+            redis::cmd("XPENDING")
+                .arg(key)
+                .arg(group)
+                .arg("-")
+                .arg("+")
+                .arg(1000)
+                .arg(&other)
+                .query_async(conn),
+        )
+        .await?;
+        if pending.is_empty() {
+            continue;
+        }
+        let ids: Vec<&str> = pending.iter().map(|p| p.0.as_str()).collect();
+        let reply: Value = within(
+            redis::cmd("XCLAIM")
+                .arg(key)
+                .arg(group)
+                .arg(consumer)
+                .arg(0)
+                .arg(&ids)
+                .query_async(conn),
+        )
+        .await?;
+        parse_entries(reply, &mut claimed)?;
+    }
+    claimed.sort_by_key(|e| stream_id(&e.id));
+    Ok(claimed)
+}
+
+/// A stream entry id as numbers, for ordering (`ms-seq`).
+pub fn stream_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+/// The token bucket of a target's rate limit.
+pub fn rate_key(bus: &str, rule: &str, target: &str) -> String {
+    format!("sluice:{{{bus}}}:rate:{rule}:{target}")
+}
+
+/// The lease of the one reader of a stream that must be read in order.
+pub fn lease_key(bus: &str, what: &str) -> String {
+    format!("sluice:{{{bus}}}:lease:{what}")
+}
+
 /// Removes consumers that hold no pending entries and have been idle for `min_idle`:
 /// the names of replicas that exited. Check and removal run as one script, so an
 /// entry delivered in between cannot be dropped with its consumer.
@@ -699,6 +818,7 @@ pub async fn dead_letter(
     event_id: &str,
     reason: &str,
     attempts_json: &str,
+    payload: Option<(&str, &[u8])>,
 ) -> Result<bool, BusError> {
     let mut script = DEAD_LETTER.key(key);
     script.key(dlq).arg(group).arg(consumer).arg(id);
@@ -718,6 +838,14 @@ pub async fn dead_letter(
         .arg(attempts_json)
         .arg("entry")
         .arg(id);
+    // What the target would have received, when a transform made it differ from the event.
+    if let Some((content_type, body)) = payload {
+        script
+            .arg("payload")
+            .arg(body)
+            .arg("payload_type")
+            .arg(content_type);
+    }
     within(script.invoke_async::<i64>(conn))
         .await
         .map(|moved| moved == 1)

@@ -571,6 +571,15 @@ pub struct TargetConfig {
     /// Standard Webhooks signing of every request.
     #[serde(default)]
     pub signing: Option<SigningConfig>,
+    /// Most deliveries per second, shared by every replica (absent: no limit).
+    #[serde(default)]
+    pub rate: Option<RateConfig>,
+    /// Pause the target after consecutive failures (absent: never paused).
+    #[serde(default)]
+    pub breaker: Option<BreakerConfig>,
+    /// FIFO delivery per key (absent: events are delivered in parallel, in any order).
+    #[serde(default)]
+    pub ordering: Option<OrderingConfig>,
     /// `function`: the name of a function in `functions:`; `aws-lambda`: the function
     /// name or ARN (see docs/functions.md).
     #[serde(default)]
@@ -615,6 +624,65 @@ pub struct OnSuccessConfig {
     /// `type` of the new event. Default `sluice.function.result`.
     #[serde(default, rename = "type")]
     pub ty: Option<String>,
+}
+
+/// `rate:` a token bucket in Redis, shared by all replicas.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// Deliveries per second (fractions allowed: `0.5` is one every two seconds).
+    pub per_second: f64,
+    /// Deliveries that may go at once after a quiet period. Default: one second's worth
+    /// (at least 1).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl RateConfig {
+    pub fn burst(&self) -> u32 {
+        self.burst
+            .unwrap_or_else(|| self.per_second.ceil().clamp(1.0, u32::MAX as f64) as u32)
+    }
+}
+
+/// `breaker:` a circuit breaker, per replica.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Consecutive retryable failures (timeouts, connection errors, 408, 429, 5xx) that
+    /// open the breaker. Default 10.
+    #[serde(default = "default_breaker_failures")]
+    pub failures: u32,
+    /// How long an open breaker pauses the target before one probe delivery. Default 30s.
+    #[serde(default = "default_breaker_cooldown", deserialize_with = "duration")]
+    pub cooldown: Duration,
+}
+
+fn default_breaker_failures() -> u32 {
+    10
+}
+fn default_breaker_cooldown() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// `ordering:` FIFO delivery per key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderingConfig {
+    /// A CloudEvents attribute name (`subject`, `partitionkey`) or a JSONPath into the
+    /// event (`$.data.customer.id`).
+    pub key: String,
+}
+
+impl OrderingConfig {
+    /// The key as a JSONPath into the event.
+    pub fn path(&self) -> String {
+        if self.key.starts_with('$') {
+            self.key.clone()
+        } else {
+            format!("$.{}", self.key)
+        }
+    }
 }
 
 impl TargetConfig {

@@ -441,6 +441,38 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                     ),
                 );
             }
+            if let Some(rate) = &target.rate {
+                if !(rate.per_second.is_finite() && rate.per_second > 0.0) {
+                    err(
+                        format!("{at}.rate.per_second"),
+                        "must be a number greater than 0".into(),
+                    );
+                }
+                if rate.burst == Some(0) {
+                    err(format!("{at}.rate.burst"), "must be at least 1".into());
+                }
+            }
+            if let Some(breaker) = &target.breaker {
+                if breaker.failures == 0 {
+                    err(
+                        format!("{at}.breaker.failures"),
+                        "must be at least 1".into(),
+                    );
+                }
+                if breaker.cooldown.is_zero() {
+                    err(
+                        format!("{at}.breaker.cooldown"),
+                        "must be greater than 0".into(),
+                    );
+                }
+            }
+            if let Some(ordering) = &target.ordering {
+                if ordering.key.is_empty() {
+                    err(format!("{at}.ordering.key"), "must not be empty".into());
+                } else if let Err(e) = crate::rules::select::Path::new(&ordering.path()) {
+                    err(format!("{at}.ordering.key"), e);
+                }
+            }
             if let Some(retry) = &target.retry {
                 if retry.max_attempts == 0 {
                     err(

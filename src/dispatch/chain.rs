@@ -18,8 +18,10 @@ use crate::event::{Data, DataKind, EncodedEvent, Event};
 use crate::targets::{Delivered, DeliveryError};
 
 /// Where and how a target's results are chained.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OnSuccess {
+    /// The shared multiplexed connection the appends go through.
+    pub conn: ConnectionManager,
     pub bus: BusSpec,
     pub source: String,
     pub ty: String,
@@ -27,6 +29,41 @@ pub struct OnSuccess {
     pub max_event_bytes: usize,
     /// Mixed into the ids of chained events: `bus/rule/target` of the chaining target.
     pub origin: String,
+}
+
+impl std::fmt::Debug for OnSuccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnSuccess")
+            .field("bus", &self.bus.name)
+            .field("source", &self.source)
+            .field("type", &self.ty)
+            .finish()
+    }
+}
+
+impl OnSuccess {
+    /// Appends the result of a successful delivery to the `on_success` bus; an append
+    /// that fails makes the attempt fail (retryable), so the entry stays unacknowledged.
+    pub async fn chain(
+        &self,
+        cause: &Event,
+        delivered: Delivered,
+    ) -> Result<Delivered, DeliveryError> {
+        let Some(output) = &delivered.output else {
+            return Ok(delivered);
+        };
+        let Some(event) = result_event(self, cause, output)? else {
+            return Ok(delivered);
+        };
+        let mut conn = self.conn.clone();
+        bus::append(&mut conn, &self.bus, std::slice::from_ref(&event))
+            .await
+            .map_err(|e| DeliveryError::Failed {
+                message: format!("appending the result to bus {}: {e}", self.bus.name),
+                retryable: true,
+            })?;
+        Ok(delivered)
+    }
 }
 
 /// The event carrying `output`, caused by `cause`; `None` for a result that chains
@@ -87,35 +124,13 @@ pub fn result_event(
     Ok(Some(event))
 }
 
-/// Appends the result of a successful delivery to the `on_success` bus; an append that
-/// fails makes the attempt fail (retryable), so the entry stays unacknowledged.
-pub async fn chain(
-    conn: &mut ConnectionManager,
-    chain: &OnSuccess,
-    cause: &Event,
-    delivered: Delivered,
-) -> Result<Delivered, DeliveryError> {
-    let Some(output) = &delivered.output else {
-        return Ok(delivered);
-    };
-    let Some(event) = result_event(chain, cause, output)? else {
-        return Ok(delivered);
-    };
-    bus::append(conn, &chain.bus, std::slice::from_ref(&event))
-        .await
-        .map_err(|e| DeliveryError::Failed {
-            message: format!("appending the result to bus {}: {e}", chain.bus.name),
-            retryable: true,
-        })?;
-    Ok(delivered)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn chain() -> OnSuccess {
         OnSuccess {
+            conn: bus::connect("redis://127.0.0.1:1").unwrap(),
             bus: BusSpec {
                 name: "results".into(),
                 key: bus::bus_key("results"),
@@ -133,8 +148,9 @@ mod tests {
         Event { attrs, data: None }
     }
 
-    #[test]
-    fn a_json_result_becomes_an_event_with_its_cause() {
+    // A runtime: the (lazy, unused) connection is built inside one.
+    #[tokio::test]
+    async fn a_json_result_becomes_an_event_with_its_cause() {
         let out = Bytes::from_static(br#"{"ok": 1.50}"#);
         let ev = result_event(&chain(), &cause("e1"), &out).unwrap().unwrap();
         let attrs: serde_json::Value = serde_json::from_slice(&ev.attrs).unwrap();
@@ -151,8 +167,9 @@ mod tests {
         assert_ne!(other.id, ev.id);
     }
 
-    #[test]
-    fn null_chains_nothing_and_big_results_fail_for_good() {
+    // A runtime: the (lazy, unused) connection is built inside one.
+    #[tokio::test]
+    async fn null_chains_nothing_and_big_results_fail_for_good() {
         assert!(
             result_event(&chain(), &cause("e"), &Bytes::from_static(b" null\n"))
                 .unwrap()
@@ -167,8 +184,9 @@ mod tests {
         assert!(err.to_string().contains("max_event_bytes"), "{err}");
     }
 
-    #[test]
-    fn other_bytes_go_as_binary() {
+    // A runtime: the (lazy, unused) connection is built inside one.
+    #[tokio::test]
+    async fn other_bytes_go_as_binary() {
         let ev = result_event(&chain(), &cause("e"), &Bytes::from_static(b"not json"))
             .unwrap()
             .unwrap();

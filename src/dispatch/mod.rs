@@ -24,12 +24,18 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
-use crate::bus::{self, DelayKeys, Entry, DISPATCH_GROUP};
+pub mod limits;
+mod ordered;
+
+use crate::bus::{self, DelayKeys, Entry, RawEntry, DISPATCH_GROUP};
 use crate::config::RetryConfig;
+use crate::event::Event;
 use crate::observability::metrics::{Metrics, TargetLabels};
 use crate::router::{Backoff, StreamSettings};
+use crate::rules::select::Path;
 use crate::rules::transform::Context;
-use crate::targets::Target;
+use crate::targets::{Delivered, DeliveryError, Target};
+use limits::{Breaker, Gate, Health, RateLimiter};
 
 /// One target of one rule, ready to deliver.
 #[derive(Debug)]
@@ -46,6 +52,11 @@ pub struct TargetSpec {
     pub metrics: Arc<Metrics>,
     /// The target's labels in `metrics`.
     pub labels: TargetLabels,
+    pub rate: Option<RateLimiter>,
+    pub breaker: Option<Breaker>,
+    /// The ordering key: with one, events of a key are delivered one after the other
+    /// (see `ordered`).
+    pub ordering: Option<Path>,
     /// `on_success`: where the target's result is chained (see [`chain`]).
     pub on_success: Option<chain::OnSuccess>,
 }
@@ -102,7 +113,11 @@ pub async fn run(
     delivery: DeliverySettings,
     shutdown: CancellationToken,
 ) {
+    if spec.ordering.is_some() {
+        return ordered::run(spec, reader, shared, stream, delivery, shutdown).await;
+    }
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let mut limiter_conn = shared.clone();
     let acker = tokio::spawn(acknowledge(spec.clone(), shared.clone(), ack_rx));
     let promoter = tokio::spawn(promote(spec.clone(), shared.clone(), shutdown.clone()));
     let permits = Arc::new(Semaphore::new(spec.concurrency));
@@ -110,6 +125,8 @@ pub async fn run(
     let mut backoff = Backoff::default();
     let mut last_claim = tokio::time::Instant::now();
     let mut group_ready = false;
+    // The last read found nothing.
+    let mut idle = false;
 
     while !shutdown.is_cancelled() {
         while in_flight.try_join_next().is_some() {}
@@ -123,12 +140,43 @@ pub async fn run(
                 }
             }
         }
-        // Read only as many entries as there are free delivery slots.
+        // A paused target's events wait in Redis, unread.
+        let probe = match spec.breaker.as_ref().map(Breaker::gate) {
+            None => false,
+            Some(Gate::Go { probe }) => probe,
+            Some(Gate::Wait(d)) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                continue;
+            }
+        };
+        // Read only as many entries as there are free delivery slots (one to probe a
+        // half-open breaker), and the rate limit allows.
         let first = tokio::select! {
             p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
             _ = shutdown.cancelled() => break,
         };
-        let count = (permits.available_permits() + 1).min(stream.batch_size);
+        let mut count = if probe {
+            1
+        } else {
+            (permits.available_permits() + 1).min(stream.batch_size)
+        };
+        if let Some(limiter) = &spec.rate {
+            // An idle target waits for its next event holding one token, not a batch's
+            // worth that other replicas could use meanwhile.
+            if idle {
+                count = 1;
+            }
+            match limiter
+                .acquire(count as u32, &mut limiter_conn, &shutdown)
+                .await
+            {
+                Some(granted) => count = granted as usize,
+                None => break,
+            }
+        }
         let entries = if last_claim.elapsed() >= stream.claim_interval() {
             last_claim = tokio::time::Instant::now();
             stream
@@ -145,6 +193,18 @@ pub async fn run(
             )
             .await
         };
+        let read = entries.as_ref().map_or(0, Vec::len);
+        idle = read == 0;
+        if let Some(limiter) = &spec.rate {
+            limiter
+                .give_back((count - read.min(count)) as u32, &mut limiter_conn)
+                .await;
+        }
+        if probe && read == 0 {
+            if let Some(breaker) = &spec.breaker {
+                breaker.probe_unused();
+            }
+        }
         let entries = match entries {
             Ok(entries) => entries,
             Err(e) => {
@@ -231,170 +291,242 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Makes one attempt at an entry; on failure, moves it to the delay set for its next
-/// attempt or to the dead-letter stream.
-async fn deliver(
-    spec: Arc<TargetSpec>,
-    entry: Entry,
-    _permit: OwnedSemaphorePermit,
-    mut shared: ConnectionManager,
-    consumer: String,
-    acks: mpsc::UnboundedSender<String>,
-    shutdown: CancellationToken,
-) {
-    let decoded = entry.body.as_ref().map_err(Clone::clone).and_then(|raw| {
-        let ingested_ms = raw.origin.as_deref().and_then(bus::entry_time_ms);
-        Ok((raw.to_event()?, ingested_ms, raw))
-    });
-    let (event, ingested_ms, raw) = match decoded {
-        Ok(decoded) => decoded,
-        Err(e) => {
-            // Not written by Sluice: it can never be delivered.
-            error!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, entry = %entry.id, error = %e, "dropping malformed target entry");
-            let _ = acks.send(entry.id);
-            return;
-        }
-    };
-    // The age limit counts from ingestion, or from the redrive of a redriven entry; an
-    // entry back from the delay set carries it.
-    let born_ms = raw
-        .born_ms
-        .or_else(|| {
-            if raw.redriven {
-                bus::entry_time_ms(&entry.id)
-            } else {
-                ingested_ms.or_else(|| bus::entry_time_ms(&entry.id))
+/// A target entry decoded for delivery, with the attempts made so far.
+struct Pending {
+    entry_id: String,
+    event: Event,
+    raw: RawEntry,
+    ingested_ms: Option<u64>,
+    /// When the age limit started counting (ms since the epoch).
+    born_ms: u64,
+    /// Failed attempts so far (exact even when `attempts` was cut to its limit).
+    failed: u32,
+    attempts: Vec<Attempt>,
+}
+
+impl Pending {
+    /// Decodes an entry; `None` (after logging) if Sluice did not write it: such an
+    /// entry can never be delivered and is acknowledged by the caller.
+    fn decode(spec: &TargetSpec, entry: Entry) -> Option<Pending> {
+        let Entry { id, body } = entry;
+        let decoded = body.and_then(|raw| {
+            let event = raw.to_event()?;
+            Ok((event, raw))
+        });
+        let (event, raw) = match decoded {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                error!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, entry = %id, error = %e, "dropping malformed target entry");
+                return None;
             }
+        };
+        let ingested_ms = raw.origin.as_deref().and_then(bus::entry_time_ms);
+        // The age limit counts from ingestion, or from the redrive of a redriven entry;
+        // an entry back from the delay set carries it.
+        let born_ms = raw
+            .born_ms
+            .or_else(|| {
+                if raw.redriven {
+                    bus::entry_time_ms(&id)
+                } else {
+                    ingested_ms.or_else(|| bus::entry_time_ms(&id))
+                }
+            })
+            .unwrap_or_else(now_ms);
+        // The attempts made before, carried through the delay set.
+        let attempts: Vec<Attempt> = raw
+            .history
+            .as_deref()
+            .and_then(|h| serde_json::from_str(h).ok())
+            .unwrap_or_default();
+        let failed = raw.failed.max(attempts.len() as u32);
+        Some(Pending {
+            entry_id: id,
+            event,
+            raw,
+            ingested_ms,
+            born_ms,
+            failed,
+            attempts,
         })
-        .unwrap_or_else(now_ms);
-    let event_id = event.id();
+    }
+}
+
+/// What to do with an entry whose attempt failed.
+enum Next {
+    /// Try again after this long.
+    Retry(Duration),
+    /// Give up: to the dead-letter stream, for this reason.
+    DeadLetter(String),
+}
+
+/// Makes one attempt at delivering `p`: `Ok` when delivered, else what to do next (the
+/// attempt is added to `p.attempts`).
+async fn attempt(spec: &TargetSpec, p: &mut Pending) -> Result<Delivered, Next> {
     let ctx = Context {
         bus: &spec.bus,
         rule: &spec.rule,
-        ingested_ms,
+        ingested_ms: p.ingested_ms,
     };
-    let policy = &spec.retry;
-    let max_age_ms = policy.max_age.as_millis() as u64;
-    // The attempts made before this one, carried through the delay set.
-    let mut attempts: Vec<Attempt> = raw
-        .history
-        .as_deref()
-        .and_then(|h| serde_json::from_str(h).ok())
-        .unwrap_or_default();
-    let earlier = raw.failed.max(attempts.len() as u32);
-
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let started = tokio::time::Instant::now();
-    let outcome = spec.target.deliver(&event, &ctx).await;
+    let outcome = spec.target.deliver(&p.event, &ctx).await;
     // on_success (function chaining): the result is appended before the entry is
     // acknowledged; a failed append fails the attempt.
     let outcome = match (outcome, &spec.on_success) {
-        (Ok(delivered), Some(on_success)) => {
-            chain::chain(&mut shared, on_success, &event, delivered).await
-        }
+        (Ok(delivered), Some(on_success)) => on_success.chain(&p.event, delivered).await,
         (outcome, _) => outcome,
     };
     let elapsed = started.elapsed();
     let latency_ms = elapsed.as_millis() as u64;
     spec.metrics
         .attempted(&spec.labels, elapsed, outcome.as_ref().map(|_| ()));
+    if let Some(breaker) = &spec.breaker {
+        match &outcome {
+            // Says nothing about the target.
+            Err(DeliveryError::Invalid(_)) => breaker.probe_unused(),
+            Err(e) if e.is_retryable() => breaker.record(Health::Down),
+            _ => breaker.record(Health::Up),
+        }
+    }
     let error = match outcome {
         Ok(delivered) => {
-            debug!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempt = earlier + 1, status = ?delivered.status, latency_ms, "delivered");
-            let _ = acks.send(entry.id);
-            return;
+            debug!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id = p.event.id(), attempt = p.failed + 1, status = ?delivered.status, latency_ms, "delivered");
+            return Ok(delivered);
         }
         Err(e) => e,
     };
-    attempts.push(Attempt {
+    p.attempts.push(Attempt {
         at,
         status: error.status(),
         error: error.to_string(),
         latency_ms,
     });
-    let failed = earlier.saturating_add(1);
+    p.failed = p.failed.saturating_add(1);
     // Carried with the entry on every retry: bounded, the count `n` stays exact.
-    if attempts.len() > HISTORY_LIMIT {
-        attempts.drain(..attempts.len() - HISTORY_LIMIT);
+    if p.attempts.len() > HISTORY_LIMIT {
+        p.attempts.drain(..p.attempts.len() - HISTORY_LIMIT);
     }
-    let age_ms = now_ms().saturating_sub(born_ms);
-    let reason = if !error.is_retryable() {
-        Some(match error.status() {
+    let policy = &spec.retry;
+    let max_age_ms = policy.max_age.as_millis() as u64;
+    let age_ms = now_ms().saturating_sub(p.born_ms);
+    let event_id = p.event.id();
+    let next = if !error.is_retryable() {
+        Next::DeadLetter(match error.status() {
             Some(status) => format!("status {status}"),
             None => error.to_string(),
         })
-    } else if failed >= policy.max_attempts {
-        Some("attempts exhausted".to_string())
+    } else if p.failed >= policy.max_attempts {
+        Next::DeadLetter("attempts exhausted".to_string())
     } else if age_ms >= max_age_ms {
-        Some("max age".to_string())
+        Next::DeadLetter("max age".to_string())
     } else {
-        None
-    };
-    let attempts_json = serde_json::to_string(&attempts).unwrap_or_else(|_| "[]".into());
-    // Only computed for a retry, so `age_ms < max_age_ms`.
-    let delay = reason.is_none().then(|| {
-        match error.retry_after() {
+        let delay = match error.retry_after() {
             // At least `initial`: `Retry-After: 0` must not become a tight loop.
             Some(asked) => asked.clamp(policy.initial, policy.max),
-            None => backoff(policy, failed),
-        }
+            None => backoff(policy, p.failed),
+        };
         // The last attempt happens when the event reaches max_age.
-        .min(Duration::from_millis(max_age_ms - age_ms))
-    });
-    match &reason {
-        Some(reason) => {
-            warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempts = failed, %reason, "dead-lettering")
+        Next::Retry(delay.min(Duration::from_millis(max_age_ms - age_ms)))
+    };
+    match &next {
+        Next::DeadLetter(reason) => {
+            warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempts = p.failed, %reason, "dead-lettering")
         }
-        None => {
-            warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempt = failed, error = %error, delay_ms = delay.unwrap_or_default().as_millis() as u64, "delivery failed; will retry")
+        Next::Retry(delay) => {
+            warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempt = p.failed, error = %error, delay_ms = delay.as_millis() as u64, "delivery failed; will retry")
         }
     }
+    Err(next)
+}
+
+/// Waits until the target's breaker and rate limit let one delivery go; false on
+/// shutdown.
+async fn admit(
+    spec: &TargetSpec,
+    conn: &mut ConnectionManager,
+    shutdown: &CancellationToken,
+) -> bool {
+    if let Some(breaker) = &spec.breaker {
+        loop {
+            match breaker.gate() {
+                Gate::Go { .. } => break,
+                Gate::Wait(d) => tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = shutdown.cancelled() => return false,
+                },
+            }
+        }
+    }
+    match &spec.rate {
+        Some(limiter) => limiter.acquire(1, conn, shutdown).await.is_some(),
+        None => true,
+    }
+}
+
+/// Moves an entry this consumer owns to the dead-letter stream (`reason` given) or to
+/// the delay set (`delay` given), retrying while Redis fails.
+async fn settle(
+    spec: &TargetSpec,
+    p: &Pending,
+    next: &Next,
+    shared: &mut ConnectionManager,
+    consumer: &str,
+    shutdown: &CancellationToken,
+) {
+    let attempts_json = serde_json::to_string(&p.attempts).unwrap_or_else(|_| "[]".into());
     let keys = DelayKeys::new(&spec.bus, &spec.rule, &spec.name);
+    let event_id = p.event.id();
     let mut backoff = Backoff::default();
     loop {
-        let moved = match &reason {
-            Some(reason) => {
+        let moved = match next {
+            Next::DeadLetter(reason) => {
+                let ctx = Context {
+                    bus: &spec.bus,
+                    rule: &spec.rule,
+                    ingested_ms: p.ingested_ms,
+                };
+                let payload = spec.target.payload(&p.event, &ctx);
                 bus::dead_letter(
-                    &mut shared,
+                    shared,
                     &spec.key,
                     &spec.dlq_key,
                     DISPATCH_GROUP,
-                    &consumer,
-                    &entry.id,
-                    raw,
+                    consumer,
+                    &p.entry_id,
+                    &p.raw,
                     event_id,
                     reason,
                     &attempts_json,
+                    payload.as_ref().map(|p| (p.content_type, p.body.as_ref())),
                 )
                 .await
             }
-            None => {
+            Next::Retry(delay) => {
                 bus::delay(
-                    &mut shared,
+                    shared,
                     &keys,
                     DISPATCH_GROUP,
-                    &consumer,
-                    &entry.id,
-                    raw,
-                    delay.unwrap_or_default(),
-                    born_ms,
-                    failed,
+                    consumer,
+                    &p.entry_id,
+                    &p.raw,
+                    *delay,
+                    p.born_ms,
+                    p.failed,
                     &attempts_json,
                 )
                 .await
             }
         };
-        let to = if reason.is_some() {
-            "the dead-letter stream"
-        } else {
-            "the delay set"
+        let to = match next {
+            Next::DeadLetter(_) => "the dead-letter stream",
+            Next::Retry(_) => "the delay set",
         };
         match moved {
             Ok(true) => {
-                if reason.is_some() {
-                    spec.metrics.dead_lettered(&spec.labels);
-                } else {
-                    spec.metrics.retry_scheduled(&spec.labels);
+                match next {
+                    Next::DeadLetter(_) => spec.metrics.dead_lettered(&spec.labels),
+                    Next::Retry(_) => spec.metrics.retry_scheduled(&spec.labels),
                 }
                 return;
             }
@@ -408,9 +540,33 @@ async fn deliver(
                 if shutdown.is_cancelled() {
                     return;
                 }
-                backoff.wait(&shutdown).await;
+                backoff.wait(shutdown).await;
             }
         }
+    }
+}
+
+/// Makes one attempt at an entry; on failure, moves it to the delay set for its next
+/// attempt or to the dead-letter stream.
+async fn deliver(
+    spec: Arc<TargetSpec>,
+    entry: Entry,
+    _permit: OwnedSemaphorePermit,
+    mut shared: ConnectionManager,
+    consumer: String,
+    acks: mpsc::UnboundedSender<String>,
+    shutdown: CancellationToken,
+) {
+    let id = entry.id.clone();
+    let Some(mut pending) = Pending::decode(&spec, entry) else {
+        let _ = acks.send(id);
+        return;
+    };
+    match attempt(&spec, &mut pending).await {
+        Ok(_) => {
+            let _ = acks.send(pending.entry_id);
+        }
+        Err(next) => settle(&spec, &pending, &next, &mut shared, &consumer, &shutdown).await,
     }
 }
 

@@ -112,6 +112,8 @@ pub struct Metrics {
     retries: Family<TargetLabels, Counter>,
     dead_lettered: Family<TargetLabels, Counter>,
     duration: Family<TargetLabels, Histogram, LatencyBuckets>,
+    breaker_state: Family<TargetLabels, Gauge>,
+    rate_limited: Family<TargetLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -139,6 +141,8 @@ impl Metrics {
             retries: Family::default(),
             dead_lettered: Family::default(),
             duration: Family::new_with_constructor(LatencyBuckets),
+            breaker_state: Family::default(),
+            rate_limited: Family::default(),
             registry: Registry::default(),
         };
         // Counter names get their `_total` suffix from the encoder.
@@ -186,6 +190,16 @@ impl Metrics {
             "sluice_delivery_duration_seconds",
             "Latency of delivery attempts",
             m.duration.clone(),
+        );
+        registry.register(
+            "sluice_target_breaker_state",
+            "Circuit breaker of a target: 0 closed, 1 open (paused), 2 half-open (probing)",
+            m.breaker_state.clone(),
+        );
+        registry.register(
+            "sluice_target_rate_limited",
+            "Times a dispatcher waited for its rate limit",
+            m.rate_limited.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -277,6 +291,15 @@ impl Metrics {
 
     pub fn dead_lettered(&self, target: &TargetLabels) {
         self.dead_lettered.get_or_create(target).inc();
+    }
+
+    /// The breaker of `target` is now in `state` (0 closed, 1 open, 2 half-open).
+    pub fn breaker_state(&self, target: &TargetLabels, state: i64) {
+        self.breaker_state.get_or_create(target).set(state);
+    }
+
+    pub fn rate_limited(&self, target: &TargetLabels) {
+        self.rate_limited.get_or_create(target).inc();
     }
 }
 

@@ -64,6 +64,10 @@ impl AwsLambdaTarget {
         })
     }
 
+    pub fn transform(&self) -> Option<&Transform> {
+        self.transform.as_ref()
+    }
+
     async fn client(&self) -> &aws_sdk_lambda::Client {
         self.client
             .get_or_init(|| async {

@@ -35,6 +35,15 @@ pub fn payload(transform: Option<&Transform>, event: &Event, ctx: &Context<'_>) 
     }
 }
 
+/// The transform's output for `event`, if the target has a transform.
+pub fn transformed(
+    transform: Option<&Transform>,
+    event: &Event,
+    ctx: &Context<'_>,
+) -> Option<crate::rules::transform::Payload> {
+    transform.and_then(|t| t.apply(&Document::new(event), ctx))
+}
+
 /// Compiles a target's transform (`ORIGINAL` is none).
 pub fn compile_transform(config: &TargetConfig) -> anyhow::Result<Option<Transform>> {
     Ok(match &config.transform {
@@ -58,6 +67,10 @@ impl FunctionTarget {
             function,
             transform: compile_transform(config)?,
         })
+    }
+
+    pub fn transform(&self) -> Option<&Transform> {
+        self.transform.as_ref()
     }
 
     pub fn function_name(&self) -> &str {

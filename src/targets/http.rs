@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::config::{DeliveryMode, TargetConfig};
 use crate::event::{DataKind, Event};
 use crate::rules::select::{Document, Path};
-use crate::rules::transform::{Context, Transform};
+use crate::rules::transform::{Context, Payload, Transform};
 
 pub use super::DeliveryError;
 
@@ -320,6 +320,12 @@ impl HttpTarget {
                 retry_after,
             })
         }
+    }
+
+    /// The transformed body for `event`, when the target has a transform.
+    pub fn payload(&self, event: &Event, ctx: &Context<'_>) -> Option<Payload> {
+        let doc = Document::new(event);
+        self.shape.transform.as_ref()?.apply(&doc, ctx)
     }
 
     /// Builds the request for one event (not sent).

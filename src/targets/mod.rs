@@ -15,7 +15,7 @@ pub use http::HttpTarget;
 
 use crate::config::{TargetConfig, TargetKind};
 use crate::event::Event;
-use crate::rules::transform::Context;
+use crate::rules::transform::{Context, Payload};
 
 /// Why a delivery attempt failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +113,16 @@ impl Target {
             }
             TargetKind::AwsLambda => Ok(Target::AwsLambda(AwsLambdaTarget::new(config)?)),
             other => anyhow::bail!("target kind {} is not supported yet", other.as_str()),
+        }
+    }
+
+    /// What the target sends for `event` when a transform reshapes it (kept in the
+    /// dead-letter stream next to the event); `None` when it sends the event itself.
+    pub fn payload(&self, event: &Event, ctx: &Context<'_>) -> Option<Payload> {
+        match self {
+            Target::Http(t) => t.payload(event, ctx),
+            Target::Function(t) => function::transformed(t.transform(), event, ctx),
+            Target::AwsLambda(t) => function::transformed(t.transform(), event, ctx),
         }
     }
 
