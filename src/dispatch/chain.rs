@@ -137,7 +137,7 @@ mod tests {
             },
             source: "/functions/f".into(),
             ty: "t.result".into(),
-            max_event_bytes: 200,
+            max_event_bytes: 400,
             origin: "orders/r/t".into(),
         }
     }
@@ -178,7 +178,7 @@ mod tests {
         assert!(result_event(&chain(), &cause("e"), &Bytes::new())
             .unwrap()
             .is_none());
-        let big = Bytes::from(format!("\"{}\"", "x".repeat(300)));
+        let big = Bytes::from(format!("\"{}\"", "x".repeat(500)));
         let err = result_event(&chain(), &cause("e"), &big).unwrap_err();
         assert!(!err.is_retryable());
         assert!(err.to_string().contains("max_event_bytes"), "{err}");
