@@ -569,3 +569,27 @@ fn sluice_invoke_runs_one_invocation() {
     assert_eq!(code, 2);
     assert!(stderr.contains("no function named \"missing\""), "{stderr}");
 }
+
+/// Instances beyond `min_instances` stop after `idle_timeout`; the minimum stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_instances_beyond_the_minimum_stop() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let function = format!(
+        "  - {{name: echo, command: {}, min_instances: 1, idle_timeout: 1s, env: {{ECHO_SLEEP_MS: '300'}}}}",
+        echo()
+    );
+    let gw = Gateway::start(&redis, &chained_config(&rx, &function, "")).await;
+    let pid = gw.pid().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || children(pid).len() == 1).await);
+    // Three at once need three instances.
+    assert_eq!(post_batch(&gw, "orders", "idle-", 3).await, 202);
+    assert!(wait_until(Duration::from_secs(20), || rx.count() == 3).await);
+    assert_eq!(children(pid).len(), 3);
+    // Then back to the minimum.
+    assert!(
+        wait_until(Duration::from_secs(10), || children(pid).len() == 1).await,
+        "{:?}",
+        children(pid)
+    );
+}

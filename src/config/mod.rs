@@ -177,6 +177,13 @@ pub struct FunctionConfig {
     /// (throttled). Default 10s.
     #[serde(default = "default_queue_timeout", deserialize_with = "duration")]
     pub queue_timeout: Duration,
+    /// An instance idle this long stops, unless only `min_instances` run. Default 10m.
+    #[serde(default = "default_idle_timeout", deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(600)
 }
 
 fn default_memory() -> u32 {

@@ -256,6 +256,12 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         if f.timeout.is_zero() {
             err(format!("{at}.timeout"), "must be greater than 0".into());
         }
+        if f.idle_timeout.is_zero() {
+            err(
+                format!("{at}.idle_timeout"),
+                "must be greater than 0".into(),
+            );
+        }
         if f.queue_timeout.is_zero() {
             err(
                 format!("{at}.queue_timeout"),

@@ -306,6 +306,18 @@ impl Function {
         pool.queued = pool.queued.saturating_sub(1);
     }
 
+    /// An instance idle for `idle_timeout` asks to stop: yes while more than
+    /// `min_instances` run (it leaves the pool at once, so two cannot both go).
+    pub(crate) fn retire(&self, id: u64) -> bool {
+        let mut pool = self.pool.lock().expect("pool lock");
+        if pool.live.len() > self.spec.config.min_instances {
+            pool.live.remove(&id);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Records why starting an instance failed (init error, spawn error).
     pub(crate) fn start_failed(&self, message: String) {
         self.pool.lock().expect("pool lock").last_error = Some(message);

@@ -168,7 +168,7 @@ pub(crate) async fn run_instance(function: Arc<Function>, id: u64, kill: Cancell
         let _ = running
             .result
             .send(Err(InvokeError::Crashed(status.clone())));
-    } else if !function.shutdown.is_cancelled() {
+    } else if !function.shutdown.is_cancelled() && status != "killed" {
         info!(function = %name, instance = id, %status, uptime_ms = started.elapsed().as_millis() as u64, "instance exited");
     }
     let failed_start = !ready || instance.init_failed.load(Ordering::SeqCst);
@@ -330,14 +330,22 @@ async fn next(instance: &Arc<Instance>) -> Response<Full<Bytes>> {
     let invocation = {
         let _idle = Idle::new(function);
         loop {
-            // Held while waiting, on purpose: idle instances queue on this fair mutex
-            // and take invocations in turn.
-            let mut queue = function.queue_rx.lock().await;
+            // The lock is held while waiting, on purpose: idle instances queue on this
+            // fair mutex and take invocations in turn.
+            let wait = async { function.queue_rx.lock().await.recv().await };
             let received = tokio::select! {
-                received = queue.recv() => received,
+                received = wait => received,
                 _ = instance.kill.cancelled() => None,
+                _ = tokio::time::sleep(function.spec.config.idle_timeout) => {
+                    if function.retire(instance.id) {
+                        debug!(function = %function.name(), instance = instance.id, "idle instance stopping");
+                        instance.kill.cancel();
+                        None
+                    } else {
+                        continue;
+                    }
+                }
             };
-            drop(queue);
             let Some(invocation) = received else {
                 return error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
