@@ -9,6 +9,16 @@
 //! running, invocations one after the other; the round trip (payload to the function
 //! over its Runtime API and the result back) bounds the host's overhead in both
 //! directions. Parallel: 4 instances, 16 callers.
+//!
+//! Through a gateway (event in -> function receives it), with a running `sluice serve`
+//! whose bus routes to a `function` target running `echo` with `ECHO_LOG=FILE`:
+//!
+//! cargo run --example function-latency -- --gateway http://127.0.0.1:8090/buses/bench/events \
+//!     --log /tmp/echo.log --events 500
+//!
+//! Events go one at a time, 10 ms apart, each with its send time (µs) as its id; echo
+//! logs when it received each, so the difference is ingest -> Redis -> router ->
+//! dispatcher -> host -> function.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,9 +57,60 @@ fn summary(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
+fn now_us() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+}
+
+async fn through_gateway(url: &str, log: &str, events: usize) {
+    let client = reqwest::Client::new();
+    let _ = std::fs::remove_file(log);
+    for _ in 0..events {
+        let id = now_us();
+        let body = format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"/bench","type":"t","data":{{"pad":"{}"}}}}"#,
+            "x".repeat(400)
+        );
+        let status = client
+            .post(url)
+            .header("content-type", "application/cloudevents+json")
+            .body(body)
+            .send()
+            .await
+            .expect("posting an event")
+            .status();
+        assert!(status.is_success(), "{status}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let text = std::fs::read_to_string(log).expect("reading the echo log");
+    let samples: Vec<Duration> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let received: u128 = f.get(3)?.parse().ok()?;
+            let sent: u128 = f.get(4)?.parse().ok()?;
+            Some(Duration::from_micros(received.saturating_sub(sent) as u64))
+        })
+        .collect();
+    println!("received {} of {events}", samples.len());
+    summary("event in -> function receives it", samples);
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--gateway") {
+        let events: usize = arg(&args, "--events", "500").parse().unwrap();
+        return through_gateway(
+            &arg(&args, "--gateway", ""),
+            &arg(&args, "--log", ""),
+            events,
+        )
+        .await;
+    }
     let command = arg(&args, "--command", "target/debug/echo");
     let cold: usize = arg(&args, "--cold", "20").parse().unwrap();
     let warm: usize = arg(&args, "--warm", "2000").parse().unwrap();
@@ -63,7 +124,9 @@ async fn main() {
     for _ in 0..cold {
         let h = host(&command, 0, 1);
         let start = Instant::now();
-        h.invoke("f", payload.clone()).await.expect("cold invocation");
+        h.invoke("f", payload.clone())
+            .await
+            .expect("cold invocation");
         samples.push(start.elapsed());
         h.shutdown().await;
     }
@@ -74,7 +137,9 @@ async fn main() {
     let mut samples = Vec::with_capacity(warm);
     for _ in 0..warm {
         let start = Instant::now();
-        h.invoke("f", payload.clone()).await.expect("warm invocation");
+        h.invoke("f", payload.clone())
+            .await
+            .expect("warm invocation");
         samples.push(start.elapsed());
     }
     summary("warm invocation round trip", samples);

@@ -11,7 +11,7 @@
 //! | `ECHO_FAIL=error\|crash\|hang` | answer a function error / exit the process mid-invocation (status 101) / never answer |
 //! | `ECHO_FAIL_MARKER=PATH` | with `ECHO_FAIL`: fail only the invocation that creates PATH (so once across all instances) |
 //! | `ECHO_CONCURRENCY_DIR=DIR` | while an invocation runs, DIR holds a file named after the process id |
-//! | `ECHO_LOG=FILE` | append one line per invocation: `pid request_id in_flight` (in_flight counted in `ECHO_CONCURRENCY_DIR`, else 0) |
+//! | `ECHO_LOG=FILE` | append one line per invocation: `pid request_id in_flight received_us event_id` (in_flight counted in `ECHO_CONCURRENCY_DIR`, else 0; received_us: when the invocation arrived, µs since the Unix epoch; event_id: the payload's `id`, or `-`) |
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -110,12 +110,16 @@ impl Drop for InFlight {
 }
 
 async fn handle(event: LambdaEvent<Value>, behaviour: &Behaviour) -> Result<Value, Error> {
+    let received_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
     let (guard, in_flight) = InFlight::enter(behaviour.concurrency_dir.as_deref());
     if let Some(log) = &behaviour.log {
         let line = format!(
-            "{} {} {in_flight}\n",
+            "{} {} {in_flight} {received_us} {}\n",
             std::process::id(),
-            event.context.request_id
+            event.context.request_id,
+            event.payload["id"].as_str().unwrap_or("-")
         );
         // One small O_APPEND write per line: lines of concurrent instances do not mix.
         std::fs::OpenOptions::new()
@@ -197,7 +201,9 @@ mod tests {
         };
         handle(event(json!({})), &behaviour).await.unwrap();
         let line = std::fs::read_to_string(&log).unwrap();
-        assert!(line.ends_with(" 2\n"), "{line:?}");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[2], "2", "{line:?}");
+        assert_eq!(fields[4], "-", "{line:?}");
         // Its own marker is gone again.
         assert_eq!(std::fs::read_dir(&running).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
