@@ -593,3 +593,43 @@ async fn idle_instances_beyond_the_minimum_stop() {
         children(pid)
     );
 }
+
+/// HTTP FaaS: a `cloudevents` target reaches a CloudEvents receiver (what Knative
+/// Services and OpenFaaS' connector accept) in both modes.
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudevents_targets_reach_an_http_function_in_both_modes() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let config = format!(
+        r#"
+buses: [{{name: orders}}]
+rules:
+  - name: faas
+    bus: orders
+    targets:
+      - {{name: binary, kind: cloudevents, url: "{}"}}
+      - {{name: structured, kind: cloudevents, url: "{}", mode: structured}}
+"#,
+        rx.url("/binary"),
+        rx.url("/structured")
+    );
+    let gw = Gateway::start(&redis, &config).await;
+    let body = structured_event("k-1", "order.paid", r#"{"order": 7}"#);
+    assert_eq!(post_structured(&gw, "orders", &body).await, 202);
+    assert!(wait_until(Duration::from_secs(10), || rx.count() == 2).await);
+    let received = rx.received();
+    let binary = received.iter().find(|r| r.path == "/binary").unwrap();
+    assert_eq!(binary.header("ce-id"), Some("k-1"));
+    assert_eq!(binary.header("ce-specversion"), Some("1.0"));
+    assert_eq!(binary.header("ce-type"), Some("order.paid"));
+    assert_eq!(binary.header("content-type"), Some("application/json"));
+    assert_eq!(binary.body, br#"{"order": 7}"#);
+    let structured = received.iter().find(|r| r.path == "/structured").unwrap();
+    assert!(structured
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/cloudevents+json"));
+    let event: serde_json::Value = serde_json::from_slice(&structured.body).unwrap();
+    assert_eq!(event["id"], "k-1");
+    assert_eq!(event["data"]["order"], 7);
+}
