@@ -201,7 +201,7 @@ mod tests {
         };
         handle(event(json!({})), &behaviour).await.unwrap();
         let line = std::fs::read_to_string(&log).unwrap();
-        let fields: Vec<&str> = line.split_whitespace().collect();
+        let fields: Vec<&str> = line.trim_end().split(' ').collect();
         assert_eq!(fields[2], "2", "{line:?}");
         assert_eq!(fields[4], "-", "{line:?}");
         // Its own marker is gone again.
