@@ -368,6 +368,9 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                     format!("duplicate target name {:?} in this rule", target.name),
                 );
             }
+            if target.kind.is_http() {
+                refuse_function_fields(target, &at, &mut err);
+            }
             if !target.kind.is_http() {
                 check_non_http_target(target, &at, config, &mut err);
             } else if target.url.is_none() {
@@ -514,6 +517,39 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         }
     }
     errors
+}
+
+/// The fields of function targets, refused on HTTP targets.
+fn refuse_function_fields(
+    target: &super::TargetConfig,
+    at: &str,
+    err: &mut impl FnMut(String, String),
+) {
+    let kind = target.kind.as_str();
+    for (field, set) in [
+        ("function", target.function.is_some()),
+        ("on_success", target.on_success.is_some()),
+    ] {
+        if set {
+            err(
+                format!("{at}.{field}"),
+                format!("applies only to function and aws-lambda targets, not {kind}"),
+            );
+        }
+    }
+    for (field, set) in [
+        ("invocation_type", target.invocation_type.is_some()),
+        ("qualifier", target.qualifier.is_some()),
+        ("region", target.region.is_some()),
+        ("endpoint_url", target.endpoint_url.is_some()),
+    ] {
+        if set {
+            err(
+                format!("{at}.{field}"),
+                format!("applies only to aws-lambda targets, not {kind}"),
+            );
+        }
+    }
 }
 
 /// The fields of HTTP targets, refused on other kinds; the fields of function targets;
@@ -805,6 +841,48 @@ mod tests {
             Ok(_) => vec![],
             Err(es) => es.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn functions_and_function_targets_are_checked() {
+        let yaml = r#"
+buses: [{name: orders}, {name: results}]
+delivery: {claim_idle: 20s}
+functions:
+  - {name: f, command: bin/f, memory: 64, min_instances: 5, max_instances: 2}
+  - {name: f, command: "", timeout: 0s}
+  - {name: slow, command: bin/slow, timeout: 20s}
+rules:
+  - name: r
+    bus: orders
+    targets:
+      - {name: a, kind: function}
+      - {name: b, kind: function, function: nope, region: eu-west-1}
+      - {name: c, kind: function, function: f, on_success: {bus: missing}}
+      - {name: d, kind: aws-lambda, function: x, invocation_type: Event, on_success: {bus: results}}
+      - {name: e, kind: http, url: "http://127.0.0.1:1/", function: f, region: x}
+      - {name: g, kind: function, function: slow}
+      - {name: h, kind: aws-lambda, function: x, endpoint_url: "ftp://x"}
+"#;
+        assert_eq!(
+            errors(yaml),
+            [
+                "functions[0].memory: 64 MB is outside 128..=10240 (as Lambda)",
+                "functions[0].min_instances: 5 exceeds max_instances 2",
+                "functions[1].name: duplicate function name \"f\"",
+                "functions[1].command: must not be empty",
+                "functions[1].timeout: must be greater than 0",
+                "rules[0].targets[0].function: a function target needs a function",
+                "rules[0].targets[1].region: applies only to aws-lambda targets, not function",
+                "rules[0].targets[1].function: no function named \"nope\" in functions",
+                "rules[0].targets[2].on_success.bus: no bus named \"missing\" in buses",
+                "rules[0].targets[3].on_success: an Event invocation has no result to chain; use RequestResponse",
+                "rules[0].targets[4].function: applies only to function and aws-lambda targets, not http",
+                "rules[0].targets[4].region: applies only to aws-lambda targets, not http",
+                "rules[0].targets[5].function: delivery.claim_idle (20s) must exceed the function's queue_timeout + timeout + 1s (31s)",
+                "rules[0].targets[6].endpoint_url: \"ftp://x\" is not an http(s) URL",
+            ]
+        );
     }
 
     #[test]
