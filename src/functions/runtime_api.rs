@@ -41,6 +41,8 @@ const PREFIX: &str = "/2018-06-01/runtime/";
 struct Running {
     request_id: String,
     result: oneshot::Sender<InvokeResult>,
+    /// Cancelled when the invocation ends, so its watchdog ends with it.
+    _done: tokio_util::sync::DropGuard,
 }
 
 /// What the Runtime API handlers of one instance share.
@@ -370,11 +372,18 @@ async fn next(instance: &Arc<Instance>) -> Response<Full<Bytes>> {
     let (request_id, payload, result) = invocation;
     let timeout = function.spec.config.timeout;
     let deadline = now_ms() + timeout.as_millis() as u64;
+    let done = CancellationToken::new();
     *instance.current.lock().expect("instance lock") = Some(Running {
         request_id: request_id.clone(),
         result,
+        _done: done.clone().drop_guard(),
     });
-    tokio::spawn(watchdog(instance.clone(), request_id.clone(), timeout));
+    tokio::spawn(watchdog(
+        instance.clone(),
+        request_id.clone(),
+        timeout,
+        done,
+    ));
     let trace = format!(
         "Root=1-{:08x}-{};Parent={};Sampled=0",
         now_ms() / 1000,
@@ -393,10 +402,16 @@ async fn next(instance: &Arc<Instance>) -> Response<Full<Bytes>> {
 }
 
 /// Fails the invocation and kills the instance if it is still running at `timeout`.
-async fn watchdog(instance: Arc<Instance>, request_id: String, timeout: Duration) {
+async fn watchdog(
+    instance: Arc<Instance>,
+    request_id: String,
+    timeout: Duration,
+    done: CancellationToken,
+) {
     tokio::select! {
         _ = tokio::time::sleep(timeout) => {}
         _ = instance.kill.cancelled() => return,
+        _ = done.cancelled() => return,
     }
     if let Some(running) = instance.take(&request_id) {
         warn!(function = %instance.function.name(), instance = instance.id, request_id, timeout_ms = timeout.as_millis() as u64, "invocation timed out; killing the instance");
