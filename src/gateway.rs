@@ -209,6 +209,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let control_auth = ControlAuth {
         token: config.api.resolved.clone(),
     };
+    let dlq_api = web::Data::new(control::dlq::DlqApi::from_config(shared.clone(), &config));
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
     let invoke = web::Data::new(InvokeApi::new(function_host.clone(), config.aws.as_ref()));
     let server = HttpServer::new(move || {
@@ -232,7 +233,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 }
             })
             .configure(|cfg| ingress::configure(cfg, echo.clone()))
-            .configure(|cfg| control::configure(cfg, control_auth.clone()))
+            .configure(|cfg| control::configure(cfg, control_auth.clone(), dlq_api.clone()))
             .configure(invoke_api::configure)
             .default_service(web::to(ingress::not_found))
     })

@@ -112,10 +112,10 @@ enum DlqAction {
     List(DlqArgs),
     /// One entry (--id) as JSON: the event, the reason and every attempt.
     Show(DlqArgs),
-    /// Move entries (--id or --all) back to the target stream; they are delivered again
-    /// with the same event id.
+    /// Move entries (--id, --all or --pattern) back to the target stream; they are
+    /// delivered again with the same event id.
     Redrive(DlqArgs),
-    /// Delete entries (--id or --all).
+    /// Delete entries (--id, --all or --pattern).
     Purge(DlqArgs),
 }
 
@@ -139,6 +139,10 @@ struct DlqArgs {
     /// Every entry (redrive, purge).
     #[arg(long, conflicts_with = "id")]
     all: bool,
+    /// Entries whose event matches this event pattern (redrive, purge): JSON (or YAML) inline,
+    /// or @FILE; the language of rules (docs/patterns.md).
+    #[arg(long, conflicts_with_all = ["id", "all"])]
+    pattern: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -255,7 +259,7 @@ fn main() -> ExitCode {
 }
 
 fn dlq_command(action: DlqAction) -> ExitCode {
-    use sluice::dlq::{self, DlqRef};
+    use sluice::dlq::{self, DlqRef, Selection};
     let (name, args) = match &action {
         DlqAction::List(a) => ("list", a),
         DlqAction::Show(a) => ("show", a),
@@ -270,28 +274,38 @@ fn dlq_command(action: DlqAction) -> ExitCode {
         eprintln!("sluice dlq {name}: {message}");
         ExitCode::FAILURE
     };
-    match (name, &args.id, args.all) {
-        ("list", Some(_), _) | ("list", _, true) => {
-            return usage("list takes no --id or --all".into())
+    let selected = args.id.is_some() || args.all || args.pattern.is_some();
+    match name {
+        "list" if selected => return usage("list takes no --id, --all or --pattern".into()),
+        "show" if args.id.is_none() => return usage("show needs --id ENTRY".into()),
+        "show" if args.all || args.pattern.is_some() => {
+            return usage("show takes --id, not --all or --pattern".into())
         }
-        ("show", None, _) => return usage("show needs --id ENTRY".into()),
-        ("show", _, true) => return usage("show takes --id, not --all".into()),
-        ("redrive" | "purge", None, false) => {
-            return usage(format!("{name} needs --id ENTRY or --all"))
+        "redrive" | "purge" if !selected => {
+            return usage(format!("{name} needs --id ENTRY, --all or --pattern JSON"))
         }
         _ => {}
     }
-    // A partial id (`1700000000000`) would stand for every entry of that millisecond.
     if let Some(id) = &args.id {
-        let full = id
-            .split_once('-')
-            .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok());
-        if !full {
+        if !dlq::is_entry_id(id) {
             return usage(format!(
                 "--id {id:?} is not a full entry id such as 1700000000000-0 (see `sluice dlq list`)"
             ));
         }
     }
+    let selection = match (&args.id, &args.pattern) {
+        (Some(id), _) => Selection::Ids(vec![id.clone()]),
+        (None, Some(pattern)) => {
+            let compiled = read_pattern(pattern).and_then(|value| {
+                Selection::pattern(&value).map_err(|e| format!("invalid pattern: {e}"))
+            });
+            match compiled {
+                Ok(selection) => selection,
+                Err(message) => return usage(format!("--pattern: {message}")),
+            }
+        }
+        (None, None) => Selection::All,
+    };
     let Some(config) = load(&args.config) else {
         return ExitCode::FAILURE;
     };
@@ -312,72 +326,69 @@ fn dlq_command(action: DlqAction) -> ExitCode {
         .clone()
         .or_else(|| config.redis.clone())
         .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-    // A stalled Redis must not hang the command: bound connecting, reads and writes.
-    let timeout = Some(std::time::Duration::from_secs(5));
-    let mut conn = match redis::Client::open(url.as_str())
-        .and_then(|c| c.get_connection_with_timeout(std::time::Duration::from_secs(5)))
-        .and_then(|c| {
-            c.set_read_timeout(timeout)?;
-            c.set_write_timeout(timeout)?;
-            Ok(c)
-        }) {
-        Ok(conn) => conn,
-        Err(e) => return failure(format!("cannot connect to {}: {e}", gateway::redact(&url))),
-    };
     let target = DlqRef::new(&args.bus, &args.rule, &args.target);
-    let result = match action {
-        DlqAction::List(_) => dlq::list(&mut conn, &target).map(|entries| {
-            for e in entries {
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    e.id,
-                    e.event_id,
-                    e.reason,
-                    e.attempt_count()
-                );
-            }
-            ExitCode::SUCCESS
-        }),
-        DlqAction::Show(a) => {
-            let id = a.id.as_deref().unwrap_or_default();
-            dlq::get(&mut conn, &target, id).map(|entry| match entry {
-                Some(e) => {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime");
+    runtime.block_on(async {
+        // A stalled Redis must not hang the command: the connection bounds connecting
+        // and every reply (bus::connect).
+        let mut conn = match sluice::bus::connect(&url) {
+            Ok(conn) => conn,
+            Err(e) => return failure(format!("invalid Redis URL {}: {e}", gateway::redact(&url))),
+        };
+        if let Err(e) = redis::cmd("PING").query_async::<()>(&mut conn).await {
+            return failure(format!("cannot connect to {}: {e}", gateway::redact(&url)));
+        }
+        let result = match &action {
+            DlqAction::List(_) => dlq::list(&mut conn, &target).await.map(|entries| {
+                for e in entries {
                     println!(
-                        "{}",
-                        serde_json::to_string_pretty(&e.to_json()).unwrap_or_default()
+                        "{}\t{}\t{}\t{}",
+                        e.id,
+                        e.event_id,
+                        e.reason,
+                        e.attempt_count()
                     );
-                    ExitCode::SUCCESS
                 }
-                None => failure(format!("no entry {id} in {}", target.dlq)),
-            })
-        }
-        DlqAction::Redrive(a) | DlqAction::Purge(a) => {
-            let redrive = name == "redrive";
-            let ids = match &a.id {
-                Some(id) => Ok(vec![id.clone()]),
-                None => dlq::ids(&mut conn, &target),
-            };
-            ids.and_then(|ids| {
-                let mut done = 0;
-                for id in &ids {
-                    let ok = if redrive {
-                        dlq::redrive(&mut conn, &target, id)?
-                    } else {
-                        dlq::purge(&mut conn, &target, id)?
-                    };
-                    if ok {
-                        done += 1;
-                    } else if a.id.is_some() {
-                        return Ok(failure(format!("no entry {id} in {}", target.dlq)));
+                ExitCode::SUCCESS
+            }),
+            DlqAction::Show(a) => {
+                let id = a.id.as_deref().unwrap_or_default();
+                dlq::get(&mut conn, &target, id)
+                    .await
+                    .map(|entry| match entry {
+                        Some(e) => {
+                            println!(
+                                "{}",
+                                serde_json::to_string_pretty(&e.to_json()).unwrap_or_default()
+                            );
+                            ExitCode::SUCCESS
+                        }
+                        None => failure(format!("no entry {id} in {}", target.dlq)),
+                    })
+            }
+            DlqAction::Redrive(_) | DlqAction::Purge(_) => {
+                let (done, verb) = if name == "redrive" {
+                    (
+                        dlq::redrive(&mut conn, &target, &selection).await,
+                        "redriven",
+                    )
+                } else {
+                    (dlq::purge(&mut conn, &target, &selection).await, "purged")
+                };
+                done.map(|outcome| match outcome.missing.first() {
+                    Some(id) => failure(format!("no entry {id} in {}", target.dlq)),
+                    None => {
+                        println!("{} {verb}", outcome.done);
+                        ExitCode::SUCCESS
                     }
-                }
-                let verb = if redrive { "redriven" } else { "purged" };
-                println!("{done} {verb}");
-                Ok(ExitCode::SUCCESS)
-            })
-        }
-    };
-    result.unwrap_or_else(|e| failure(format!("redis: {e}")))
+                })
+            }
+        };
+        result.unwrap_or_else(|e| failure(format!("redis: {e}")))
+    })
 }
 
 /// `sluice invoke`: one invocation on a host of its own.
@@ -465,16 +476,21 @@ fn read_event(arg: &str) -> Result<sluice::event::Event, String> {
         .map_err(|e| format!("invalid event: {}: {}", e.field, e.message))
 }
 
+/// Reads an event pattern given inline or as @FILE: JSON first, so that numbers keep
+/// JSON's reading; YAML if it is not JSON.
+fn read_pattern(arg: &str) -> Result<serde_json::Value, String> {
+    let text = inline_or_file(arg)?;
+    match serde_json::from_str(&text) {
+        Ok(value) => Ok(value),
+        Err(_) => serde_yaml::from_str(&text).map_err(|e| format!("invalid pattern: {e}")),
+    }
+}
+
 /// `sluice test-pattern`: does the pattern match the event?
 fn test_pattern(pattern: &str, event: &str) -> Result<bool, String> {
     use sluice::event::DataKind;
     use sluice::rules::{EventData, EventView, Matcher, Pattern};
-    // JSON first, so that numbers keep JSON's reading; YAML if it is not JSON.
-    let text = inline_or_file(pattern)?;
-    let value: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(value) => value,
-        Err(_) => serde_yaml::from_str(&text).map_err(|e| format!("invalid pattern: {e}"))?,
-    };
+    let value = read_pattern(pattern)?;
     let pattern = Pattern::parse(&value).map_err(|e| format!("invalid pattern: {e}"))?;
     let event = read_event(event)?;
     let matcher = Matcher::new(vec![pattern]);

@@ -851,27 +851,36 @@ pub async fn dead_letter(
         .map(|moved| moved == 1)
 }
 
-/// Moves one DLQ entry back to its target stream (with `a`, `k`, `d`, `b` and `r=1`)
-/// and deletes it from the DLQ, atomically; returns 0 if the entry is not there.
+/// Moves DLQ entries (KEYS[1]; ids in ARGV) back to their target stream (KEYS[2]) with
+/// `a`, `k`, `d`, `b` and `r=1`; returns 1 per id moved, 0 per id not there. Per entry
+/// the `XADD` comes before the `XDEL`, and the whole batch is one script: an entry is
+/// never lost (an error stops the script before its `XDEL`) nor redriven twice (a
+/// second run finds it gone).
 pub static REDRIVE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
-local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
-if #found == 0 then return 0 end
-local fields = found[1][2]
-local out = {}
-for i = 1, #fields, 2 do
-  local f = fields[i]
-  if f == 'a' or f == 'k' or f == 'd' or f == 'b' then
-    out[#out + 1] = f
-    out[#out + 1] = fields[i + 1]
+local moved = {}
+for n, id in ipairs(ARGV) do
+  moved[n] = 0
+  local found = redis.call('XRANGE', KEYS[1], id, id)
+  if #found == 1 then
+    local fields = found[1][2]
+    local out = {}
+    for i = 1, #fields, 2 do
+      local f = fields[i]
+      if f == 'a' or f == 'k' or f == 'd' or f == 'b' then
+        out[#out + 1] = f
+        out[#out + 1] = fields[i + 1]
+      end
+    end
+    out[#out + 1] = 'r'
+    out[#out + 1] = '1'
+    redis.call('XADD', KEYS[2], '*', unpack(out))
+    redis.call('XDEL', KEYS[1], id)
+    moved[n] = 1
   end
 end
-out[#out + 1] = 'r'
-out[#out + 1] = '1'
-redis.call('XADD', KEYS[2], '*', unpack(out))
-redis.call('XDEL', KEYS[1], found[1][1])
-return 1
+return moved
 "#,
     )
 });

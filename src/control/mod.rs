@@ -15,6 +15,8 @@ use subtle::ConstantTimeEq;
 use crate::config::Secret;
 use crate::ingress::error::ApiError;
 
+pub mod dlq;
+
 /// Who may call the control API.
 #[derive(Debug, Clone, Default)]
 pub struct ControlAuth {
@@ -23,11 +25,14 @@ pub struct ControlAuth {
 }
 
 /// Mounts the control API at `/api/v1`. `auth` guards every route.
-pub fn configure(cfg: &mut web::ServiceConfig, auth: ControlAuth) {
+pub fn configure(cfg: &mut web::ServiceConfig, auth: ControlAuth, dlq: web::Data<dlq::DlqApi>) {
     cfg.service(
         web::scope("/api/v1")
             .app_data(web::Data::new(auth))
-            .wrap(from_fn(authorize)), // Areas add their routes here: `.configure(area::routes)`.
+            .app_data(dlq)
+            .wrap(from_fn(authorize))
+            // Areas add their routes here: `.configure(area::routes)`.
+            .configure(dlq::routes),
     );
 }
 

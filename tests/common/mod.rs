@@ -39,10 +39,17 @@ pub struct Redis {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// `appendfsync` policy: `always` unless started with [`Redis::start_with_fsync`].
+    fsync: &'static str,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Self::start_with_fsync("always")
+    }
+
+    /// A redis-server with `appendonly yes` and `appendfsync POLICY` (always, everysec).
+    pub fn start_with_fsync(fsync: &'static str) -> Redis {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut redis = Redis {
@@ -50,6 +57,7 @@ impl Redis {
             port,
             dir,
             child: None,
+            fsync,
         };
         if !redis.spawn() {
             let url =
@@ -62,6 +70,7 @@ impl Redis {
     /// Starts redis-server on this Redis's port and data dir; false if not installed.
     fn spawn(&mut self) -> bool {
         // appendfsync always: a kill -9 of Redis loses nothing it acknowledged.
+        // everysec: up to ~1 s of acknowledged writes on a kill -9 (not on SHUTDOWN).
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -71,7 +80,7 @@ impl Redis {
                 "--save",
                 "",
             ])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(["--appendonly", "yes", "--appendfsync", self.fsync])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -114,6 +123,29 @@ impl Redis {
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Freezes the server (SIGSTOP) for `d`, then lets it go on (SIGCONT): a stall, as
+    /// under a long fork or a saturated host. Commands sent meanwhile wait in the socket
+    /// buffers and run when it resumes.
+    pub async fn stall(&self, d: Duration) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("our own redis-server")
+            .id()
+            .to_string();
+        Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+        tokio::time::sleep(d).await;
+        Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    }
+
+    /// Stops the server the graceful way (`SHUTDOWN`: the AOF is flushed and fsynced).
+    pub fn shutdown(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = redis::cmd("SHUTDOWN").query::<()>(&mut self.conn());
             child.wait().unwrap();
         }
     }
@@ -295,6 +327,11 @@ struct ReceiverState {
     status: Mutex<Option<u16>>,
     /// Status to answer with for a given `ce-id`, before `status`.
     by_id: Mutex<HashMap<String, u16>>,
+    /// `(status, n)`: every n-th request is answered `status`, before `by_id`.
+    every: Mutex<Option<(u16, usize)>>,
+    requests: std::sync::atomic::AtomicUsize,
+    /// How long each answer takes.
+    latency: Mutex<Duration>,
 }
 
 /// A local HTTP server standing in for a target; it records every request.
@@ -343,6 +380,18 @@ impl Receiver {
         self.state.received.lock().unwrap().len()
     }
 
+    /// The `ce-id` of every request answered 2xx, in arrival order (cheaper than
+    /// [`Receiver::received`] for thousands of deliveries).
+    pub fn ce_ids(&self) -> Vec<String> {
+        self.state
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.header("ce-id").map(str::to_string))
+            .collect()
+    }
+
     /// Every request with the status it was answered with.
     pub fn attempts(&self) -> Vec<(u16, Received)> {
         self.state.attempts.lock().unwrap().clone()
@@ -368,12 +417,29 @@ impl Receiver {
             .insert(id.to_string(), status);
     }
 
+    /// Makes the receiver answer every `n`-th request with `status` (a flaky target).
+    pub fn answer_every(&self, n: usize, status: u16) {
+        *self.state.every.lock().unwrap() = Some((status, n));
+    }
+
+    /// Makes every answer take `latency` (requests are still served concurrently).
+    pub fn set_latency(&self, latency: Duration) {
+        *self.state.latency.lock().unwrap() = latency;
+    }
+
     /// Makes the receiver answer every request with `status`.
     pub fn answer_with(&self, status: u16) {
         *self.state.status.lock().unwrap() = Some(status);
     }
 
     pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+
+    /// Stops the server (its port then refuses connections) but keeps what it recorded:
+    /// a request in progress may still be recorded (and answered) after this returns,
+    /// since the server's worker thread finishes its current step on its own.
+    pub async fn stop_listening(&self) {
         self.handle.stop(false).await;
     }
 }
@@ -393,7 +459,21 @@ async fn record(
             )
         })
         .collect();
+    let latency = *state.latency.lock().unwrap();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let n = state
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    let every = *state.every.lock().unwrap();
     let (status, extra) = state.script.lock().unwrap().pop_front().unwrap_or_else(|| {
+        if let Some((status, every)) = every {
+            if n.is_multiple_of(every) {
+                return (status, vec![]);
+            }
+        }
         let by_id = req
             .headers()
             .get("ce-id")
