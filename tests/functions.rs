@@ -633,3 +633,113 @@ rules:
     assert_eq!(event["id"], "k-1");
     assert_eq!(event["data"]["order"], 7);
 }
+
+/// Any Lambda custom runtime works: a shell script speaking the Runtime API with curl
+/// sees the Lambda environment and the invocation headers.
+#[test]
+fn a_shell_custom_runtime_sees_the_lambda_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("bootstrap");
+    std::fs::write(
+        &script,
+        r#"#!/bin/sh
+set -eu
+api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+while true; do
+  curl -sS -D headers -o event "$api/invocation/next"
+  id=$(grep -i '^lambda-runtime-aws-request-id:' headers | tr -d '\r' | cut -d' ' -f2)
+  deadline=$(grep -i '^lambda-runtime-deadline-ms:' headers | tr -d '\r' | cut -d' ' -f2)
+  arn=$(grep -i '^lambda-runtime-invoked-function-arn:' headers | tr -d '\r' | cut -d' ' -f2)
+  printf '{"name":"%s","version":"%s","memory":"%s","region":"%s","handler":"%s","arn":"%s","deadline":%s,"secret":"%s","event":%s}' \
+    "$AWS_LAMBDA_FUNCTION_NAME" "$AWS_LAMBDA_FUNCTION_VERSION" "$AWS_LAMBDA_FUNCTION_MEMORY_SIZE" \
+    "$AWS_REGION" "$_HANDLER" "$arn" "$deadline" "${SLUICE_TEST_SECRET:-}" "$(cat event)" > out
+  curl -sS -X POST --data-binary @out "$api/invocation/$id/response" > /dev/null
+done
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("sluice.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "aws: {{auth: none, region: eu-central-1, account: '123456789012'}}\nfunctions:\n  - {{name: sh, command: /bin/sh, args: [{}], memory: 256, handler: my.handler, workdir: {}}}\n",
+            script.display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["invoke", "sh", "--event", r#"{"x": 1}"#, "--config"])
+        .arg(&config)
+        // Sluice's own environment does not reach functions.
+        .env("SLUICE_TEST_SECRET", "leaked")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["name"], "sh");
+    assert_eq!(got["version"], "$LATEST");
+    assert_eq!(got["memory"], "256");
+    assert_eq!(got["region"], "eu-central-1");
+    assert_eq!(got["handler"], "my.handler");
+    assert_eq!(
+        got["arn"],
+        "arn:aws:lambda:eu-central-1:123456789012:function:sh"
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let deadline = got["deadline"].as_u64().unwrap();
+    assert!(
+        deadline > now_ms && deadline < now_ms + 4_000,
+        "{deadline} vs {now_ms}"
+    );
+    assert_eq!(got["secret"], "");
+    assert_eq!(got["event"], serde_json::json!({"x": 1}));
+}
+
+/// A function that cannot start: its deliveries fail fast and end in the DLQ with the
+/// reason, the gateway stays up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_that_cannot_start_dead_letters_with_the_reason() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let function = "  - {name: echo, command: /bin/false}";
+    let gw = Gateway::start(
+        &redis,
+        &chained_config(
+            &rx,
+            function,
+            "retry: {initial: 100ms, max: 200ms, max_attempts: 3}",
+        ),
+    )
+    .await;
+    let body = structured_event("never-1", "t", "{}");
+    assert_eq!(post_structured(&gw, "orders", &body).await, 202);
+    assert!(
+        wait_until(Duration::from_secs(20), || redis
+            .xlen("sluice:{orders}:dlq:r:fn")
+            == 1)
+        .await,
+        "{}",
+        gw.logs()
+    );
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg("sluice:{orders}:dlq:r:fn")
+        .arg("-")
+        .arg("+")
+        .query(&mut redis.conn())
+        .unwrap();
+    let fields: HashMap<String, String> = entries[0].1.iter().cloned().collect();
+    assert_eq!(fields["reason"], "attempts exhausted");
+    assert!(
+        fields["attempts"].contains("the function cannot start"),
+        "{}",
+        fields["attempts"]
+    );
+    assert_eq!(rx.count(), 0);
+    let health = reqwest::get(gw.url("/healthz")).await.unwrap();
+    assert!(health.status().is_success());
+}
