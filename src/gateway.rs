@@ -27,6 +27,7 @@ use crate::ingress::{self, EchoSink, Ingress};
 use crate::observability::metrics::{self, Metrics, Scrape, TargetLabels};
 use crate::router::{self, BusRoutes, StreamSettings};
 use crate::rules::select::Path;
+use crate::schema::{self, gate::SchemaGate};
 use crate::sources::alibaba::AlibabaIngest;
 use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
@@ -191,6 +192,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             Ok((s.name.clone(), source))
         })
         .collect::<anyhow::Result<HashMap<_, _>>>()?;
+    let (gate, samples) = SchemaGate::from_config(&config, metrics.clone());
+    let gate = Arc::new(gate);
+    workers.spawn(schema::gate::run_reload(
+        gate.clone(),
+        shared.clone(),
+        shutdown.clone(),
+    ));
+    if let Some(samples) = samples {
+        workers.spawn(schema::discovery::run(
+            samples,
+            shared.clone(),
+            shutdown.clone(),
+        ));
+    }
     let ingress = web::Data::new(Ingress {
         buses,
         redis: shared.clone(),
@@ -199,6 +214,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         aws: config.aws.as_ref().map(AwsIngest::compile),
         alibaba: config.alibaba.as_ref().map(AlibabaIngest::compile),
         metrics: metrics.clone(),
+        schemas: gate.clone(),
     });
     let scrape = web::Data::new(Scrape {
         metrics: metrics.clone(),

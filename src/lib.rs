@@ -19,5 +19,6 @@ pub mod ingress;
 pub mod observability;
 pub mod router;
 pub mod rules;
+pub mod schema;
 pub mod sources;
 pub mod targets;

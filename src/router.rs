@@ -221,8 +221,41 @@ async fn route(
         let read = entries.len();
         // The entries are now pending on this consumer: route them, retrying until Redis
         // takes the transaction (or shutdown leaves them for another replica to claim).
+        let first = entries[0].id.clone();
         let pipe = route_batch(routes, entries);
+        let mut resend = false;
         loop {
+            // A transaction that timed out may still have run (say Redis stalled and then
+            // caught up): if its first entry is no longer pending for this consumer, it
+            // did (it is all or nothing), or another replica claimed the batch; either
+            // way sending it again would route it twice. The check goes on the same
+            // connection, after the transaction, so Redis answers it afterwards.
+            if resend {
+                match bus::is_pending_for(
+                    &mut conn,
+                    &routes.key,
+                    ROUTER_GROUP,
+                    &settings.consumer,
+                    &first,
+                )
+                .await
+                {
+                    Ok(false) => {
+                        info!(bus = %routes.bus, entry = %first, "routing transaction ran after all; not sending it again");
+                        break;
+                    }
+                    Ok(true) => {}
+                    Err(e) => {
+                        warn!(bus = %routes.bus, error = %e, "cannot check the routing transaction; retrying");
+                        if shutdown.is_cancelled() {
+                            return;
+                        }
+                        backoff.wait(shutdown).await;
+                        continue;
+                    }
+                }
+            }
+            resend = true;
             match bus::within(pipe.query_async::<()>(&mut conn)).await {
                 Ok(()) => break,
                 // Redis lost the group (restarted without persistence): the entries are

@@ -584,6 +584,28 @@ pub async fn claim_foreign(
     Ok(claimed)
 }
 
+/// Whether entry `id` is pending for `consumer` in `group`.
+pub async fn is_pending_for(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+    consumer: &str,
+    id: &str,
+) -> Result<bool, BusError> {
+    let pending: Vec<(String, String, u64, u64)> = within(
+        redis::cmd("XPENDING")
+            .arg(key)
+            .arg(group)
+            .arg(id)
+            .arg(id)
+            .arg(1)
+            .arg(consumer)
+            .query_async(conn),
+    )
+    .await?;
+    Ok(!pending.is_empty())
+}
+
 /// A stream entry id as numbers, for ordering (`ms-seq`).
 pub fn stream_id(id: &str) -> (u64, u64) {
     let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));

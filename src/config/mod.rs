@@ -4,6 +4,7 @@
 //! Every error names the path of the offending value in the file, e.g.
 //! `rules[2].targets[0].url: relative URL`, and, for syntax and type errors, its line.
 
+mod schemas;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-pub use validate::ConfigError;
+pub use validate::{check_name, ConfigError};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -48,9 +49,87 @@ pub struct Config {
     /// (`POST /openapi/putEvents`); absent: the endpoint is off.
     #[serde(default)]
     pub alibaba: Option<AlibabaConfig>,
+    /// Event schemas, their versions and bindings; see docs/schemas.md.
+    #[serde(default)]
+    pub schemas: Vec<SchemaConfig>,
     /// The control API (`/api/v1`); see docs/operations.md.
     #[serde(default)]
     pub api: ApiConfig,
+}
+
+/// `schemas[]`: a named schema with its versions (oldest first) and the events it
+/// applies to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaConfig {
+    pub name: String,
+    /// What each version must keep with the previous one(s). Default backward.
+    #[serde(default)]
+    pub compatibility: crate::schema::Compatibility,
+    /// The events the schema's latest version applies to.
+    #[serde(default)]
+    pub bind: Vec<SchemaBinding>,
+    /// Versions 1, 2, ...; more may be registered over HTTP (stored in Redis).
+    #[serde(default)]
+    pub versions: Vec<SchemaVersionConfig>,
+}
+
+/// `bind[]`: events of `bus` (default: any) whose `source` and `type` match (exact, or
+/// `prefix*`, or `*`; absent: any).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaBinding {
+    #[serde(default)]
+    pub bus: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default, rename = "type")]
+    pub type_: Option<String>,
+}
+
+/// `versions[]`: one version, inline (`schema:`) or from a file (`file:`, JSON or YAML,
+/// relative to the config file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaVersionConfig {
+    #[serde(default)]
+    pub format: crate::schema::SchemaFormat,
+    #[serde(default)]
+    pub schema: Option<serde_json::Value>,
+    #[serde(default)]
+    pub file: Option<String>,
+    /// openapi: the `components/schemas` entry describing the data.
+    #[serde(default)]
+    pub component: Option<String>,
+    /// Events whose `dataschema` attribute is this URI are validated against this version.
+    #[serde(default)]
+    pub dataschema: Option<String>,
+    /// The version as loaded and converted by [`Config::parse`].
+    #[serde(skip)]
+    pub resolved: Option<crate::schema::VersionSpec>,
+}
+
+/// `discovery:` of a bus: `on` / `off` (or a boolean).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Toggle(pub bool);
+
+impl<'de> Deserialize<'de> for Toggle {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(b) => Ok(Toggle(b)),
+            Raw::Text(t) if t == "on" => Ok(Toggle(true)),
+            Raw::Text(t) if t == "off" => Ok(Toggle(false)),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "invalid value {t:?}: write on or off"
+            ))),
+        }
+    }
 }
 
 /// `api:` the control API under `/api/v1`.
@@ -96,6 +175,9 @@ pub struct AlibabaConfig {
     /// not appended again, as for webhook sources. Default 24h; `off`.
     #[serde(default)]
     pub dedupe: Dedupe,
+    /// Schema validation of events arriving here; overrides their bus's `validation`.
+    #[serde(default)]
+    pub validation: Option<crate::schema::ValidationMode>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -131,6 +213,9 @@ pub struct AwsConfig {
     /// at most 1h.
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_clock_skew: Option<Duration>,
+    /// Schema validation of events arriving here; overrides their bus's `validation`.
+    #[serde(default)]
+    pub validation: Option<crate::schema::ValidationMode>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -286,6 +371,15 @@ pub struct BusConfig {
     /// Keep at most this many events (same trimming). Excludes `retention`.
     #[serde(default)]
     pub max_len: Option<u64>,
+    /// Schema validation of events appended to this bus: enforce | warn | off (default).
+    #[serde(default)]
+    pub validation: crate::schema::ValidationMode,
+    /// Infer schemas from a sample of this bus's events (`on`/`off`, default off).
+    #[serde(default)]
+    pub discovery: Toggle,
+    /// With discovery: one event in this many is sampled. Default 10.
+    #[serde(default)]
+    pub discovery_sample: Option<u64>,
 }
 
 /// A webhook source: `POST /webhooks/{name}`, verified the way `kind` says, normalised
@@ -344,6 +438,9 @@ pub struct SourceConfig {
     /// resolve (the config is then invalid, with an error at its path).
     #[serde(skip)]
     pub resolved_secrets: Vec<Option<Secret>>,
+    /// Schema validation of this source's events; overrides the bus's `validation`.
+    #[serde(default)]
+    pub validation: Option<crate::schema::ValidationMode>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -853,11 +950,17 @@ impl Config {
                 message: format!("cannot read {}: {e}", path.display()),
             }]
         })?;
-        Config::parse(&text)
+        Config::parse_in(&text, path.parent())
     }
 
-    /// Parses and validates configuration text.
+    /// Parses and validates configuration text (schema files relative to the working
+    /// directory).
     pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+        Config::parse_in(text, None)
+    }
+
+    /// Parses and validates configuration text; schema `file:`s are relative to `base`.
+    pub fn parse_in(text: &str, base: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
         let de = serde_yaml::Deserializer::from_str(text);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -882,6 +985,7 @@ impl Config {
         })?;
         let mut config = config;
         let mut errors = validate::resolve_secrets(&mut config);
+        errors.extend(schemas::resolve(&mut config, base));
         errors.extend(validate::validate(&config));
         if errors.is_empty() {
             Ok(config)

@@ -5,6 +5,8 @@
 //!
 //! Each area registers its routes in its own sub-module through [`configure`].
 
+mod schemas;
+
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -32,7 +34,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth: ControlAuth, dlq: web::Data
             .app_data(dlq)
             .wrap(from_fn(authorize))
             // Areas add their routes here: `.configure(area::routes)`.
-            .configure(dlq::routes),
+            .configure(dlq::routes)
+            .configure(schemas::routes),
     );
 }
 

@@ -21,7 +21,8 @@ use super::{read_body, Ingress};
 use crate::bus;
 use crate::event::cloudevents;
 use crate::observability::metrics::Via;
-use crate::sources::alibaba::{event_dedupe_key, nonce_key, SignedRequest};
+use crate::schema::gate::Entrance;
+use crate::sources::alibaba::{event_dedupe_key, nonce_key, EntryError, SignedRequest};
 
 fn unavailable(request_id: &str, e: &bus::BusError) -> HttpResponse {
     warn!(error = %e, "Alibaba PutEvents: Redis unavailable; answering 503");
@@ -122,13 +123,31 @@ pub(super) async fn put_events(
         }
     }
 
-    let results = match alibaba.entries(&body, &state.buses, state.limits.max_event_bytes) {
+    let mut results = match alibaba.entries(&body, &state.buses, state.limits.max_event_bytes) {
         Ok(results) => results,
         Err(e) => {
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
             return error(status, &request_id, e.code, &e.message);
         }
     };
+    // Per entry, as the rest of this API: an event refused by its schema fails alone.
+    for result in results.iter_mut() {
+        let refused = match result {
+            Ok(a) => state
+                .schemas
+                .check(&a.bus, Entrance::Alibaba, &mut a.event)
+                .err()
+                .map(|r| (a.event.id.clone(), r)),
+            Err(_) => None,
+        };
+        if let Some((id, r)) = refused {
+            *result = Err(EntryError {
+                event_id: Some(id),
+                code: super::SCHEMA_ERROR_CODE,
+                message: super::describe_rejection(&r),
+            });
+        }
+    }
     let accepted: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     if !accepted.is_empty() {
         let mut redis = state.redis.clone();

@@ -19,6 +19,8 @@ use tracing::{debug, warn};
 use super::{read_body, Ingress};
 use crate::bus;
 use crate::observability::metrics::Via;
+use crate::schema::gate::Entrance;
+use crate::sources::aws::EntryError;
 use crate::sources::sigv4::SignedRequest;
 
 const TARGET: &str = "AWSEvents.PutEvents";
@@ -103,13 +105,29 @@ pub(super) async fn put_events(
         }
     }
 
-    let results = match aws.entries(&body, &state.buses, state.limits.max_event_bytes, now) {
+    let mut results = match aws.entries(&body, &state.buses, state.limits.max_event_bytes, now) {
         Ok(results) => results,
         Err(e) => {
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
             return aws_error(status, e.code, &e.message);
         }
     };
+    // As EventBridge answers per entry, an entry refused by its schema fails alone.
+    for result in results.iter_mut() {
+        let refused = match result {
+            Ok(a) => state
+                .schemas
+                .check(&a.bus, Entrance::Aws, &mut a.event)
+                .err(),
+            Err(_) => None,
+        };
+        if let Some(r) = refused {
+            *result = Err(EntryError {
+                code: super::SCHEMA_ERROR_CODE,
+                message: super::describe_rejection(&r),
+            });
+        }
+    }
     let accepted: Vec<_> = results
         .iter()
         .filter_map(|r| r.as_ref().ok())

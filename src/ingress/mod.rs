@@ -21,6 +21,7 @@ use crate::config::Limits;
 use crate::event::cloudevents::{self, FieldError};
 use crate::event::EncodedEvent;
 use crate::observability::metrics::{Metrics, Via};
+use crate::schema::gate::{Entrance, SchemaGate};
 use crate::sources::alibaba::AlibabaIngest;
 use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
@@ -40,6 +41,8 @@ pub struct Ingress {
     /// The Alibaba PutEvents-compatible endpoint, when configured.
     pub alibaba: Option<AlibabaIngest>,
     pub metrics: Arc<Metrics>,
+    /// Schema validation (and discovery sampling) before every append.
+    pub schemas: Arc<SchemaGate>,
 }
 
 /// Registers the ingress routes on an actix app.
@@ -171,7 +174,7 @@ async fn ingest(
     };
 
     let max_event = state.limits.max_event_bytes;
-    let encoded: Vec<EncodedEvent> = events;
+    let mut encoded: Vec<EncodedEvent> = events;
     let oversized: Vec<FieldError> = encoded
         .iter()
         .enumerate()
@@ -190,6 +193,24 @@ async fn ingest(
         err.status = StatusCode::PAYLOAD_TOO_LARGE;
         err.error = "event_too_large";
         return Err(err);
+    }
+
+    // A batch with an invalid event is refused whole (nothing appended), with every
+    // violation of every event, so the producer can fix and resend it as one.
+    let batch = matches!(mode, Mode::Batch);
+    let rejected: Vec<_> = encoded
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let r = state
+                .schemas
+                .check(&bus.name, Entrance::CloudEvents, e)
+                .err()?;
+            Some((batch.then_some(i), e.id.clone(), r))
+        })
+        .collect();
+    if !rejected.is_empty() {
+        return Err(ApiError::schema(rejected));
     }
 
     if !encoded.is_empty() {
@@ -252,6 +273,24 @@ fn unavailable(bus: &str, e: bus::BusError) -> ApiError {
         StatusCode::SERVICE_UNAVAILABLE,
         "bus_unavailable",
         "the event store is unavailable; retry later",
+    )
+}
+
+/// The entry error code of an event refused by its schema (PutEvents-compatible APIs).
+const SCHEMA_ERROR_CODE: &str = "SchemaViolation";
+
+/// Every violation of a refused event in one line, for per-entry error messages.
+fn describe_rejection(r: &crate::schema::gate::Rejected) -> String {
+    let list: Vec<String> = r
+        .violations
+        .iter()
+        .map(|v| format!("data{}: {}", v.instance_path, v.message))
+        .collect();
+    format!(
+        "data violates schema {} version {}: {}",
+        r.schema,
+        r.version,
+        list.join("; ")
     )
 }
 

@@ -14,6 +14,7 @@ use tracing::{debug, warn};
 use super::{read_body, unavailable, ApiError, Ingress};
 use crate::bus;
 use crate::observability::metrics::Via;
+use crate::schema::gate::Entrance;
 use crate::sources::{Outcome, Request};
 
 pub(super) async fn receive(
@@ -49,13 +50,25 @@ pub(super) async fn receive(
         ));
     }
 
-    let normalized = match source.normalize(req.headers(), body, now) {
+    let mut normalized = match source.normalize(req.headers(), body, now) {
         Outcome::Challenge(challenge) => {
             debug!(source = %source.name, "answered the URL verification challenge");
             return Ok(HttpResponse::Ok().json(serde_json::json!({ "challenge": challenge })));
         }
         Outcome::Event(n) => n,
     };
+    let bus = &state.buses[&source.bus];
+    if let Err(r) = state.schemas.check(
+        &bus.name,
+        Entrance::Webhook(&source.name),
+        &mut normalized.event,
+    ) {
+        return Err(ApiError::schema(vec![(
+            None,
+            normalized.event.id.clone(),
+            r,
+        )]));
+    }
     let event = &normalized.event;
     let max_event = state.limits.max_event_bytes;
     if event.size() > max_event {
@@ -69,7 +82,6 @@ pub(super) async fn receive(
         ));
     }
 
-    let bus = &state.buses[&source.bus];
     let mut redis = state.redis.clone();
     let appended = match source.dedupe.filter(|_| normalized.provider_id) {
         Some(window) => {

@@ -44,6 +44,13 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SchemaLabels {
+    pub bus: String,
+    pub schema: String,
+    pub mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
     pub source: String,
 }
@@ -112,6 +119,7 @@ pub struct Metrics {
     retries: Family<TargetLabels, Counter>,
     dead_lettered: Family<TargetLabels, Counter>,
     duration: Family<TargetLabels, Histogram, LatencyBuckets>,
+    schema_violations: Family<SchemaLabels, Counter>,
     breaker_state: Family<TargetLabels, Gauge>,
     rate_limited: Family<TargetLabels, Counter>,
 }
@@ -141,6 +149,7 @@ impl Metrics {
             retries: Family::default(),
             dead_lettered: Family::default(),
             duration: Family::new_with_constructor(LatencyBuckets),
+            schema_violations: Family::default(),
             breaker_state: Family::default(),
             rate_limited: Family::default(),
             registry: Registry::default(),
@@ -201,6 +210,11 @@ impl Metrics {
             "Times a dispatcher waited for its rate limit",
             m.rate_limited.clone(),
         );
+        registry.register(
+            "sluice_schema_violations",
+            "Events whose data violated their schema, by mode (enforce: refused, warn: accepted and marked)",
+            m.schema_violations.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -233,6 +247,17 @@ impl Metrics {
         };
         self.ingest_rejected
             .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// An event that violated `schema` on `bus` under `mode` (enforce or warn).
+    pub fn schema_violation(&self, bus: &str, schema: &str, mode: &'static str) {
+        self.schema_violations
+            .get_or_create(&SchemaLabels {
+                bus: bus.to_string(),
+                schema: schema.to_string(),
+                mode,
+            })
             .inc();
     }
 

@@ -1,0 +1,147 @@
+//! The `schemas:` section: every version loaded (inline or from a file), converted from
+//! OpenAPI where it is one, compiled, and checked for compatibility with the earlier
+//! versions, so `sluice check` refuses what the gateway would.
+
+use std::collections::HashSet;
+
+use super::validate::{check_name, ConfigError};
+use super::Config;
+
+/// Loads every schema version (inline or `file:`, OpenAPI converted), compiles it and
+/// checks each against the earlier ones in the schema's compatibility mode; also the
+/// bindings' buses, names and `dataschema` URIs. Errors name `schemas[i]...`.
+pub(super) fn resolve(config: &mut Config, base: Option<&std::path::Path>) -> Vec<ConfigError> {
+    use crate::schema::{self, VersionSpec};
+    let mut errors = Vec::new();
+    let mut err = |path: String, message: String| {
+        errors.push(ConfigError {
+            path,
+            line: None,
+            message,
+        })
+    };
+    let buses: HashSet<String> = config.buses.iter().map(|b| b.name.clone()).collect();
+    for (i, bus) in config.buses.iter().enumerate() {
+        if bus.discovery_sample == Some(0) {
+            err(
+                format!("buses[{i}].discovery_sample"),
+                "must be at least 1 (1 = every event)".into(),
+            );
+        }
+    }
+    let mut names = HashSet::new();
+    let mut uris = std::collections::HashMap::new();
+    for (i, s) in config.schemas.iter_mut().enumerate() {
+        let at = format!("schemas[{i}]");
+        if let Err(m) = check_name(&s.name) {
+            err(format!("{at}.name"), m);
+        }
+        if s.name.starts_with("discovered.") {
+            err(
+                format!("{at}.name"),
+                "names starting with discovered. are reserved for discovered schemas".into(),
+            );
+        }
+        if !names.insert(s.name.clone()) {
+            err(
+                format!("{at}.name"),
+                format!("duplicate schema name {:?}", s.name),
+            );
+        }
+        for (j, b) in s.bind.iter().enumerate() {
+            if let Some(bus) = &b.bus {
+                if !buses.contains(bus) {
+                    err(
+                        format!("{at}.bind[{j}].bus"),
+                        format!("no bus named {bus:?} in buses"),
+                    );
+                }
+            }
+            if b.bus.is_none() && b.source.is_none() && b.type_.is_none() {
+                err(
+                    format!("{at}.bind[{j}]"),
+                    "a binding needs at least one of bus, source, type".into(),
+                );
+            }
+        }
+        let mut loaded: Vec<Option<serde_json::Value>> = Vec::new();
+        for (j, v) in s.versions.iter_mut().enumerate() {
+            let vat = format!("{at}.versions[{j}]");
+            let document = match (&v.schema, &v.file) {
+                (Some(doc), None) => Ok(doc.clone()),
+                (None, Some(file)) => read_schema_file(base, file),
+                (Some(_), Some(_)) => Err("set schema or file, not both".into()),
+                (None, None) => Err("needs schema: (inline) or file: PATH".into()),
+            };
+            let converted = document.and_then(|doc| {
+                let schema = schema::to_json_schema(v.format, &doc, v.component.as_deref())?;
+                schema::compile(&schema)?;
+                Ok((doc, schema))
+            });
+            match converted {
+                Ok((doc, json_schema)) => {
+                    let openapi = v.format == schema::SchemaFormat::Openapi;
+                    v.resolved = Some(VersionSpec {
+                        format: v.format,
+                        schema: json_schema.clone(),
+                        document: openapi.then_some(doc),
+                        component: v.component.clone(),
+                        dataschema: v.dataschema.clone(),
+                    });
+                    loaded.push(Some(json_schema));
+                }
+                Err(m) => {
+                    err(vat.clone(), m);
+                    loaded.push(None);
+                }
+            }
+            if let Some(uri) = &v.dataschema {
+                if let Some(other) = uris.insert(uri.clone(), vat.clone()) {
+                    err(
+                        format!("{vat}.dataschema"),
+                        format!("{uri:?} already names {other}"),
+                    );
+                }
+            }
+        }
+        // Each version against the earlier ones (only when all of them loaded).
+        for j in 1..loaded.len() {
+            let Some(earlier) = loaded[..j]
+                .iter()
+                .map(Option::as_ref)
+                .collect::<Option<Vec<_>>>()
+            else {
+                break;
+            };
+            let Some(new) = &loaded[j] else { continue };
+            if let Err(reasons) = schema::compat::check(s.compatibility, &earlier, new) {
+                err(
+                    format!("{at}.versions[{j}]"),
+                    format!(
+                        "version {} is not {} compatible: {}",
+                        j + 1,
+                        s.compatibility.as_str(),
+                        reasons.join("; ")
+                    ),
+                );
+            }
+        }
+    }
+    errors
+}
+
+/// A schema file: JSON, else YAML.
+fn read_schema_file(
+    base: Option<&std::path::Path>,
+    file: &str,
+) -> Result<serde_json::Value, String> {
+    let path = match base {
+        Some(dir) if std::path::Path::new(file).is_relative() => dir.join(file),
+        _ => std::path::PathBuf::from(file),
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .or_else(|_| serde_yaml::from_str(&text))
+        .map_err(|e| format!("{} is neither JSON nor YAML: {e}", path.display()))
+}
