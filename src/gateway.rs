@@ -18,8 +18,11 @@ use tracing::{info, warn};
 use crate::bus::{self, BusSpec};
 use crate::config::Config;
 use crate::control::{self, ControlAuth};
+use crate::dispatch::chain::OnSuccess;
 use crate::dispatch::limits::{Breaker, RateLimiter};
 use crate::dispatch::{self, DeliverySettings, TargetSpec};
+use crate::functions::invoke_api::{self, InvokeApi};
+use crate::functions::FunctionHost;
 use crate::ingress::{self, EchoSink, Ingress};
 use crate::observability::metrics::{self, Metrics, Scrape, TargetLabels};
 use crate::router::{self, BusRoutes, StreamSettings};
@@ -79,7 +82,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
 
     let metrics = Arc::new(Metrics::new());
-    let target_env = TargetEnv::load(&config).await;
+    // Functions start before the dispatchers that invoke them; min_instances warm now.
+    let function_host = Arc::new(FunctionHost::start(
+        &config.functions,
+        config
+            .aws
+            .as_ref()
+            .map_or("us-east-1", |a| a.region.as_str()),
+        config.aws.as_ref().and_then(|a| a.account.as_deref()),
+    ));
+    let mut target_env = TargetEnv::load(&config).await;
+    target_env.functions = Some(function_host.clone());
     let mut scraped_targets = Vec::new();
     let mut workers = tokio::task::JoinSet::new();
     for routes in BusRoutes::from_config(&config) {
@@ -128,6 +141,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 dlq_key: bus::dlq_key(&rule.bus, &rule.name, &target.name),
                 target: Target::build(target, &target_env)
                     .with_context(|| format!("target {}/{}", rule.name, target.name))?,
+                on_success: target.on_success.as_ref().map(|o| OnSuccess {
+                    conn: shared.clone(),
+                    bus: BusSpec {
+                        name: o.bus.clone(),
+                        key: bus::bus_key(&o.bus),
+                    },
+                    source: o.source.clone().unwrap_or_else(|| {
+                        format!("/functions/{}", target.function.as_deref().unwrap_or(""))
+                    }),
+                    ty: o
+                        .ty
+                        .clone()
+                        .unwrap_or_else(|| "sluice.function.result".into()),
+                    max_event_bytes: config.limits.max_event_bytes,
+                    origin: format!("{}/{}/{}", rule.bus, rule.name, target.name),
+                }),
             };
             let reader = bus::connect_blocking(&redis_url, READ_BLOCK)?;
             workers.spawn(dispatch::run(
@@ -218,11 +247,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     let dlq_api = web::Data::new(control::dlq::DlqApi::from_config(shared.clone(), &config));
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
+    let invoke = web::Data::new(InvokeApi::new(function_host.clone(), config.aws.as_ref()));
     let server = HttpServer::new(move || {
         let counted = metrics.clone();
         App::new()
             .app_data(ingress.clone())
             .app_data(scrape.clone())
+            .app_data(invoke.clone())
             .service(web::resource("/metrics").route(web::get().to(metrics::serve)))
             // Every 4xx answer of the ingress, by class.
             .wrap_fn(move |req, srv| {
@@ -239,6 +270,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             })
             .configure(|cfg| ingress::configure(cfg, echo.clone()))
             .configure(|cfg| control::configure(cfg, control_auth.clone(), dlq_api.clone()))
+            .configure(invoke_api::configure)
             .default_service(web::to(ingress::not_found))
     })
     .disable_signals()
@@ -266,6 +298,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             warn!(error = %e, "a worker ended abnormally");
         }
     }
+    // Deliveries are done (or left pending): no instance is needed any more.
+    function_host.shutdown().await;
     info!("stopped");
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod dev;
 pub mod dispatch;
 pub mod dlq;
 pub mod event;
+pub mod functions;
 pub mod gateway;
 pub mod ingress;
 pub mod observability;

@@ -85,6 +85,19 @@ enum Command {
         #[arg(long, default_value = "bus")]
         bus: String,
     },
+    /// Run one invocation of a function of the config locally (the function host only,
+    /// no Redis) and print its result: exit 0 on success, 1 on a function error
+    /// (timeout, crash: the error JSON is printed), 2 on bad input.
+    Invoke {
+        /// The function's name in `functions:`.
+        function: String,
+        /// Configuration file (YAML).
+        #[arg(long)]
+        config: PathBuf,
+        /// The payload (JSON), or @FILE. Default `{}`.
+        #[arg(long, default_value = "{}")]
+        event: String,
+    },
     /// Validate an event against a schema, or infer schemas from events.
     Schema {
         #[command(subcommand)]
@@ -235,6 +248,11 @@ fn main() -> ExitCode {
             }
         },
         Command::Dlq { action } => dlq_command(action),
+        Command::Invoke {
+            function,
+            config,
+            event,
+        } => invoke_command(&function, &config, &event),
         Command::Schema { action } => schema_command(action),
         Command::Serve {
             config,
@@ -411,6 +429,55 @@ fn dlq_command(action: DlqAction) -> ExitCode {
             }
         };
         result.unwrap_or_else(|e| failure(format!("redis: {e}")))
+    })
+}
+
+/// `sluice invoke`: one invocation on a host of its own.
+fn invoke_command(function: &str, config: &Path, event: &str) -> ExitCode {
+    let usage = |message: String| {
+        eprintln!("sluice invoke: {message}");
+        ExitCode::from(2)
+    };
+    let payload = match inline_or_file(event) {
+        Ok(text) => text,
+        Err(e) => return usage(e),
+    };
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&payload) {
+        return usage(format!("--event is not JSON: {e}"));
+    }
+    let Some(config) = load(config) else {
+        return ExitCode::from(2);
+    };
+    let Some(spec) = config.functions.iter().find(|f| f.name == function) else {
+        let known: Vec<&str> = config.functions.iter().map(|f| f.name.as_str()).collect();
+        return usage(format!(
+            "no function named {function:?} in the config (functions: {known:?})"
+        ));
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
+    runtime.block_on(async {
+        let region = config
+            .aws
+            .as_ref()
+            .map_or("us-east-1", |a| a.region.as_str());
+        let account = config.aws.as_ref().and_then(|a| a.account.as_deref());
+        let host =
+            sluice::functions::FunctionHost::start(std::slice::from_ref(spec), region, account);
+        let outcome = host.invoke(function, bytes::Bytes::from(payload)).await;
+        host.shutdown().await;
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        match outcome {
+            Ok(result) => {
+                let _ = out.write_all(&result).and_then(|()| out.write_all(b"\n"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                let _ = out.write_all(&e.body()).and_then(|()| out.write_all(b"\n"));
+                eprintln!("sluice invoke: {function}: {e}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

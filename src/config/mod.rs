@@ -37,6 +37,10 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Functions run by Sluice's own function host (the AWS Lambda Runtime API), see
+    /// docs/functions.md.
+    #[serde(default)]
+    pub functions: Vec<FunctionConfig>,
     /// The AWS EventBridge PutEvents-compatible endpoint (`POST /`, `POST /aws/events`);
     /// absent: the endpoint is off. See docs/sources.md, "Cloud-compatible ingest".
     #[serde(default)]
@@ -265,6 +269,64 @@ pub enum AwsAuth {
     #[default]
     Sigv4,
     None,
+}
+
+/// `functions[]`: a Lambda-compatible function run by Sluice's function host: any
+/// program that speaks the AWS Lambda Runtime API (e.g. a `lambda_runtime` binary).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionConfig {
+    pub name: String,
+    /// The program to run (a path, or a name looked up in `PATH`).
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment of the instances (they do not inherit Sluice's, except `PATH`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the instances and `LAMBDA_TASK_ROOT`. Default: Sluice's.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// `_HANDLER` of the instances (custom runtimes may read it). Default: the name.
+    #[serde(default)]
+    pub handler: Option<String>,
+    /// MB, passed as `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (not enforced). Default 128.
+    #[serde(default = "default_memory")]
+    pub memory: u32,
+    /// Longest run of one invocation; an instance over it is killed. Default 3s (as
+    /// Lambda).
+    #[serde(default = "default_function_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Instances kept running when idle. Default 0.
+    #[serde(default)]
+    pub min_instances: usize,
+    /// Most instances at once, so most invocations running at once. Default 4.
+    #[serde(default = "default_max_instances")]
+    pub max_instances: usize,
+    /// How long an invocation may wait for a free instance before it fails
+    /// (throttled). Default 10s.
+    #[serde(default = "default_queue_timeout", deserialize_with = "duration")]
+    pub queue_timeout: Duration,
+    /// An instance idle this long stops, unless only `min_instances` run. Default 10m.
+    #[serde(default = "default_idle_timeout", deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_memory() -> u32 {
+    128
+}
+fn default_function_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_max_instances() -> usize {
+    4
+}
+fn default_queue_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// An access key id and its secret access key.
@@ -686,12 +748,14 @@ pub struct TargetConfig {
     /// alibaba-eventbridge: a name (required).
     #[serde(default)]
     pub event_bus: Option<String>,
-    /// Bridges: the cloud region (aws: default from the AWS environment; alibaba:
-    /// required unless `endpoint` is set).
+    /// Bridges and `aws-lambda`: the cloud region (AWS: default from the AWS
+    /// environment, `AWS_REGION` or the profile; Alibaba: required unless `endpoint` is
+    /// set).
     #[serde(default)]
     pub region: Option<String>,
-    /// Bridges: the API endpoint, overriding the one derived from the region (AWS
-    /// `endpoint_url`; Alibaba `https://{account}.eventbridge.{region}.aliyuncs.com`).
+    /// Bridges and `aws-lambda`: the API endpoint, overriding the one derived from the
+    /// region (the AWS SDK's `endpoint_url`: a local emulator, Sluice's own Invoke API;
+    /// Alibaba `https://{account}.eventbridge.{region}.aliyuncs.com`). For bridges,
     /// `http://` only for loopback addresses.
     #[serde(default)]
     pub endpoint: Option<String>,
@@ -725,6 +789,43 @@ pub struct TargetConfig {
     /// FIFO delivery per key (absent: events are delivered in parallel, in any order).
     #[serde(default)]
     pub ordering: Option<OrderingConfig>,
+    /// `function`: the name of a function in `functions:`; `aws-lambda`: the function
+    /// name or ARN (see docs/functions.md).
+    #[serde(default)]
+    pub function: Option<String>,
+    /// `aws-lambda`: `RequestResponse` (default: wait for the result) or `Event`
+    /// (queued by Lambda; success means accepted).
+    #[serde(default)]
+    pub invocation_type: Option<InvocationType>,
+    /// `aws-lambda`: the version or alias to invoke.
+    #[serde(default)]
+    pub qualifier: Option<String>,
+    /// `function` and `aws-lambda`: append the function's JSON result to a bus as a new
+    /// CloudEvent before the delivery counts as done (function chaining).
+    #[serde(default)]
+    pub on_success: Option<OnSuccessConfig>,
+}
+
+/// `invocation_type:` of an `aws-lambda` target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum InvocationType {
+    #[default]
+    RequestResponse,
+    Event,
+}
+
+/// `on_success:` the destination of a function's result.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnSuccessConfig {
+    /// The bus the result goes to.
+    pub bus: String,
+    /// `source` of the new event. Default `/functions/{function}`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// `type` of the new event. Default `sluice.function.result`.
+    #[serde(default, rename = "type")]
+    pub ty: Option<String>,
 }
 
 /// `rate:` a token bucket in Redis, shared by all replicas.

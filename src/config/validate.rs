@@ -321,6 +321,64 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         }
     }
 
+    let mut function_names = HashSet::new();
+    for (i, f) in config.functions.iter().enumerate() {
+        let at = format!("functions[{i}]");
+        if let Err(m) = check_name(&f.name) {
+            err(format!("{at}.name"), m);
+        }
+        if !function_names.insert(f.name.as_str()) {
+            err(
+                format!("{at}.name"),
+                format!("duplicate function name {:?}", f.name),
+            );
+        }
+        if f.command.trim().is_empty() {
+            err(format!("{at}.command"), "must not be empty".into());
+        }
+        if f.timeout.is_zero() {
+            err(format!("{at}.timeout"), "must be greater than 0".into());
+        }
+        if f.idle_timeout.is_zero() {
+            err(
+                format!("{at}.idle_timeout"),
+                "must be greater than 0".into(),
+            );
+        }
+        if f.queue_timeout.is_zero() {
+            err(
+                format!("{at}.queue_timeout"),
+                "must be greater than 0".into(),
+            );
+        }
+        if !(128..=10240).contains(&f.memory) {
+            err(
+                format!("{at}.memory"),
+                format!("{} MB is outside 128..=10240 (as Lambda)", f.memory),
+            );
+        }
+        if f.max_instances == 0 {
+            err(format!("{at}.max_instances"), "must be at least 1".into());
+        }
+        if f.min_instances > f.max_instances {
+            err(
+                format!("{at}.min_instances"),
+                format!(
+                    "{} exceeds max_instances {}",
+                    f.min_instances, f.max_instances
+                ),
+            );
+        }
+        for name in f.env.keys() {
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                err(
+                    format!("{at}.env.{name}"),
+                    "not a valid environment variable name".into(),
+                );
+            }
+        }
+    }
+
     let mut source_names = HashSet::new();
     for (i, source) in config.sources.iter().enumerate() {
         let at = format!("sources[{i}]");
@@ -393,32 +451,9 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                     format!("duplicate target name {:?} in this rule", target.name),
                 );
             }
-            if !target.kind.is_bridge() {
-                for (field, set) in [
-                    ("peer", target.peer.is_some()),
-                    ("max_hops", target.max_hops.is_some()),
-                    ("event_bus", target.event_bus.is_some()),
-                    ("region", target.region.is_some()),
-                    ("endpoint", target.endpoint.is_some()),
-                    ("resources_from", target.resources_from.is_some()),
-                    ("account_id", target.account_id.is_some()),
-                    ("access_key_id", target.access_key_id.is_some()),
-                    ("access_key_secret", target.access_key_secret.is_some()),
-                    ("security_token", target.security_token.is_some()),
-                ] {
-                    if set {
-                        err(
-                            format!("{at}.{field}"),
-                            format!(
-                                "applies only to aws-eventbridge and alibaba-eventbridge targets, not {}",
-                                target.kind.as_str()
-                            ),
-                        );
-                    }
-                }
-            }
+            check_kind_fields(target, &at, &mut err);
             if !target.kind.is_http() {
-                check_non_http_target(target, &at, &mut err);
+                check_non_http_target(target, &at, config, &mut err);
             } else if target.url.is_none() {
                 err(
                     format!("{at}.url"),
@@ -569,6 +604,7 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
 fn check_non_http_target(
     target: &super::TargetConfig,
     at: &str,
+    config: &Config,
     err: &mut impl FnMut(String, String),
 ) {
     let kind = target.kind.as_str();
@@ -587,13 +623,144 @@ fn check_non_http_target(
             );
         }
     }
-    if target.kind.is_bridge() {
-        check_bridge_target(target, at, err);
-    } else {
-        err(
+    use super::TargetKind;
+    match target.kind {
+        _ if target.kind.is_bridge() => check_bridge_target(target, at, err),
+        TargetKind::Function | TargetKind::AwsLambda => {
+            check_function_target(target, at, config, err)
+        }
+        _ => err(
             format!("{at}.kind"),
             format!("target kind {kind} is not supported yet"),
+        ),
+    }
+}
+
+/// Which target kinds each kind-specific field applies to; a field set on another kind
+/// is refused, naming the kinds it is for.
+fn check_kind_fields(target: &super::TargetConfig, at: &str, err: &mut impl FnMut(String, String)) {
+    use super::TargetKind::*;
+    const BRIDGES: &[super::TargetKind] = &[AwsEventbridge, AlibabaEventbridge];
+    const AWS: &[super::TargetKind] = &[AwsEventbridge, AlibabaEventbridge, AwsLambda];
+    const ALIBABA: &[super::TargetKind] = &[AlibabaEventbridge];
+    const LAMBDA: &[super::TargetKind] = &[AwsLambda];
+    const FUNCTIONS: &[super::TargetKind] = &[Function, AwsLambda];
+    let fields: [(&str, bool, &[super::TargetKind]); 14] = [
+        ("peer", target.peer.is_some(), BRIDGES),
+        ("max_hops", target.max_hops.is_some(), BRIDGES),
+        ("event_bus", target.event_bus.is_some(), BRIDGES),
+        ("region", target.region.is_some(), AWS),
+        ("endpoint", target.endpoint.is_some(), AWS),
+        (
+            "resources_from",
+            target.resources_from.is_some(),
+            &[AwsEventbridge],
+        ),
+        ("account_id", target.account_id.is_some(), ALIBABA),
+        ("access_key_id", target.access_key_id.is_some(), ALIBABA),
+        (
+            "access_key_secret",
+            target.access_key_secret.is_some(),
+            ALIBABA,
+        ),
+        ("security_token", target.security_token.is_some(), ALIBABA),
+        ("function", target.function.is_some(), FUNCTIONS),
+        ("on_success", target.on_success.is_some(), FUNCTIONS),
+        ("invocation_type", target.invocation_type.is_some(), LAMBDA),
+        ("qualifier", target.qualifier.is_some(), LAMBDA),
+    ];
+    for (field, set, kinds) in fields {
+        if set && !kinds.contains(&target.kind) {
+            let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            err(
+                format!("{at}.{field}"),
+                format!(
+                    "applies only to {} targets, not {}",
+                    names.join(", "),
+                    target.kind.as_str()
+                ),
+            );
+        }
+    }
+}
+
+/// The fields of `function` and `aws-lambda` targets (docs/functions.md).
+fn check_function_target(
+    target: &super::TargetConfig,
+    at: &str,
+    config: &Config,
+    err: &mut impl FnMut(String, String),
+) {
+    use super::{InvocationType, TargetKind};
+    let kind = target.kind.as_str();
+    if let Some(t) = &target.transform {
+        if let Err(e) = crate::rules::transform::Transform::compile(t) {
+            err(format!("{at}.transform{}", e.path), e.message);
+        }
+    }
+    let Some(function) = target.function.as_deref() else {
+        err(
+            format!("{at}.function"),
+            format!("a {kind} target needs a function"),
         );
+        return;
+    };
+    if target.kind == TargetKind::Function {
+        match config.functions.iter().find(|f| f.name == function) {
+            None => err(
+                format!("{at}.function"),
+                format!("no function named {function:?} in functions"),
+            ),
+            Some(f) => {
+                // The dispatcher holds the entry through the queue wait and the run: a
+                // shorter claim_idle would hand it to another replica mid-invocation.
+                let longest = f.queue_timeout + f.timeout + std::time::Duration::from_secs(1);
+                if config.delivery.claim_idle <= longest {
+                    err(
+                        format!("{at}.function"),
+                        format!(
+                            "delivery.claim_idle ({:?}) must exceed the function's queue_timeout + timeout + 1s ({longest:?})",
+                            config.delivery.claim_idle
+                        ),
+                    );
+                }
+            }
+        }
+    } else {
+        if function.is_empty() {
+            err(format!("{at}.function"), "must not be empty".into());
+        }
+        if let Some(u) = &target.endpoint {
+            match url::Url::parse(u) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                _ => err(
+                    format!("{at}.endpoint"),
+                    format!("{u:?} is not an http(s) URL"),
+                ),
+            }
+        }
+    }
+    if let Some(on_success) = &target.on_success {
+        if !config.buses.iter().any(|b| b.name == on_success.bus) {
+            err(
+                format!("{at}.on_success.bus"),
+                format!("no bus named {:?} in buses", on_success.bus),
+            );
+        }
+        if target.invocation_type == Some(InvocationType::Event) {
+            err(
+                format!("{at}.on_success"),
+                "an Event invocation has no result to chain; use RequestResponse".into(),
+            );
+        }
+        for (field, value) in [("source", &on_success.source), ("type", &on_success.ty)] {
+            if value.as_deref().is_some_and(str::is_empty) {
+                err(
+                    format!("{at}.on_success.{field}"),
+                    "must not be empty".into(),
+                );
+            }
+        }
     }
 }
 
@@ -893,6 +1060,48 @@ mod tests {
             Ok(_) => vec![],
             Err(es) => es.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn functions_and_function_targets_are_checked() {
+        let yaml = r#"
+buses: [{name: orders}, {name: results}]
+delivery: {claim_idle: 20s}
+functions:
+  - {name: f, command: bin/f, memory: 64, min_instances: 5, max_instances: 2}
+  - {name: f, command: "", timeout: 0s}
+  - {name: slow, command: bin/slow, timeout: 20s}
+rules:
+  - name: r
+    bus: orders
+    targets:
+      - {name: a, kind: function}
+      - {name: b, kind: function, function: nope, region: eu-west-1}
+      - {name: c, kind: function, function: f, on_success: {bus: missing}}
+      - {name: d, kind: aws-lambda, function: x, invocation_type: Event, on_success: {bus: results}}
+      - {name: e, kind: http, url: "http://127.0.0.1:1/", function: f, region: x}
+      - {name: g, kind: function, function: slow}
+      - {name: h, kind: aws-lambda, function: x, endpoint: "ftp://x"}
+"#;
+        assert_eq!(
+            errors(yaml),
+            [
+                "functions[0].memory: 64 MB is outside 128..=10240 (as Lambda)",
+                "functions[0].min_instances: 5 exceeds max_instances 2",
+                "functions[1].name: duplicate function name \"f\"",
+                "functions[1].command: must not be empty",
+                "functions[1].timeout: must be greater than 0",
+                "rules[0].targets[0].function: a function target needs a function",
+                "rules[0].targets[1].region: applies only to aws-eventbridge, alibaba-eventbridge, aws-lambda targets, not function",
+                "rules[0].targets[1].function: no function named \"nope\" in functions",
+                "rules[0].targets[2].on_success.bus: no bus named \"missing\" in buses",
+                "rules[0].targets[3].on_success: an Event invocation has no result to chain; use RequestResponse",
+                "rules[0].targets[4].region: applies only to aws-eventbridge, alibaba-eventbridge, aws-lambda targets, not http",
+                "rules[0].targets[4].function: applies only to function, aws-lambda targets, not http",
+                "rules[0].targets[5].function: delivery.claim_idle (20s) must exceed the function's queue_timeout + timeout + 1s (31s)",
+                "rules[0].targets[6].endpoint: \"ftp://x\" is not an http(s) URL",
+            ]
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! target has its own task, stream, connection pool and concurrency limit, so a slow or
 //! dead target holds up only its own events.
 
+pub mod chain;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +57,8 @@ pub struct TargetSpec {
     /// The ordering key: with one, events of a key are delivered one after the other
     /// (see `ordered`).
     pub ordering: Option<Path>,
+    /// `on_success`: where the target's result is chained (see [`chain`]).
+    pub on_success: Option<chain::OnSuccess>,
 }
 
 /// Replica-wide delivery timing.
@@ -367,6 +371,12 @@ async fn attempt(spec: &TargetSpec, p: &mut Pending) -> Result<Delivered, Next> 
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let started = tokio::time::Instant::now();
     let outcome = spec.target.deliver(&p.event, &ctx).await;
+    // on_success (function chaining): the result is appended before the entry is
+    // acknowledged; a failed append fails the attempt.
+    let outcome = match (outcome, &spec.on_success) {
+        (Ok(delivered), Some(on_success)) => on_success.chain(&p.event, delivered).await,
+        (outcome, _) => outcome,
+    };
     let elapsed = started.elapsed();
     let latency_ms = elapsed.as_millis() as u64;
     spec.metrics

@@ -3,8 +3,10 @@
 
 pub mod alibaba_eventbridge;
 pub mod aws_eventbridge;
+pub mod aws_lambda;
 pub mod batch;
 pub mod bridge;
+pub mod function;
 pub mod http;
 
 use std::time::Duration;
@@ -13,6 +15,8 @@ use bytes::Bytes;
 
 pub use alibaba_eventbridge::AlibabaEventBridgeTarget;
 pub use aws_eventbridge::AwsEventBridgeTarget;
+pub use aws_lambda::AwsLambdaTarget;
+pub use function::FunctionTarget;
 pub use http::HttpTarget;
 
 use crate::config::{TargetConfig, TargetKind};
@@ -88,6 +92,8 @@ pub struct TargetEnv {
     pub gateway_id: String,
     /// The AWS environment (credentials, region), loaded once when a target needs it.
     pub aws: Option<aws_config::SdkConfig>,
+    /// The function host, for `function` targets.
+    pub functions: Option<std::sync::Arc<crate::functions::FunctionHost>>,
 }
 
 impl TargetEnv {
@@ -112,6 +118,7 @@ impl TargetEnv {
         TargetEnv {
             gateway_id: crate::event::bridge::gateway_id(config.gateway_id.as_deref()),
             aws,
+            functions: None,
         }
     }
 }
@@ -123,6 +130,10 @@ pub enum Target {
     Http(HttpTarget),
     AwsEventBridge(AwsEventBridgeTarget),
     AlibabaEventBridge(AlibabaEventBridgeTarget),
+    /// A function of Sluice's own function host.
+    Function(FunctionTarget),
+    /// A function on AWS Lambda (or another Lambda Invoke API).
+    AwsLambda(AwsLambdaTarget),
 }
 
 impl Target {
@@ -146,6 +157,14 @@ impl Target {
             TargetKind::Http | TargetKind::Cloudevents => {
                 Ok(Target::Http(HttpTarget::new(config)?))
             }
+            TargetKind::Function => {
+                let host = env
+                    .functions
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("no function host in this process"))?;
+                Ok(Target::Function(FunctionTarget::new(config, host)?))
+            }
+            TargetKind::AwsLambda => Ok(Target::AwsLambda(AwsLambdaTarget::new(config)?)),
             other => anyhow::bail!("target kind {} is not supported yet", other.as_str()),
         }
     }
@@ -157,6 +176,8 @@ impl Target {
             Target::Http(t) => t.payload(event, ctx),
             // Bridges refuse transforms: they send the event itself.
             Target::AwsEventBridge(_) | Target::AlibabaEventBridge(_) => None,
+            Target::Function(t) => function::transformed(t.transform(), event, ctx),
+            Target::AwsLambda(t) => function::transformed(t.transform(), event, ctx),
         }
     }
 
@@ -173,6 +194,8 @@ impl Target {
             }),
             Target::AwsEventBridge(t) => t.deliver(event).await,
             Target::AlibabaEventBridge(t) => t.deliver(event).await,
+            Target::Function(t) => t.deliver(event, ctx).await,
+            Target::AwsLambda(t) => t.deliver(event, ctx).await,
         }
     }
 }

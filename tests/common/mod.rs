@@ -173,6 +173,8 @@ pub struct Gateway {
     config: PathBuf,
     log: PathBuf,
     redis_url: String,
+    /// Extra environment of the process.
+    env: Vec<(String, String)>,
     child: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -185,6 +187,15 @@ impl Gateway {
 
     /// [`Gateway::start`] on a given port (for configs that must name it beforehand).
     pub async fn start_on(redis: &Redis, config: &str, port: u16) -> Gateway {
+        Self::start_full(redis, config, port, &[]).await
+    }
+
+    /// [`Gateway::start`] with extra environment variables.
+    pub async fn start_with_env(redis: &Redis, config: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::start_full(redis, config, free_port(), env).await
+    }
+
+    async fn start_full(redis: &Redis, config: &str, port: u16, env: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sluice.yaml");
         std::fs::File::create(&path)
@@ -196,6 +207,10 @@ impl Gateway {
             config: path,
             log: dir.path().join("sluice.log"),
             redis_url: redis.url.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             _dir: dir,
         };
@@ -215,6 +230,7 @@ impl Gateway {
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--redis", &self.redis_url])
             .env("RUST_LOG", "info,sluice=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -247,6 +263,11 @@ impl Gateway {
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id of the running gateway.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL: no graceful anything.
