@@ -95,9 +95,10 @@ struct Context<'a> {
     type_: std::borrow::Cow<'a, str>,
     #[serde(borrow, default)]
     dataschema: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    schemaviolation: Option<serde::de::IgnoredAny>,
 }
+
+/// The mark's key as it appears in encoded attributes.
+const MARK_KEY: &[u8] = b"\"schemaviolation\"";
 
 impl SchemaGate {
     /// The gate of a validated config; the receiver feeds discovery (when a bus has it).
@@ -154,15 +155,20 @@ impl SchemaGate {
     }
 
     /// Decides about one event bound for `bus`, arrived through `entrance` (whose
-    /// `validation`, if set, overrides the bus's). Under `warn` an invalid event is
-    /// marked `schemaviolation: "true"` (and a producer's own mark removed from a
-    /// valid one).
+    /// `validation`, if set, overrides the bus's). A producer's own `schemaviolation`
+    /// attribute is always removed; under `warn` an invalid event is marked
+    /// `schemaviolation: "true"`.
     pub fn check(
         &self,
         bus: &str,
         entrance: Entrance<'_>,
         event: &mut EncodedEvent,
     ) -> Result<(), Rejected> {
+        // The mark is Sluice's to set: a producer's own is removed, whatever the mode.
+        let had_mark = memchr::memmem::find(&event.attrs, MARK_KEY).is_some();
+        if had_mark {
+            mark(event, false, true);
+        }
         let Some(policy) = self.buses.get(bus) else {
             return Ok(());
         };
@@ -209,7 +215,6 @@ impl SchemaGate {
             Ok(data) => version.violations(&data),
             Err(v) => vec![v],
         };
-        let had_mark = ctx.schemaviolation.is_some();
         if !violations.is_empty() {
             self.metrics.schema_violation(
                 bus,
@@ -228,11 +233,7 @@ impl SchemaGate {
                 violations,
             }),
             ValidationMode::Warn if !violations.is_empty() => {
-                mark(event, true, had_mark);
-                Ok(())
-            }
-            ValidationMode::Warn if had_mark => {
-                mark(event, false, true);
+                mark(event, true, false);
                 Ok(())
             }
             _ => Ok(()),
@@ -322,10 +323,11 @@ impl SchemaGate {
         name: &str,
         request: RegisterRequest,
     ) -> Result<Registered, RegisterError> {
-        crate::config::check_name(name).map_err(RegisterError::Invalid)?;
+        crate::config::check_name(name).map_err(|m| RegisterError::invalid("name", m))?;
         if name.starts_with("discovered.") {
-            return Err(RegisterError::Invalid(
-                "names starting with discovered. are reserved for discovered schemas".into(),
+            return Err(RegisterError::invalid(
+                "name",
+                "names starting with discovered. are reserved for discovered schemas",
             ));
         }
         let schema = super::to_json_schema(
@@ -333,7 +335,15 @@ impl SchemaGate {
             &request.schema,
             request.component.as_deref(),
         )
-        .map_err(RegisterError::Invalid)?;
+        .map_err(|m| {
+            // The converter names the component when that is what is wrong.
+            let field = if m.contains("component") {
+                "component"
+            } else {
+                "schema"
+            };
+            RegisterError::invalid(field, m)
+        })?;
         let spec = VersionSpec {
             format: request.format,
             schema,
@@ -342,18 +352,19 @@ impl SchemaGate {
             component: request.component.clone(),
             dataschema: request.dataschema.clone(),
         };
-        super::compile(&spec.schema).map_err(RegisterError::Invalid)?;
+        super::compile(&spec.schema).map_err(|m| RegisterError::invalid("schema", m))?;
 
         let registry = self.registry();
         let config_entry = self.config_entries.iter().find(|e| e.name == name);
-        let (meta, raw) = store::read(redis, name).await?;
+        let (meta, raw, records) = store::read(redis, name).await?;
         if meta
             .as_ref()
             .is_some_and(|m| m.origin == Origin::Discovered)
         {
-            return Err(RegisterError::Invalid(format!(
-                "{name} is a discovered schema"
-            )));
+            return Err(RegisterError::invalid(
+                "name",
+                format!("{name} is a discovered schema"),
+            ));
         }
         let mode = match (config_entry, &meta) {
             (Some(e), _) => e.compatibility,
@@ -362,11 +373,14 @@ impl SchemaGate {
         };
         if let Some(asked) = request.compatibility.filter(|c| *c != mode) {
             if config_entry.is_some() || meta.is_some() {
-                return Err(RegisterError::Invalid(format!(
-                    "{name} has compatibility {}, not {}",
-                    mode.as_str(),
-                    asked.as_str()
-                )));
+                return Err(RegisterError::invalid(
+                    "compatibility",
+                    format!(
+                        "{name} has compatibility {}, not {}",
+                        mode.as_str(),
+                        asked.as_str()
+                    ),
+                ));
             }
         }
         let config_versions: Vec<&Value> = config_entry
@@ -389,10 +403,13 @@ impl SchemaGate {
         }
         if let Some(uri) = &spec.dataschema {
             if let Some(v) = registry.by_dataschema(uri) {
-                return Err(RegisterError::Invalid(format!(
-                    "dataschema {uri:?} already names {} version {}",
-                    v.name, v.number
-                )));
+                return Err(RegisterError::invalid(
+                    "dataschema",
+                    format!(
+                        "dataschema {uri:?} already names {} version {}",
+                        v.name, v.number
+                    ),
+                ));
             }
         }
         compat::check(mode, &all, &spec.schema).map_err(|reasons| RegisterError::Incompatible {
@@ -409,8 +426,8 @@ impl SchemaGate {
             compatibility: mode,
             discovered: None,
         };
-        // The list holds every stored record, shadowed ones included.
-        let expected = raw.len();
+        // The list holds every stored record, shadowed and unreadable ones included.
+        let expected = records;
         if !store::append(redis, name, &meta, expected, &version).await? {
             return Err(RegisterError::Conflict);
         }
@@ -422,6 +439,15 @@ impl SchemaGate {
             version: version.version,
             created: true,
         })
+    }
+}
+
+impl RegisterError {
+    fn invalid(field: &'static str, message: impl Into<String>) -> RegisterError {
+        RegisterError::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -450,8 +476,12 @@ pub struct Registered {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
-    #[error("{0}")]
-    Invalid(String),
+    /// The request's `field` is wrong.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("not {} compatible", compatibility.as_str())]
     Incompatible {
         compatibility: Compatibility,
@@ -547,15 +577,13 @@ fn config_parts(config: &Config) -> (Vec<Entry>, Vec<Binding>) {
     (entries, bindings)
 }
 
-/// Loads stored versions at start, then polls for changes until shutdown.
+/// Polls for changed stored versions until shutdown (the gateway loads them once
+/// before it serves; if that failed, the first poll that reaches Redis loads them).
 pub async fn run_reload(
     gate: Arc<SchemaGate>,
     mut redis: ConnectionManager,
     shutdown: CancellationToken,
 ) {
-    if let Err(e) = gate.reload(&mut redis).await {
-        warn!(error = %e, "loading stored schemas failed; retrying");
-    }
     let mut tick = tokio::time::interval(RELOAD_EVERY);
     loop {
         tokio::select! {
