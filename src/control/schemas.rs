@@ -145,7 +145,14 @@ async fn register(
             .split('`')
             .nth(1)
             .filter(|f| {
-                ["schema", "format", "component", "dataschema", "compatibility"].contains(f)
+                [
+                    "schema",
+                    "format",
+                    "component",
+                    "dataschema",
+                    "compatibility",
+                ]
+                .contains(f)
                     || message.starts_with("unknown field")
             })
             .unwrap_or("body")
@@ -172,12 +179,9 @@ async fn register(
                 "urn": crate::schema::urn(&name, r.version),
             })))
         }
-        Err(RegisterError::Invalid { field, message }) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_schema",
-            message,
-        )
-        .field(field)),
+        Err(RegisterError::Invalid { field, message }) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_schema", message).field(field))
+        }
         Err(RegisterError::Incompatible {
             compatibility,
             reasons,

@@ -366,7 +366,11 @@ impl Checker<'_> {
         self.stack.pop();
         let assumed = self.lowest_assumed;
         // Assumptions about this pair are settled by its own outcome; older ones are not.
-        self.lowest_assumed = outer.min(if assumed >= index { usize::MAX } else { assumed });
+        self.lowest_assumed = outer.min(if assumed >= index {
+            usize::MAX
+        } else {
+            assumed
+        });
         if self.exhausted {
             return;
         }
@@ -495,7 +499,10 @@ impl Checker<'_> {
                         {
                             self.fail(
                                 path,
-                                format!("cannot prove compatible: `{key}` of {} is not the same in {}", self.a_name, self.b_name),
+                                format!(
+                                    "cannot prove compatible: `{key}` of {} is not the same in {}",
+                                    self.a_name, self.b_name
+                                ),
                             );
                         }
                     }

@@ -2,10 +2,13 @@
 //! appended, whether it may go in (`enforce`), goes in marked (`warn`), or is not looked
 //! at (`off`); also where discovery samples are taken.
 //!
-//! Cost on the hot path: a bus with `validation: off` and no discovery costs one map
-//! lookup per event. Otherwise the attributes are read once for `source`, `type` and
-//! `dataschema`; only an event with a bound schema has its data parsed (once) and
-//! validated by the precompiled validator. The registry is an `Arc` behind a lock held
+//! Cost on the hot path: every event's encoded attributes are searched once for a
+//! forged `schemaviolation` (removed when found). A bus with `validation: off` and no
+//! discovery then costs one map lookup per event, and so does an event without a
+//! `dataschema` on a bus no binding applies to. Otherwise the attributes are read once
+//! for `source`, `type` and `dataschema`; only an event with a schema has its data
+//! parsed (once) and checked by the precompiled validator (violations are listed only
+//! when it fails). The registry is an `Arc` behind a lock held
 //! only to clone it; a reload task swaps in a new one when Redis-stored versions change
 //! (polled every [`RELOAD_EVERY`]), compiling only versions it has not seen.
 
@@ -55,6 +58,9 @@ pub struct Rejected {
 
 struct BusPolicy {
     validation: ValidationMode,
+    /// Whether some binding may apply to the bus's events (else only a `dataschema`
+    /// attribute can select a schema, and events without one are not parsed).
+    bound: bool,
     /// Sample one event in this many (0: discovery off).
     sample_every: u64,
     seen: AtomicU64,
@@ -114,6 +120,9 @@ impl SchemaGate {
             .map(|b| {
                 let policy = BusPolicy {
                     validation: b.validation,
+                    bound: config_bindings
+                        .iter()
+                        .any(|x| x.bus.as_deref().is_none_or(|bus| bus == b.name)),
                     sample_every: if b.discovery.0 {
                         b.discovery_sample.unwrap_or(10).max(1)
                     } else {
@@ -184,6 +193,12 @@ impl SchemaGate {
         if mode == ValidationMode::Off && !sample {
             return Ok(());
         }
+        if !sample
+            && !policy.bound
+            && memchr::memmem::find(&event.attrs, b"\"dataschema\"").is_none()
+        {
+            return Ok(()); // no binding for the bus, and nothing pinned
+        }
         let registry = self.registry();
         if !sample && registry.entries().is_empty() {
             return Ok(()); // validation on, but no schema registered yet
@@ -212,6 +227,8 @@ impl SchemaGate {
             return Ok(());
         };
         let violations = match data_value(event) {
+            // The fast check first: listing violations costs more.
+            Ok(data) if version.is_valid(&data) => Vec::new(),
             Ok(data) => version.violations(&data),
             Err(v) => vec![v],
         };

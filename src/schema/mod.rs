@@ -449,14 +449,22 @@ mod tests {
         discovered.origin = Origin::Discovered;
         let reg = Registry::new(
             vec![
-                entry("strict", json!({"required": ["id"]}), Some("https://x/strict")),
+                entry(
+                    "strict",
+                    json!({"required": ["id"]}),
+                    Some("https://x/strict"),
+                ),
                 entry("loose", json!(true), Some("https://x/loose")),
                 discovered,
             ],
             vec![bind("strict", Some("orders"), "/shop", "*")],
         );
         let name = |v: Option<&Arc<Version>>| v.map(|v| v.name.clone());
-        for pin in ["https://x/loose", "urn:sluice:schema:loose:1", "urn:sluice:schema:discovered.x:1"] {
+        for pin in [
+            "https://x/loose",
+            "urn:sluice:schema:loose:1",
+            "urn:sluice:schema:discovered.x:1",
+        ] {
             assert_eq!(
                 name(reg.lookup("orders", "/shop", "paid", Some(pin))),
                 Some("strict".into()),
@@ -476,7 +484,9 @@ mod tests {
             name(reg.lookup("other", "/x", "y", Some("urn:sluice:schema:discovered.x:1"))),
             None
         );
-        assert!(reg.by_dataschema("urn:sluice:schema:discovered.x:1").is_none());
+        assert!(reg
+            .by_dataschema("urn:sluice:schema:discovered.x:1")
+            .is_none());
     }
 
     #[test]
