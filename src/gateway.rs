@@ -208,6 +208,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .collect::<anyhow::Result<HashMap<_, _>>>()?;
     let (gate, samples) = SchemaGate::from_config(&config, metrics.clone());
     let gate = Arc::new(gate);
+    // Versions stored in Redis are in force before the first event is served.
+    if let Err(e) = gate.reload(&mut shared.clone()).await {
+        warn!(error = %e, "loading stored schemas failed; the reload task retries");
+    }
     workers.spawn(schema::gate::run_reload(
         gate.clone(),
         shared.clone(),

@@ -193,3 +193,44 @@ fn infer_reads_arrays_and_lines() {
     assert_eq!(code, 2);
     assert!(stderr.contains("line 2: not JSON"), "{stderr}");
 }
+
+#[test]
+fn check_compares_recursive_schemas_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.yaml");
+    let tree = r##"{type: object, properties: {value: {type: integer}, left: {$ref: "#"}, right: {$ref: "#"}}}"##;
+    let tree_required = r##"{type: object, required: [value], properties: {value: {type: integer}, left: {$ref: "#"}, right: {$ref: "#"}}}"##;
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+buses: [{{name: orders, validation: enforce}}]
+schemas:
+  - name: tree
+    compatibility: full_transitive
+    versions:
+      - schema: {tree}
+      - schema: {tree}
+  - name: stricter
+    versions:
+      - schema: {tree}
+      - schema: {tree_required}
+"#
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = sluice(&["check", "--config", config.to_str().unwrap()]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("schemas[0]"), "{stderr}");
+    assert!(
+        stderr.contains("schemas[1].versions[1]: version 2 is not backward compatible")
+            && stderr.contains("/properties/value: required by the new version"),
+        "{stderr}"
+    );
+}

@@ -50,7 +50,9 @@ const TABLE: &[(&str, bool, bool, bool)] = &[
     ("remove field", false, true, false),
     ("remove field", true, false, true),
     ("widen type", false, true, false),
+    ("widen type", true, true, false),
     ("narrow enum", false, false, true),
+    ("narrow enum", true, false, true),
 ];
 
 #[test]

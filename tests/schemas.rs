@@ -230,6 +230,41 @@ async fn cloudevents_enforce_warn_and_off() {
     assert_eq!(status, 202);
     assert!(stored(&redis, "open")[0].get("schemaviolation").is_none());
 
+    // The mark is reserved: a producer's own is removed under off and enforce, and on
+    // events no schema applies to, so a rule never sees a forged one.
+    let forge = |body: String, id: &str| {
+        body.replacen(
+            &format!("\"id\":\"{id}\""),
+            &format!("\"id\":\"{id}\",\"schemaviolation\":\"true\""),
+            1,
+        )
+    };
+    let (status, _) = post_json(&url("open"), structured, &[], forge(order("o2", bad), "o2")).await;
+    assert_eq!(status, 202);
+    let (status, _) = post_json(
+        &url("strict"),
+        structured,
+        &[],
+        forge(order("s9", good), "s9"),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let unbound = r#"{"specversion":"1.0","id":"u1","source":"/else","type":"x","data":{}}"#;
+    for bus in ["strict", "lenient"] {
+        let (status, _) = post_json(&url(bus), structured, &[], forge(unbound.into(), "u1")).await;
+        assert_eq!(status, 202);
+    }
+    for bus in ["open", "strict", "lenient"] {
+        let events = stored(&redis, bus);
+        let last = events.last().unwrap();
+        assert!(last.get("schemaviolation").is_none(), "{bus}: {events:?}");
+    }
+    let strict = stored(&redis, "strict");
+    assert!(
+        strict.iter().all(|e| e.get("schemaviolation").is_none()),
+        "{strict:?}"
+    );
+
     let metrics = reqwest::get(gw.url("/metrics"))
         .await
         .unwrap()
@@ -543,7 +578,9 @@ async fn discovery_infers_a_schema_per_source_and_type() {
         },
         "required": ["at", "email", "id", "lines", "total"]
     });
-    let url = gw.url("/api/v1/schemas/discovered.shop.order.created/versions/latest");
+    let name = sluice::schema::discovery::discovered_name("shop", "order.created");
+    assert!(name.starts_with("discovered.shop.order.created-"), "{name}");
+    let url = gw.url(&format!("/api/v1/schemas/{name}/versions/latest"));
     let mut last = Value::Null;
     for _ in 0..100 {
         let (status, body) = api(reqwest::Method::GET, url.clone(), None).await;
@@ -668,4 +705,88 @@ rules:
     assert_eq!(got.len(), 1, "only the invalid event matches");
     assert_eq!(got[0].header("ce-id"), Some("w2"));
     assert_eq!(got[0].header("ce-schemaviolation"), Some("true"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registration_errors_name_the_field_and_unreadable_records_do_not_block() {
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis, &config("")).await;
+    let post = |name: &str, body: Value| {
+        api(
+            reqwest::Method::POST,
+            gw.url(&format!("/api/v1/schemas/{name}/versions")),
+            Some(body),
+        )
+    };
+    let cases = [
+        ("bad name!", json!({"schema": true}), "name"),
+        ("discovered.x", json!({"schema": true}), "name"),
+        (
+            "order",
+            json!({"schema": true, "compatibility": "none"}),
+            "compatibility",
+        ),
+        (
+            "pinned",
+            json!({"schema": true, "dataschema": "https://schemas.example.com/order/1"}),
+            "dataschema",
+        ),
+        (
+            "api",
+            json!({"format": "openapi", "schema": {"openapi": "3.0.3", "components": {"schemas": {}}}, "component": "Nope"}),
+            "component",
+        ),
+        (
+            "typo",
+            json!({"schema": true, "compatibilty": "none"}),
+            "compatibilty",
+        ),
+        ("nothing", json!({}), "schema"),
+    ];
+    for (name, body, field) in cases {
+        let (status, answer) = post(name, body).await;
+        assert_eq!(
+            (status, answer["field"].as_str()),
+            (400, Some(field)),
+            "{name}: {answer}"
+        );
+    }
+    let mut v2: Value = serde_json::from_str(ORDER_V1).unwrap();
+    v2["required"] = json!(["id", "amount", "currency"]);
+    let (status, answer) = post("order", json!({"schema": v2})).await;
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (409, Some("schema")),
+        "{answer}"
+    );
+
+    // A recursive schema is checked at once (it used to take minutes).
+    let tree = json!({"type": "object", "properties": {"value": {"type": "integer"}, "left": {"$ref": "#"}, "right": {"$ref": "#"}}});
+    let started = std::time::Instant::now();
+    let (status, answer) = post("tree", json!({"schema": tree})).await;
+    assert_eq!(status, 201, "{answer}");
+    let mut described = tree.clone();
+    described["description"] = json!("a binary tree");
+    let (status, answer) = post("tree", json!({"schema": described})).await;
+    assert_eq!(status, 201, "{answer}");
+    let mut stricter = described.clone();
+    stricter["required"] = json!(["value"]);
+    let (status, answer) = post("tree", json!({"schema": stricter})).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // An unreadable stored record does not make every registration a conflict.
+    let mut conn = redis.conn();
+    let _: () = redis::cmd("SADD")
+        .arg(sluice::schema::store::NAMES)
+        .arg("broken")
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("RPUSH")
+        .arg(sluice::schema::store::versions_key("broken"))
+        .arg("not json")
+        .query(&mut conn)
+        .unwrap();
+    let (status, answer) = post("broken", json!({"schema": {"type": "object"}})).await;
+    assert_eq!(status, 201, "{answer}");
 }

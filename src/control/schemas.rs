@@ -139,11 +139,30 @@ async fn register(
     state: web::Data<Ingress>,
 ) -> Result<HttpResponse, ApiError> {
     let request: RegisterRequest = serde_json::from_slice(&body).map_err(|e| {
+        let message = e.to_string();
+        // serde names a missing, unknown or mistyped field between backticks.
+        let field = message
+            .split('`')
+            .nth(1)
+            .filter(|f| {
+                [
+                    "schema",
+                    "format",
+                    "component",
+                    "dataschema",
+                    "compatibility",
+                ]
+                .contains(f)
+                    || message.starts_with("unknown field")
+            })
+            .unwrap_or("body")
+            .to_string();
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             format!("the body is not a schema registration: {e}"),
         )
+        .field(field)
     })?;
     let mut redis = state.redis.clone();
     match state.schemas.register(&mut redis, &name, request).await {
@@ -160,14 +179,15 @@ async fn register(
                 "urn": crate::schema::urn(&name, r.version),
             })))
         }
-        Err(RegisterError::Invalid(m)) => {
-            Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_schema", m).field("schema"))
+        Err(RegisterError::Invalid { field, message }) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_schema", message).field(field))
         }
         Err(RegisterError::Incompatible {
             compatibility,
             reasons,
         }) => Ok(HttpResponse::Conflict().json(json!({
             "error": "incompatible_schema",
+            "field": "schema",
             "message": format!(
                 "the new version is not {} compatible: {}",
                 compatibility.as_str(),

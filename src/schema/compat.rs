@@ -18,6 +18,8 @@
 //! forward- but not backward-compatible, and removing one is the reverse.
 
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value};
 
 /// The compatibility a schema's versions must keep (`compatibility:`). Default backward.
@@ -108,12 +110,27 @@ pub fn subset(a: &Value, b: &Value, a_name: &str, b_name: &str) -> Vec<String> {
         a_name,
         b_name,
         out: Vec::new(),
+        steps: 0,
+        exhausted: false,
+        stack: Vec::new(),
+        lowest_assumed: usize::MAX,
+        known: HashMap::new(),
     };
     c.sub(a, b, "", 0);
+    if c.exhausted {
+        c.out.push(format!(
+            "/: cannot prove compatible: schema too complex (more than {MAX_STEPS} comparisons)"
+        ));
+    }
     c.out
 }
 
 const MAX_DEPTH: usize = 32;
+/// Comparisons one check may make before it gives up (recursive or heavily shared
+/// schemas otherwise cost exponential time).
+const MAX_STEPS: usize = 20_000;
+
+static OPEN: Value = Value::Bool(true);
 
 /// Keywords that never constrain an instance (or are handled elsewhere).
 const ANNOTATIONS: &[&str] = &[
@@ -160,12 +177,24 @@ const TYPES: [&str; 7] = [
     "null", "boolean", "object", "array", "number", "string", "integer",
 ];
 
+/// A pair of schema nodes (by address: both roots are borrowed for the whole check).
+type Pair = (usize, usize);
+
 struct Checker<'a> {
     a_root: &'a Value,
     b_root: &'a Value,
     a_name: &'a str,
     b_name: &'a str,
     out: Vec<String>,
+    steps: usize,
+    exhausted: bool,
+    /// Pairs being compared: met again (through a `$ref` cycle) they are assumed
+    /// to hold, the coinductive reading of a recursive schema.
+    stack: Vec<Pair>,
+    /// The lowest `stack` index assumed since the current pair began.
+    lowest_assumed: usize,
+    /// Finished pairs: `None` holds, `Some(path)` failed first at `path`.
+    known: HashMap<Pair, Option<String>>,
 }
 
 fn at(path: &str) -> &str {
@@ -176,20 +205,74 @@ fn at(path: &str) -> &str {
     }
 }
 
-/// Follows a local `$ref` (`#/$defs/X`, `#/definitions/X`, any `#/...` pointer).
+/// One step of a local `$ref` (`#/$defs/X`, `#/definitions/X`, any `#/...` pointer).
+fn follow<'v>(root: &'v Value, r: &str) -> Result<&'v Value, String> {
+    let pointer = r
+        .strip_prefix('#')
+        .ok_or_else(|| format!("$ref {r:?} is not local"))?;
+    root.pointer(pointer)
+        .ok_or_else(|| format!("$ref {r:?} points nowhere"))
+}
+
+fn ref_of(schema: &Value) -> Option<&str> {
+    schema.get("$ref").and_then(Value::as_str)
+}
+
+/// Whether keywords other than `$ref` and annotations sit next to a `$ref` (they apply
+/// too in 2020-12).
+fn has_siblings(schema: &Value) -> bool {
+    schema.as_object().is_some_and(|m| {
+        m.keys()
+            .any(|k| k != "$ref" && !ANNOTATIONS.contains(&k.as_str()))
+    })
+}
+
+/// Follows `$ref`s to the schema they name. For the old side (whose instances are
+/// checked) siblings of a `$ref` may be dropped: that only widens it (conservative).
 fn deref<'v>(root: &'v Value, mut schema: &'v Value) -> Result<&'v Value, String> {
     for _ in 0..MAX_DEPTH {
-        let Some(r) = schema.get("$ref").and_then(Value::as_str) else {
+        let Some(r) = ref_of(schema) else {
             return Ok(schema);
         };
-        let pointer = r
-            .strip_prefix('#')
-            .ok_or_else(|| format!("$ref {r:?} is not local"))?;
-        schema = root
-            .pointer(pointer)
-            .ok_or_else(|| format!("$ref {r:?} points nowhere"))?;
+        schema = follow(root, r)?;
     }
     Err("$ref chain too long".into())
+}
+
+/// Whether `a` and `b` mean the same: equal, and every `$ref` they hold (transitively)
+/// names an equal definition in both roots.
+fn same(a_root: &Value, b_root: &Value, a: &Value, b: &Value) -> bool {
+    if a != b {
+        return false;
+    }
+    let mut seen = HashSet::new();
+    let mut pending = Vec::new();
+    collect_refs(b, &mut pending);
+    while let Some(r) = pending.pop() {
+        if !seen.insert(r.clone()) {
+            continue;
+        }
+        match (follow(a_root, &r), follow(b_root, &r)) {
+            (Ok(x), Ok(y)) if x == y => collect_refs(y, &mut pending),
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => collect_refs(x, out),
+                }
+            }
+        }
+        Value::Array(xs) => xs.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
 }
 
 fn constrains(schema: &Value) -> bool {
@@ -219,6 +302,14 @@ impl Checker<'_> {
     }
 
     fn sub(&mut self, a: &Value, b: &Value, path: &str, depth: usize) {
+        if self.exhausted {
+            return;
+        }
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            self.exhausted = true;
+            return self.fail(path, "cannot prove compatible: schema too complex".into());
+        }
         if depth > MAX_DEPTH {
             return self.fail(
                 path,
@@ -229,10 +320,78 @@ impl Checker<'_> {
             Ok(a) => a,
             Err(e) => return self.fail(path, format!("cannot prove compatible: {e}")),
         };
-        let b = match deref(self.b_root, b) {
-            Ok(b) => b,
-            Err(e) => return self.fail(path, format!("cannot prove compatible: {e}")),
-        };
+        // The new side: a `$ref` with siblings means its target and the siblings both.
+        let mut b = b;
+        for _ in 0..=MAX_DEPTH {
+            let Some(r) = ref_of(b) else { break };
+            let target = match follow(self.b_root, r) {
+                Ok(t) => t,
+                Err(e) => return self.fail(path, format!("cannot prove compatible: {e}")),
+            };
+            if has_siblings(b) {
+                self.sub(a, target, path, depth + 1);
+                break;
+            }
+            b = target;
+        }
+        if ref_of(b).is_some() && !has_siblings(b) {
+            return self.fail(path, "cannot prove compatible: $ref chain too long".into());
+        }
+
+        let key = (a as *const Value as usize, b as *const Value as usize);
+        if let Some(i) = self.stack.iter().position(|p| *p == key) {
+            // Met again through a cycle: assumed to hold (it fails where it began if not).
+            self.lowest_assumed = self.lowest_assumed.min(i);
+            return;
+        }
+        if let Some(known) = self.known.get(&key) {
+            if let Some(first) = known.clone() {
+                self.fail(
+                    path,
+                    format!(
+                        "{} refuses what {} accepts here (the same schemas as at {})",
+                        self.b_name,
+                        self.a_name,
+                        at(&first)
+                    ),
+                );
+            }
+            return;
+        }
+        let index = self.stack.len();
+        self.stack.push(key);
+        let outer = std::mem::replace(&mut self.lowest_assumed, usize::MAX);
+        let before = self.out.len();
+        self.compare(a, b, path, depth);
+        self.stack.pop();
+        let assumed = self.lowest_assumed;
+        // Assumptions about this pair are settled by its own outcome; older ones are not.
+        self.lowest_assumed = outer.min(if assumed >= index {
+            usize::MAX
+        } else {
+            assumed
+        });
+        if self.exhausted {
+            return;
+        }
+        if self.out.len() > before {
+            // Assumptions only ever make a comparison pass: a failure is a failure.
+            self.known.insert(key, Some(path.to_string()));
+        } else if assumed >= index {
+            self.known.insert(key, None);
+        }
+    }
+
+    /// Runs `f` aside: whether it found no reason (its reasons are dropped).
+    fn trial(&mut self, f: impl FnOnce(&mut Self)) -> bool {
+        let saved = std::mem::take(&mut self.out);
+        f(self);
+        let ok = self.out.is_empty();
+        self.out = saved;
+        ok
+    }
+
+    fn compare(&mut self, a: &Value, b: &Value, path: &str, depth: usize) {
         if !constrains(b) || a == &Value::Bool(false) {
             return;
         }
@@ -251,11 +410,12 @@ impl Checker<'_> {
         // A union in A: each alternative must fit B.
         for key in ["anyOf", "oneOf"] {
             if let Some(Value::Array(branches)) = am.get(key) {
-                let mut scratch = self.scratch();
-                for (i, branch) in branches.iter().enumerate() {
-                    scratch.sub(branch, b, &format!("{path}/{key}/{i}"), depth + 1);
-                }
-                if scratch.out.is_empty() {
+                let fits = self.trial(|c| {
+                    for (i, branch) in branches.iter().enumerate() {
+                        c.sub(branch, b, &format!("{path}/{key}/{i}"), depth + 1);
+                    }
+                });
+                if fits {
                     return;
                 }
             }
@@ -271,7 +431,10 @@ impl Checker<'_> {
                 continue;
             }
             if !UNDERSTOOD.contains(&key) {
-                if am.get(key) != Some(bv) {
+                if !am
+                    .get(key)
+                    .is_some_and(|av| same(self.a_root, self.b_root, av, bv))
+                {
                     self.fail(
                         path,
                         format!("cannot prove compatible: `{key}` of {} is not understood by the checker and is not the same in {}", self.b_name, self.a_name),
@@ -296,12 +459,10 @@ impl Checker<'_> {
                     }
                 }
                 "anyOf" => {
-                    let branches = bv.as_array().cloned().unwrap_or_default();
-                    let fits = branches.iter().any(|branch| {
-                        let mut scratch = self.scratch();
-                        scratch.sub(a, branch, path, depth + 1);
-                        scratch.out.is_empty()
-                    });
+                    let branches = bv.as_array().map(Vec::as_slice).unwrap_or_default();
+                    let fits = branches
+                        .iter()
+                        .any(|branch| self.trial(|c| c.sub(a, branch, path, depth + 1)));
                     if !fits {
                         self.fail(
                             path,
@@ -328,25 +489,36 @@ impl Checker<'_> {
         }
         if may_be(am, "array") {
             if let Some(bi) = bm.get("items") {
+                // Old-only tuple keywords: old `items` covers only the tail, so it says
+                // nothing about the first elements.
+                for key in ["prefixItems", "additionalItems"] {
+                    if let Some(av) = am.get(key) {
+                        if !bm
+                            .get(key)
+                            .is_some_and(|bv| same(self.a_root, self.b_root, av, bv))
+                        {
+                            self.fail(
+                                path,
+                                format!(
+                                    "cannot prove compatible: `{key}` of {} is not the same in {}",
+                                    self.a_name, self.b_name
+                                ),
+                            );
+                        }
+                    }
+                }
                 if bi.is_array() || am.get("items").is_some_and(Value::is_array) {
-                    if am.get("items") != Some(bi) {
+                    if !am
+                        .get("items")
+                        .is_some_and(|ai| same(self.a_root, self.b_root, ai, bi))
+                    {
                         self.fail(path, "cannot prove compatible: tuple `items` differ".into());
                     }
                 } else {
-                    let ai = am.get("items").unwrap_or(&Value::Bool(true));
+                    let ai = am.get("items").unwrap_or(&OPEN);
                     self.sub(ai, bi, &format!("{path}/items"), depth + 1);
                 }
             }
-        }
-    }
-
-    fn scratch(&self) -> Checker<'_> {
-        Checker {
-            a_root: self.a_root,
-            b_root: self.b_root,
-            a_name: self.a_name,
-            b_name: self.b_name,
-            out: Vec::new(),
         }
     }
 
@@ -436,14 +608,13 @@ impl Checker<'_> {
             .get("properties")
             .and_then(Value::as_object)
             .unwrap_or(&none);
-        let open = Value::Bool(true);
         // patternProperties exempt names from additionalProperties: treat A as open.
         let a_extra = if am.contains_key("patternProperties") {
-            &open
+            &OPEN
         } else {
-            am.get("additionalProperties").unwrap_or(&open)
+            am.get("additionalProperties").unwrap_or(&OPEN)
         };
-        let b_extra = bm.get("additionalProperties").unwrap_or(&open);
+        let b_extra = bm.get("additionalProperties").unwrap_or(&OPEN);
         let mut names: Vec<&String> = a_props.keys().chain(b_props.keys()).collect();
         names.sort();
         names.dedup();
@@ -475,16 +646,31 @@ impl Checker<'_> {
 
     /// A is a finite set of values: each must be valid under B.
     fn values_fit(&mut self, values: &[Value], b: &Value, path: &str) {
-        // B may hold $refs into its root: compile it with the root's definitions.
+        // B may hold $refs into its root: compile it with the root's definitions (a
+        // `$ref` to anything else would resolve against the copy: not provable).
+        let is_root = std::ptr::eq(b, self.b_root);
+        let mut refs = Vec::new();
+        collect_refs(b, &mut refs);
+        if !is_root
+            && refs
+                .iter()
+                .any(|r| !r.starts_with("#/$defs/") && !r.starts_with("#/definitions/"))
+        {
+            return self.fail(
+                path,
+                "cannot prove compatible: a $ref that is not into $defs".into(),
+            );
+        }
         let mut schema = b.clone();
         if let (Value::Object(m), Some(root)) = (&mut schema, self.b_root.as_object()) {
-            for defs in ["$defs", "definitions"] {
+            for defs in ["$schema", "$defs", "definitions"] {
                 if let Some(d) = root.get(defs) {
                     m.entry(defs).or_insert_with(|| d.clone());
                 }
             }
         }
-        let validator = match jsonschema::validator_for(&schema) {
+        // The same options as validation at ingest (`format` asserted).
+        let validator = match super::compile(&schema) {
             Ok(v) => v,
             Err(e) => {
                 return self.fail(path, format!("cannot prove compatible: {e}"));
@@ -586,5 +772,119 @@ mod tests {
             .len(),
             1
         );
+    }
+
+    fn tree(extra: Value) -> Value {
+        let mut s = json!({"type": "object", "properties": {
+            "value": {"type": "integer"},
+            "left": {"$ref": "#"},
+            "right": {"$ref": "#"}
+        }});
+        if let (Value::Object(m), Value::Object(x)) = (&mut s, extra) {
+            m.extend(x);
+        }
+        s
+    }
+
+    #[test]
+    fn recursive_schemas_are_checked_quickly() {
+        let started = std::time::Instant::now();
+        let old = tree(json!({}));
+        assert!(subset(&old, &old.clone(), "old", "new").is_empty());
+        // A change deep inside the recursion is still seen.
+        let new = tree(json!({"required": ["value"]}));
+        let reasons = subset(&old, &new, "old", "new");
+        assert!(
+            reasons.iter().any(|r| r.contains("required by new")),
+            "{reasons:?}"
+        );
+        assert!(subset(&new, &old, "new", "old").is_empty(), "forward holds");
+        // Mutually recursive definitions, each used twice.
+        let defs = json!({"$defs": {
+            "a": {"type": "object", "properties": {"x": {"$ref": "#/$defs/b"}, "y": {"$ref": "#/$defs/b"}}},
+            "b": {"type": "object", "properties": {"x": {"$ref": "#/$defs/a"}, "y": {"$ref": "#/$defs/a"}}}
+        }, "$ref": "#/$defs/a"});
+        assert!(check(Compatibility::Full, &[&defs], &defs.clone()).is_ok());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn too_much_work_is_refused() {
+        let props: Map<String, Value> = (0..MAX_STEPS + 10)
+            .map(|i| (format!("p{i}"), json!({"type": "integer"})))
+            .collect();
+        let s = json!({"type": "object", "properties": props});
+        let reasons = subset(&s, &s.clone(), "old", "new");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("cannot prove compatible: schema too complex")),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn siblings_of_a_ref_in_the_new_version_apply() {
+        let old = json!({"$defs": {"n": {"type": "integer"}}, "type": "object", "properties": {"a": {"$ref": "#/$defs/n"}}});
+        let new = json!({"$defs": {"n": {"type": "integer"}}, "type": "object", "properties": {"a": {"$ref": "#/$defs/n", "minimum": 0}}});
+        let reasons = subset(&old, &new, "old", "new");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with("/properties/a: new has minimum 0")),
+            "{reasons:?}"
+        );
+        assert!(subset(&new, &old, "new", "old").is_empty());
+    }
+
+    #[test]
+    fn equal_keywords_with_refs_need_equal_definitions() {
+        let pay = |card_required: Value| {
+            json!({"$defs": {
+                "Card": {"type": "object", "required": card_required, "properties": {"number": {"type": "string"}}},
+                "Bank": {"type": "object", "required": ["iban"]}
+            }, "oneOf": [{"$ref": "#/$defs/Card"}, {"$ref": "#/$defs/Bank"}]})
+        };
+        let old = pay(json!(["number"]));
+        let new = pay(json!(["number", "cvc"]));
+        let reasons = subset(&old, &new, "old", "new");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("cannot prove compatible: `oneOf`")),
+            "{reasons:?}"
+        );
+        assert!(subset(&old, &old.clone(), "old", "new").is_empty());
+    }
+
+    #[test]
+    fn finite_values_are_checked_with_formats() {
+        let old = json!({"enum": ["yesterday"]});
+        let new = json!({"type": "string", "format": "date-time"});
+        let reasons = subset(&old, &new, "old", "new");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("value \"yesterday\" allowed by old is refused by new")),
+            "{reasons:?}"
+        );
+        let old = json!({"enum": ["2024-01-01T00:00:00Z"]});
+        assert!(subset(&old, &new, "old", "new").is_empty());
+    }
+
+    #[test]
+    fn old_tuple_keywords_make_items_unprovable() {
+        let old = json!({"type": "array", "prefixItems": [{"type": "string"}], "items": {"type": "integer"}});
+        let new = json!({"type": "array", "items": {"type": "integer"}});
+        let reasons = subset(&old, &new, "old", "new");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("cannot prove compatible: `prefixItems`")),
+            "{reasons:?}"
+        );
+        let old = json!({"type": "array", "items": [{"type": "string"}], "additionalItems": {"type": "integer"}});
+        assert!(!subset(&old, &new, "old", "new").is_empty());
+        assert!(subset(&new, &new.clone(), "old", "new").is_empty());
     }
 }

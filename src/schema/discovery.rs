@@ -4,7 +4,7 @@
 //! task folds samples into a [`Shape`] per (`source`, `type`) and every
 //! [`FLUSH_EVERY`] merges what it gathered into the shape kept in Redis; when the
 //! schema the merged shape describes differs from the latest discovered version, it
-//! stores a new version of `discovered.{source}.{type}`.
+//! stores a new version of `discovered.{source}.{type}-{hash}`.
 //!
 //! Replicas merge into the same shape with a read-merge-write that is not atomic: two
 //! replicas flushing the same (source, type) at the same instant may lose one's few
@@ -29,11 +29,11 @@ use crate::bus::{within, BusError};
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
 
 /// The name of the discovered schema of (source, type): `discovered.` + both, with
-/// characters outside `[A-Za-z0-9._-]` replaced (and then a short hash, so distinct
-/// pairs keep distinct names).
+/// characters outside `[A-Za-z0-9._-]` replaced, then `-` and a short hash of the pair.
+/// The hash is always there: the joined text alone is ambiguous (`("shop.order",
+/// "paid")` and `("shop", "order.paid")` both read `shop.order.paid`).
 pub fn discovered_name(source: &str, type_: &str) -> String {
-    let raw = format!("{source}.{type_}");
-    let clean: String = raw
+    let clean: String = format!("{source}.{type_}")
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
@@ -44,12 +44,10 @@ pub fn discovered_name(source: &str, type_: &str) -> String {
         })
         .collect();
     let mut name = format!("discovered.{}", clean.trim_matches('_'));
-    if clean != raw || name.len() > 120 {
-        let hash = sha2::Sha256::digest(format!("{source}\n{type_}").as_bytes());
-        name.truncate(120);
-        name.push('-');
-        name.push_str(&hex::encode(&hash[..4]));
-    }
+    let hash = sha2::Sha256::digest(format!("{source}\n{type_}").as_bytes());
+    name.truncate(120);
+    name.push('-');
+    name.push_str(&hex::encode(&hash[..4]));
     name
 }
 
@@ -149,13 +147,14 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(
-            discovered_name("shop", "order.paid"),
-            "discovered.shop.order.paid"
-        );
+        let n = discovered_name("shop", "order.paid");
+        assert!(n.starts_with("discovered.shop.order.paid-"), "{n}");
+        assert_ne!(n, discovered_name("shop.order", "paid"));
         let n = discovered_name("/shop/eu", "order.paid");
         assert!(n.starts_with("discovered.shop_eu.order.paid-"), "{n}");
         assert_ne!(n, discovered_name("_shop_eu", "order.paid"));
         assert!(crate::config::check_name(&n[..64.min(n.len())]).is_ok());
+        let long = discovered_name(&"s".repeat(300), "t");
+        assert!(long.len() <= 129, "{long}");
     }
 }

@@ -2,10 +2,13 @@
 //! appended, whether it may go in (`enforce`), goes in marked (`warn`), or is not looked
 //! at (`off`); also where discovery samples are taken.
 //!
-//! Cost on the hot path: a bus with `validation: off` and no discovery costs one map
-//! lookup per event. Otherwise the attributes are read once for `source`, `type` and
-//! `dataschema`; only an event with a bound schema has its data parsed (once) and
-//! validated by the precompiled validator. The registry is an `Arc` behind a lock held
+//! Cost on the hot path: every event's encoded attributes are searched once for a
+//! forged `schemaviolation` (removed when found). A bus with `validation: off` and no
+//! discovery then costs one map lookup per event, and so does an event without a
+//! `dataschema` on a bus no binding applies to. Otherwise the attributes are read once
+//! for `source`, `type` and `dataschema`; only an event with a schema has its data
+//! parsed (once) and checked by the precompiled validator (violations are listed only
+//! when it fails). The registry is an `Arc` behind a lock held
 //! only to clone it; a reload task swaps in a new one when Redis-stored versions change
 //! (polled every [`RELOAD_EVERY`]), compiling only versions it has not seen.
 
@@ -55,6 +58,9 @@ pub struct Rejected {
 
 struct BusPolicy {
     validation: ValidationMode,
+    /// Whether some binding may apply to the bus's events (else only a `dataschema`
+    /// attribute can select a schema, and events without one are not parsed).
+    bound: bool,
     /// Sample one event in this many (0: discovery off).
     sample_every: u64,
     seen: AtomicU64,
@@ -95,9 +101,10 @@ struct Context<'a> {
     type_: std::borrow::Cow<'a, str>,
     #[serde(borrow, default)]
     dataschema: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    schemaviolation: Option<serde::de::IgnoredAny>,
 }
+
+/// The mark's key as it appears in encoded attributes.
+const MARK_KEY: &[u8] = b"\"schemaviolation\"";
 
 impl SchemaGate {
     /// The gate of a validated config; the receiver feeds discovery (when a bus has it).
@@ -113,6 +120,9 @@ impl SchemaGate {
             .map(|b| {
                 let policy = BusPolicy {
                     validation: b.validation,
+                    bound: config_bindings
+                        .iter()
+                        .any(|x| x.bus.as_deref().is_none_or(|bus| bus == b.name)),
                     sample_every: if b.discovery.0 {
                         b.discovery_sample.unwrap_or(10).max(1)
                     } else {
@@ -154,15 +164,20 @@ impl SchemaGate {
     }
 
     /// Decides about one event bound for `bus`, arrived through `entrance` (whose
-    /// `validation`, if set, overrides the bus's). Under `warn` an invalid event is
-    /// marked `schemaviolation: "true"` (and a producer's own mark removed from a
-    /// valid one).
+    /// `validation`, if set, overrides the bus's). A producer's own `schemaviolation`
+    /// attribute is always removed; under `warn` an invalid event is marked
+    /// `schemaviolation: "true"`.
     pub fn check(
         &self,
         bus: &str,
         entrance: Entrance<'_>,
         event: &mut EncodedEvent,
     ) -> Result<(), Rejected> {
+        // The mark is Sluice's to set: a producer's own is removed, whatever the mode.
+        let had_mark = memchr::memmem::find(&event.attrs, MARK_KEY).is_some();
+        if had_mark {
+            mark(event, false, true);
+        }
         let Some(policy) = self.buses.get(bus) else {
             return Ok(());
         };
@@ -177,6 +192,12 @@ impl SchemaGate {
             && policy.seen.fetch_add(1, Ordering::Relaxed) % policy.sample_every == 0;
         if mode == ValidationMode::Off && !sample {
             return Ok(());
+        }
+        if !sample
+            && !policy.bound
+            && memchr::memmem::find(&event.attrs, b"\"dataschema\"").is_none()
+        {
+            return Ok(()); // no binding for the bus, and nothing pinned
         }
         let registry = self.registry();
         if !sample && registry.entries().is_empty() {
@@ -206,10 +227,11 @@ impl SchemaGate {
             return Ok(());
         };
         let violations = match data_value(event) {
+            // The fast check first: listing violations costs more.
+            Ok(data) if version.is_valid(&data) => Vec::new(),
             Ok(data) => version.violations(&data),
             Err(v) => vec![v],
         };
-        let had_mark = ctx.schemaviolation.is_some();
         if !violations.is_empty() {
             self.metrics.schema_violation(
                 bus,
@@ -228,11 +250,7 @@ impl SchemaGate {
                 violations,
             }),
             ValidationMode::Warn if !violations.is_empty() => {
-                mark(event, true, had_mark);
-                Ok(())
-            }
-            ValidationMode::Warn if had_mark => {
-                mark(event, false, true);
+                mark(event, true, false);
                 Ok(())
             }
             _ => Ok(()),
@@ -322,10 +340,11 @@ impl SchemaGate {
         name: &str,
         request: RegisterRequest,
     ) -> Result<Registered, RegisterError> {
-        crate::config::check_name(name).map_err(RegisterError::Invalid)?;
+        crate::config::check_name(name).map_err(|m| RegisterError::invalid("name", m))?;
         if name.starts_with("discovered.") {
-            return Err(RegisterError::Invalid(
-                "names starting with discovered. are reserved for discovered schemas".into(),
+            return Err(RegisterError::invalid(
+                "name",
+                "names starting with discovered. are reserved for discovered schemas",
             ));
         }
         let schema = super::to_json_schema(
@@ -333,7 +352,15 @@ impl SchemaGate {
             &request.schema,
             request.component.as_deref(),
         )
-        .map_err(RegisterError::Invalid)?;
+        .map_err(|m| {
+            // The converter names the component when that is what is wrong.
+            let field = if m.contains("component") {
+                "component"
+            } else {
+                "schema"
+            };
+            RegisterError::invalid(field, m)
+        })?;
         let spec = VersionSpec {
             format: request.format,
             schema,
@@ -342,18 +369,19 @@ impl SchemaGate {
             component: request.component.clone(),
             dataschema: request.dataschema.clone(),
         };
-        super::compile(&spec.schema).map_err(RegisterError::Invalid)?;
+        super::compile(&spec.schema).map_err(|m| RegisterError::invalid("schema", m))?;
 
         let registry = self.registry();
         let config_entry = self.config_entries.iter().find(|e| e.name == name);
-        let (meta, raw) = store::read(redis, name).await?;
+        let (meta, raw, records) = store::read(redis, name).await?;
         if meta
             .as_ref()
             .is_some_and(|m| m.origin == Origin::Discovered)
         {
-            return Err(RegisterError::Invalid(format!(
-                "{name} is a discovered schema"
-            )));
+            return Err(RegisterError::invalid(
+                "name",
+                format!("{name} is a discovered schema"),
+            ));
         }
         let mode = match (config_entry, &meta) {
             (Some(e), _) => e.compatibility,
@@ -362,11 +390,14 @@ impl SchemaGate {
         };
         if let Some(asked) = request.compatibility.filter(|c| *c != mode) {
             if config_entry.is_some() || meta.is_some() {
-                return Err(RegisterError::Invalid(format!(
-                    "{name} has compatibility {}, not {}",
-                    mode.as_str(),
-                    asked.as_str()
-                )));
+                return Err(RegisterError::invalid(
+                    "compatibility",
+                    format!(
+                        "{name} has compatibility {}, not {}",
+                        mode.as_str(),
+                        asked.as_str()
+                    ),
+                ));
             }
         }
         let config_versions: Vec<&Value> = config_entry
@@ -389,10 +420,13 @@ impl SchemaGate {
         }
         if let Some(uri) = &spec.dataschema {
             if let Some(v) = registry.by_dataschema(uri) {
-                return Err(RegisterError::Invalid(format!(
-                    "dataschema {uri:?} already names {} version {}",
-                    v.name, v.number
-                )));
+                return Err(RegisterError::invalid(
+                    "dataschema",
+                    format!(
+                        "dataschema {uri:?} already names {} version {}",
+                        v.name, v.number
+                    ),
+                ));
             }
         }
         compat::check(mode, &all, &spec.schema).map_err(|reasons| RegisterError::Incompatible {
@@ -409,8 +443,8 @@ impl SchemaGate {
             compatibility: mode,
             discovered: None,
         };
-        // The list holds every stored record, shadowed ones included.
-        let expected = raw.len();
+        // The list holds every stored record, shadowed and unreadable ones included.
+        let expected = records;
         if !store::append(redis, name, &meta, expected, &version).await? {
             return Err(RegisterError::Conflict);
         }
@@ -422,6 +456,15 @@ impl SchemaGate {
             version: version.version,
             created: true,
         })
+    }
+}
+
+impl RegisterError {
+    fn invalid(field: &'static str, message: impl Into<String>) -> RegisterError {
+        RegisterError::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -450,8 +493,12 @@ pub struct Registered {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
-    #[error("{0}")]
-    Invalid(String),
+    /// The request's `field` is wrong.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("not {} compatible", compatibility.as_str())]
     Incompatible {
         compatibility: Compatibility,
@@ -547,15 +594,13 @@ fn config_parts(config: &Config) -> (Vec<Entry>, Vec<Binding>) {
     (entries, bindings)
 }
 
-/// Loads stored versions at start, then polls for changes until shutdown.
+/// Polls for changed stored versions until shutdown (the gateway loads them once
+/// before it serves; if that failed, the first poll that reaches Redis loads them).
 pub async fn run_reload(
     gate: Arc<SchemaGate>,
     mut redis: ConnectionManager,
     shutdown: CancellationToken,
 ) {
-    if let Err(e) = gate.reload(&mut redis).await {
-        warn!(error = %e, "loading stored schemas failed; retrying");
-    }
     let mut tick = tokio::time::interval(RELOAD_EVERY);
     loop {
         tokio::select! {

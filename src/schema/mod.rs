@@ -7,11 +7,12 @@
 //! appear in Redis: registered over HTTP or discovered). The ingress holds it behind
 //! [`gate::SchemaGate`], which swaps in a new one when Redis changes.
 //!
-//! Which schema applies to an event: the version whose `dataschema` URI equals the
-//! event's `dataschema` attribute (every version also answers to
-//! `urn:sluice:schema:{name}:{version}`), else the latest version of the first schema
-//! bound to the event's (`source`, `type`) with exact values, else of the first bound
-//! with a pattern (`prefix*`, `*`), in config order.
+//! Which schema applies to an event: the first schema bound to the event's (`source`,
+//! `type`) with exact values, else the first bound with a pattern (`prefix*`, `*`), in
+//! config order; of it, the version the event's `dataschema` attribute names (every
+//! version answers to `urn:sluice:schema:{name}:{version}` and to its own `dataschema`
+//! URI), else the latest. An event no schema is bound to is validated against the
+//! version its `dataschema` names, if any (discovered versions are never named).
 
 pub mod compat;
 pub mod discovery;
@@ -287,6 +288,10 @@ impl Registry {
         let mut by_uri = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             by_name.insert(e.name.clone(), i);
+            // A discovered schema describes traffic; it is no contract to pin.
+            if e.origin == Origin::Discovered {
+                continue;
+            }
             for v in &e.versions {
                 by_uri.insert(v.urn(), v.clone());
                 if let Some(uri) = &v.dataschema {
@@ -342,9 +347,7 @@ impl Registry {
         type_: &str,
         dataschema: Option<&str>,
     ) -> Option<&Arc<Version>> {
-        if let Some(v) = dataschema.and_then(|uri| self.by_uri.get(uri)) {
-            return Some(v);
-        }
+        let pinned = dataschema.and_then(|uri| self.by_uri.get(uri));
         let on_bus = |i: &&usize| self.bindings[**i].bus.as_deref().is_none_or(|b| b == bus);
         let exact = self
             .exact
@@ -356,8 +359,16 @@ impl Registry {
                 let b = &self.bindings[i];
                 b.source.matches(source) && b.type_.matches(type_)
             })
-        })?;
-        self.entry(&self.bindings[*chosen].schema)?.versions.last()
+        });
+        let Some(chosen) = chosen else {
+            return pinned;
+        };
+        // A bound event's `dataschema` may pick a version of its schema, not another.
+        let schema = &self.bindings[*chosen].schema;
+        match pinned {
+            Some(v) if &v.name == schema => Some(v),
+            _ => self.entry(schema)?.versions.last(),
+        }
     }
 }
 
@@ -430,6 +441,52 @@ mod tests {
             name(reg.lookup("o", "/else", "x", Some("urn:sluice:schema:b:1"))),
             Some("b".into())
         );
+    }
+
+    #[test]
+    fn dataschema_cannot_escape_the_bound_schema() {
+        let mut discovered = entry("discovered.x", json!(true), None);
+        discovered.origin = Origin::Discovered;
+        let reg = Registry::new(
+            vec![
+                entry(
+                    "strict",
+                    json!({"required": ["id"]}),
+                    Some("https://x/strict"),
+                ),
+                entry("loose", json!(true), Some("https://x/loose")),
+                discovered,
+            ],
+            vec![bind("strict", Some("orders"), "/shop", "*")],
+        );
+        let name = |v: Option<&Arc<Version>>| v.map(|v| v.name.clone());
+        for pin in [
+            "https://x/loose",
+            "urn:sluice:schema:loose:1",
+            "urn:sluice:schema:discovered.x:1",
+        ] {
+            assert_eq!(
+                name(reg.lookup("orders", "/shop", "paid", Some(pin))),
+                Some("strict".into()),
+                "{pin}"
+            );
+        }
+        assert_eq!(
+            name(reg.lookup("orders", "/shop", "paid", Some("https://x/strict"))),
+            Some("strict".into())
+        );
+        // Unbound: the pin decides, but never a discovered version.
+        assert_eq!(
+            name(reg.lookup("other", "/shop", "paid", Some("https://x/loose"))),
+            Some("loose".into())
+        );
+        assert_eq!(
+            name(reg.lookup("other", "/x", "y", Some("urn:sluice:schema:discovered.x:1"))),
+            None
+        );
+        assert!(reg
+            .by_dataschema("urn:sluice:schema:discovered.x:1")
+            .is_none());
     }
 
     #[test]

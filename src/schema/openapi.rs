@@ -7,6 +7,12 @@
 //! the event's data; it becomes the root of a JSON Schema whose `$defs` hold every
 //! component it references (transitively), with the `$ref`s rewritten to `#/$defs/Y`.
 //! `readOnly`/`writeOnly` are kept as they are (annotations in 2020-12).
+//!
+//! A `discriminator` is dropped, and the `oneOf` next to it becomes an `anyOf`: OpenAPI
+//! picks the branch by the discriminator value, while JSON Schema's `oneOf` demands that
+//! exactly one branch match, which open branches (no `additionalProperties: false`)
+//! rarely do. `nullable: true` without a `type` wraps the schema in
+//! `anyOf: [{type: null}, ...]`.
 
 use serde_json::{Map, Value};
 
@@ -72,8 +78,13 @@ fn convert(schema: &Value, refs: &mut Vec<String>) -> Result<Value, String> {
         return Ok(serde_json::json!({ "$ref": format!("#/$defs/{name}") }));
     }
     let mut out = Map::new();
+    let discriminated = input.contains_key("discriminator");
     for (key, value) in input {
-        let converted = match key.as_str() {
+        let key = match key.as_str() {
+            "oneOf" if discriminated => "anyOf",
+            k => k,
+        };
+        let converted = match key {
             // Annotations of OpenAPI that JSON Schema does not have.
             "nullable" | "example" | "discriminator" | "xml" | "externalDocs" => continue,
             "properties" => {
@@ -98,7 +109,7 @@ fn convert(schema: &Value, refs: &mut Vec<String>) -> Result<Value, String> {
             "exclusiveMinimum" | "exclusiveMaximum" if value.is_boolean() => continue,
             _ => value.clone(),
         };
-        out.insert(key.clone(), converted);
+        out.insert(key.to_string(), converted);
     }
     for (flag, bound) in [
         ("exclusiveMinimum", "minimum"),
@@ -119,7 +130,15 @@ fn convert(schema: &Value, refs: &mut Vec<String>) -> Result<Value, String> {
             Some(Value::Array(types)) if !types.contains(&"null".into()) => {
                 types.push("null".into())
             }
-            _ => {}
+            Some(_) => {}
+            // No type to extend (e.g. `allOf: [{$ref}]`): null or the rest.
+            None => {
+                let rest = std::mem::take(&mut out);
+                out.insert(
+                    "anyOf".into(),
+                    serde_json::json!([{"type": "null"}, Value::Object(rest)]),
+                );
+            }
         }
         if let Some(Value::Array(values)) = out.get_mut("enum") {
             if !values.contains(&Value::Null) {
@@ -202,5 +221,34 @@ mod tests {
         let mut d = doc();
         d["components"]["schemas"]["Order"]["properties"]["x"] = json!({"$ref": "other.yaml#/X"});
         assert!(to_json_schema(&d, "Order").unwrap_err().contains("only"));
+    }
+
+    #[test]
+    fn a_discriminated_one_of_becomes_any_of() {
+        let doc = json!({"openapi": "3.0.3", "components": {"schemas": {
+            "Pet": {"oneOf": [{"$ref": "#/components/schemas/Cat"}, {"$ref": "#/components/schemas/Dog"}],
+                    "discriminator": {"propertyName": "petType"}},
+            "Cat": {"type": "object", "required": ["petType"], "properties": {"petType": {"type": "string"}, "meows": {"type": "boolean"}}},
+            "Dog": {"type": "object", "required": ["petType"], "properties": {"petType": {"type": "string"}, "barks": {"type": "boolean"}}}}}});
+        let s = to_json_schema(&doc, "Pet").unwrap();
+        let v = crate::schema::compile(&s).unwrap();
+        assert!(v.is_valid(&json!({"petType": "Dog", "barks": true})));
+        assert!(!v.is_valid(&json!({"barks": true})));
+        assert!(s.get("oneOf").is_none() && s.get("discriminator").is_none());
+    }
+
+    #[test]
+    fn nullable_without_type_accepts_null() {
+        let doc = json!({"openapi": "3.0.3", "components": {"schemas": {
+            "Order": {"type": "object", "properties": {
+                "customer": {"nullable": true, "allOf": [{"$ref": "#/components/schemas/Customer"}]}
+            }},
+            "Customer": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}});
+        let s = to_json_schema(&doc, "Order").unwrap();
+        let v = crate::schema::compile(&s).unwrap();
+        assert!(v.is_valid(&json!({"customer": null})), "{s}");
+        assert!(v.is_valid(&json!({"customer": {"name": "x"}})));
+        assert!(!v.is_valid(&json!({"customer": {}})));
+        assert!(!v.is_valid(&json!({"customer": 3})));
     }
 }

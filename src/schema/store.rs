@@ -145,11 +145,12 @@ fn parse_meta(meta: &std::collections::HashMap<String, String>) -> Meta {
     }
 }
 
-/// One schema's stored meta data and versions.
+/// One schema's stored meta data, readable versions, and number of stored records
+/// (unreadable ones included: what [`append`] compares the list's length with).
 pub async fn read(
     redis: &mut ConnectionManager,
     name: &str,
-) -> Result<(Option<Meta>, Vec<StoredVersion>), BusError> {
+) -> Result<(Option<Meta>, Vec<StoredVersion>, usize), BusError> {
     let (meta, raw): (std::collections::HashMap<String, String>, Vec<String>) = within(
         redis::pipe()
             .cmd("HGETALL")
@@ -165,7 +166,11 @@ pub async fn read(
         .iter()
         .filter_map(|r| serde_json::from_str(r).ok())
         .collect();
-    Ok(((!meta.is_empty()).then(|| parse_meta(&meta)), versions))
+    Ok((
+        (!meta.is_empty()).then(|| parse_meta(&meta)),
+        versions,
+        raw.len(),
+    ))
 }
 
 /// Appends `version` if the schema still has `expected` stored versions; false if
