@@ -672,11 +672,14 @@ fn check_kind_fields(target: &super::TargetConfig, at: &str, err: &mut impl FnMu
     for (field, set, kinds) in fields {
         if set && !kinds.contains(&target.kind) {
             let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            let names = match names.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+                _ => names.join(""),
+            };
             err(
                 format!("{at}.{field}"),
                 format!(
-                    "applies only to {} targets, not {}",
-                    names.join(", "),
+                    "applies only to {names} targets, not {}",
                     target.kind.as_str()
                 ),
             );
@@ -828,29 +831,7 @@ fn check_bridge_target(
             Err(e) => err(format!("{at}.endpoint"), format!("invalid URL: {e}")),
         }
     }
-    let only =
-        |field: &str, set: bool, allowed: TargetKind, err: &mut dyn FnMut(String, String)| {
-            if set && target.kind != allowed {
-                err(
-                    format!("{at}.{field}"),
-                    format!("applies only to {} targets, not {kind}", allowed.as_str()),
-                );
-            }
-        };
-    only(
-        "resources_from",
-        target.resources_from.is_some(),
-        TargetKind::AwsEventbridge,
-        err,
-    );
-    for (field, set) in [
-        ("account_id", target.account_id.is_some()),
-        ("access_key_id", target.access_key_id.is_some()),
-        ("access_key_secret", target.access_key_secret.is_some()),
-        ("security_token", target.security_token.is_some()),
-    ] {
-        only(field, set, TargetKind::AlibabaEventbridge, err);
-    }
+    // Which bridge each field belongs to: `check_kind_fields`.
     if target.kind == TargetKind::AlibabaEventbridge {
         if target.event_bus.as_deref().is_none_or(str::is_empty) {
             err(
@@ -1092,12 +1073,12 @@ rules:
                 "functions[1].command: must not be empty",
                 "functions[1].timeout: must be greater than 0",
                 "rules[0].targets[0].function: a function target needs a function",
-                "rules[0].targets[1].region: applies only to aws-eventbridge, alibaba-eventbridge, aws-lambda targets, not function",
+                "rules[0].targets[1].region: applies only to aws-eventbridge, alibaba-eventbridge and aws-lambda targets, not function",
                 "rules[0].targets[1].function: no function named \"nope\" in functions",
                 "rules[0].targets[2].on_success.bus: no bus named \"missing\" in buses",
                 "rules[0].targets[3].on_success: an Event invocation has no result to chain; use RequestResponse",
-                "rules[0].targets[4].region: applies only to aws-eventbridge, alibaba-eventbridge, aws-lambda targets, not http",
-                "rules[0].targets[4].function: applies only to function, aws-lambda targets, not http",
+                "rules[0].targets[4].region: applies only to aws-eventbridge, alibaba-eventbridge and aws-lambda targets, not http",
+                "rules[0].targets[4].function: applies only to function and aws-lambda targets, not http",
                 "rules[0].targets[5].function: delivery.claim_idle (20s) must exceed the function's queue_timeout + timeout + 1s (31s)",
                 "rules[0].targets[6].endpoint: \"ftp://x\" is not an http(s) URL",
             ]
