@@ -459,7 +459,7 @@ pub async fn autoclaim(
                 .arg(min_idle.as_millis() as u64)
                 .arg(&cursor)
                 .arg("COUNT")
-                .arg(count - claimed.len())
+                .arg((count - claimed.len()).min(1000))
                 .query_async(conn),
         )
         .await?;
@@ -491,38 +491,8 @@ pub async fn claim_all(
     group: &str,
     consumer: &str,
 ) -> Result<Vec<Entry>, BusError> {
-    let mut claimed = Vec::new();
-    let mut cursor = "0-0".to_string();
-    loop {
-        let reply: Value = within(
-            redis::cmd("XAUTOCLAIM")
-                .arg(key)
-                .arg(group)
-                .arg(consumer)
-                .arg(0)
-                .arg(&cursor)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(conn),
-        )
-        .await?;
-        let Value::Array(mut parts) = reply else {
-            return Err(unexpected(&reply));
-        };
-        if parts.len() < 2 {
-            return Err(unexpected(&Value::Array(parts)));
-        }
-        let entries = parts.swap_remove(1);
-        cursor = match parts.swap_remove(0) {
-            Value::BulkString(c) => String::from_utf8_lossy(&c).into_owned(),
-            Value::SimpleString(c) => c,
-            other => return Err(unexpected(&other)),
-        };
-        parse_entries(entries, &mut claimed)?;
-        if cursor == "0-0" {
-            return Ok(claimed);
-        }
-    }
+    // The scan's cursor moves forward, so entries claimed here are not met again.
+    autoclaim(conn, key, group, consumer, Duration::ZERO, usize::MAX).await
 }
 
 /// Takes over the entries pending on consumers other than `consumer`, oldest first (up
