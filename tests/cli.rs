@@ -7,18 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn sluice(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn check_accepts_the_examples() {
     let (code, stdout, stderr) = sluice(&["check", "--config", "examples/quickstart/sluice.yaml"]);

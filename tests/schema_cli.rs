@@ -1,19 +1,9 @@
 //! `sluice check` on schemas, `sluice schema validate` (JSON Schema and OpenAPI 3.0)
 //! and `sluice schema infer`: output and exit codes.
 
-use std::process::Command;
+mod common;
 
-fn sluice(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::sluice;
 
 #[test]
 fn check_accepts_the_example_and_refuses_incompatible_versions() {
