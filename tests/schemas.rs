@@ -790,3 +790,45 @@ async fn registration_errors_name_the_field_and_unreadable_records_do_not_block(
     let (status, answer) = post("broken", json!({"schema": {"type": "object"}})).await;
     assert_eq!(status, 201, "{answer}");
 }
+
+/// Replicas flush discovery samples into one shape in Redis; concurrent flushes must not
+/// overwrite each other (a plain read-merge-write loses most of them here).
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_discovery_merges_lose_no_samples() {
+    use sluice::schema::{discovery, infer::Shape, store};
+    let redis = Redis::start();
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut tasks = Vec::new();
+    for replica in 0..4 {
+        let mut conn = redis::aio::ConnectionManager::new(client.clone())
+            .await
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let mut delta = Shape::default();
+                delta.add(&json!({"n": i, format!("from{replica}"): true}));
+                discovery::merge(&mut conn, "shop", "order.created", &delta)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let name = discovery::discovered_name("shop", "order.created");
+    let stored: String = redis::cmd("GET")
+        .arg(store::shape_key(&name))
+        .query(&mut redis.conn())
+        .unwrap();
+    let shape: Shape = serde_json::from_str(&stored).unwrap();
+    assert_eq!(shape.samples, 100, "{stored}");
+    let schema = shape.to_schema();
+    for replica in 0..4 {
+        assert!(
+            schema["properties"].get(format!("from{replica}")).is_some(),
+            "{schema}"
+        );
+    }
+    assert_eq!(schema["required"], json!(["n"]), "{schema}");
+}

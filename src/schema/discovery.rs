@@ -6,9 +6,9 @@
 //! schema the merged shape describes differs from the latest discovered version, it
 //! stores a new version of `discovered.{source}.{type}-{hash}`.
 //!
-//! Replicas merge into the same shape with a read-merge-write that is not atomic: two
-//! replicas flushing the same (source, type) at the same instant may lose one's few
-//! seconds of samples. Discovery is statistical, so that is accepted.
+//! Replicas merge into the same shape: read, merge, then a compare-and-set that writes
+//! only if the stored shape is still the one read (else read and merge again), so two
+//! replicas flushing the same (source, type) at once lose neither's samples.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -27,6 +27,8 @@ use crate::bus::{within, BusError};
 
 /// How often gathered samples are merged into Redis.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
+/// Compare-and-set attempts per flush before its samples are dropped.
+const MERGE_ATTEMPTS: usize = 8;
 
 /// The name of the discovered schema of (source, type): `discovered.` + both, with
 /// characters outside `[A-Za-z0-9._-]` replaced, then `-` and a short hash of the pair.
@@ -83,37 +85,62 @@ async fn flush(redis: &mut ConnectionManager, gathered: &mut HashMap<(String, St
     }
 }
 
-/// Merges `delta` into the stored shape and stores a new version when the schema changed.
-async fn merge(
+/// Merges `delta` into the stored shape of (source, type) and stores a new discovered
+/// version when the schema it describes changed. Safe to run from many replicas at once.
+pub async fn merge(
     redis: &mut ConnectionManager,
     source: &str,
     type_: &str,
     delta: &Shape,
 ) -> Result<(), BusError> {
+    // Writes ARGV[2] only if the key still holds ARGV[1] ('' = absent).
+    static SET_IF: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+        redis::Script::new(
+            r#"
+local current = redis.call('GET', KEYS[1])
+if (current or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"#,
+        )
+    });
     let name = discovered_name(source, type_);
-    let (shape, len, last): (Option<String>, usize, Option<String>) = within(
-        redis::pipe()
-            .cmd("GET")
-            .arg(store::shape_key(&name))
-            .cmd("LLEN")
-            .arg(store::versions_key(&name))
-            .cmd("LINDEX")
-            .arg(store::versions_key(&name))
-            .arg(-1)
-            .query_async(redis),
-    )
-    .await?;
-    let mut merged: Shape = shape
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default();
-    merged.merge(delta);
-    within(
-        redis::cmd("SET")
-            .arg(store::shape_key(&name))
-            .arg(serde_json::to_string(&merged).expect("a shape serialises"))
-            .query_async::<()>(redis),
-    )
-    .await?;
+    let mut attempt = 0;
+    let (merged, len, last) = loop {
+        attempt += 1;
+        let (shape, len, last): (Option<String>, usize, Option<String>) = within(
+            redis::pipe()
+                .cmd("GET")
+                .arg(store::shape_key(&name))
+                .cmd("LLEN")
+                .arg(store::versions_key(&name))
+                .cmd("LINDEX")
+                .arg(store::versions_key(&name))
+                .arg(-1)
+                .query_async(redis),
+        )
+        .await?;
+        let mut merged: Shape = shape
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        merged.merge(delta);
+        let written: i64 = within(
+            SET_IF
+                .key(store::shape_key(&name))
+                .arg(shape.unwrap_or_default())
+                .arg(serde_json::to_string(&merged).expect("a shape serialises"))
+                .invoke_async(redis),
+        )
+        .await?;
+        if written == 1 {
+            break (merged, len, last);
+        }
+        if attempt == MERGE_ATTEMPTS {
+            warn!(schema = %name, "discovered shape kept changing under this replica; samples dropped");
+            return Ok(());
+        }
+    };
     let schema = merged.to_schema();
     let last: Option<StoredVersion> = last.and_then(|l| serde_json::from_str(&l).ok());
     if last.as_ref().is_some_and(|l| l.spec.schema == schema) {

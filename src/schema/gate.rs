@@ -7,17 +7,19 @@
 //! discovery then costs one map lookup per event, and so does an event without a
 //! `dataschema` on a bus no binding applies to. Otherwise the attributes are read once
 //! for `source`, `type` and `dataschema`; only an event with a schema has its data
-//! parsed (once) and checked by the precompiled validator (violations are listed only
-//! when it fails). The registry is an `Arc` behind a lock held
+//! read (once, as a borrowed [`super::tape`], no `Value` built) and checked by the
+//! precompiled validator; an invalid event is then parsed as a `Value` to list its
+//! violations. The registry is an `Arc` behind a lock held
 //! only to clone it; a reload task swaps in a new one when Redis-stored versions change
 //! (polled every [`RELOAD_EVERY`]), compiling only versions it has not seen.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use memchr::memmem;
 use redis::aio::ConnectionManager;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -87,7 +89,7 @@ pub struct SchemaGate {
     config_bindings: Vec<Binding>,
     /// Stored (name, count) pairs the current registry was built from.
     stored_counts: tokio::sync::Mutex<Vec<(String, usize)>>,
-    buses: HashMap<String, BusPolicy>,
+    buses: HashMap<String, BusPolicy, foldhash::fast::RandomState>,
     metrics: Arc<Metrics>,
     samples: Option<mpsc::Sender<Sample>>,
 }
@@ -103,8 +105,29 @@ struct Context<'a> {
     dataschema: Option<std::borrow::Cow<'a, str>>,
 }
 
+impl<'a> Context<'a> {
+    /// Reads the attributes the ingress encoded (through the tape: no `Value`, no copies
+    /// of unescaped strings).
+    fn read(attrs: &'a [u8]) -> Option<Context<'a>> {
+        match super::tape::Doc::parse(attrs) {
+            Some(doc) => Some(Context {
+                source: doc.root_string("source").unwrap_or_default(),
+                type_: doc.root_string("type").unwrap_or_default(),
+                dataschema: doc.root_string("dataschema"),
+            }),
+            None => serde_json::from_slice(attrs).ok(),
+        }
+    }
+}
+
 /// The mark's key as it appears in encoded attributes.
 const MARK_KEY: &[u8] = b"\"schemaviolation\"";
+
+/// Searchers built once (building one costs more than a search of short attributes).
+static MARK_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(MARK_KEY));
+static DATASCHEMA_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"dataschema\""));
 
 impl SchemaGate {
     /// The gate of a validated config; the receiver feeds discovery (when a bus has it).
@@ -114,7 +137,7 @@ impl SchemaGate {
     ) -> (SchemaGate, Option<mpsc::Receiver<Sample>>) {
         let (config_entries, config_bindings) = config_parts(config);
         let registry = Registry::new(config_entries.clone(), config_bindings.clone());
-        let buses: HashMap<String, BusPolicy> = config
+        let buses: HashMap<String, BusPolicy, _> = config
             .buses
             .iter()
             .map(|b| {
@@ -174,7 +197,7 @@ impl SchemaGate {
         event: &mut EncodedEvent,
     ) -> Result<(), Rejected> {
         // The mark is Sluice's to set: a producer's own is removed, whatever the mode.
-        let had_mark = memchr::memmem::find(&event.attrs, MARK_KEY).is_some();
+        let had_mark = MARK_FINDER.find(&event.attrs).is_some();
         if had_mark {
             mark(event, false, true);
         }
@@ -193,17 +216,14 @@ impl SchemaGate {
         if mode == ValidationMode::Off && !sample {
             return Ok(());
         }
-        if !sample
-            && !policy.bound
-            && memchr::memmem::find(&event.attrs, b"\"dataschema\"").is_none()
-        {
+        if !sample && !policy.bound && DATASCHEMA_FINDER.find(&event.attrs).is_none() {
             return Ok(()); // no binding for the bus, and nothing pinned
         }
         let registry = self.registry();
         if !sample && registry.entries().is_empty() {
             return Ok(()); // validation on, but no schema registered yet
         }
-        let Ok(ctx) = serde_json::from_slice::<Context>(&event.attrs) else {
+        let Some(ctx) = Context::read(&event.attrs) else {
             return Ok(()); // the ingress encoded them: cannot happen
         };
         if sample {
@@ -226,12 +246,16 @@ impl SchemaGate {
         else {
             return Ok(());
         };
-        let violations = match data_value(event) {
-            // The fast check first: listing violations costs more.
-            Ok(data) if version.is_valid(&data) => Vec::new(),
-            Ok(data) => version.violations(&data),
-            Err(v) => vec![v],
-        };
+        let violations = match &event.data {
+            Some(d) if d.kind == DataKind::Json => version.check_json(&d.bytes).err(),
+            _ => match data_value(event) {
+                // The fast check first: listing violations costs more.
+                Ok(data) if version.is_valid(&data) => None,
+                Ok(data) => Some(version.violations(&data)),
+                Err(v) => Some(vec![v]),
+            },
+        }
+        .unwrap_or_default();
         if !violations.is_empty() {
             self.metrics.schema_violation(
                 bus,

@@ -20,9 +20,13 @@ pub mod gate;
 pub mod infer;
 pub mod openapi;
 pub mod store;
+pub mod tape;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// The registry's lookup tables are read for every validated event: a fast hasher.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -121,6 +125,8 @@ pub struct Version {
     pub dataschema: Option<String>,
     pub origin: Origin,
     validator: jsonschema::Validator,
+    /// The same schema, for data read as a [`tape::Doc`] (the ingest path).
+    tape_validator: jsonschema::Validator<tape::Tape>,
 }
 
 impl std::fmt::Debug for Version {
@@ -161,6 +167,10 @@ impl Version {
             dataschema: spec.dataschema.clone(),
             origin,
             validator: compile(&spec.schema)?,
+            tape_validator: jsonschema::options_for::<tape::Tape>()
+                .should_validate_formats(true)
+                .build(&spec.schema)
+                .map_err(|e| format!("invalid schema: {e}"))?,
         })
     }
 
@@ -182,6 +192,28 @@ impl Version {
 
     pub fn is_valid(&self, data: &Value) -> bool {
         self.validator.is_valid(data)
+    }
+
+    /// Whether JSON data (bytes) is valid: read as a [`tape::Doc`] when it can be (much
+    /// cheaper than a `Value`), else parsed as a `Value`. `Err` with the violations, or
+    /// with why the data cannot be validated (not JSON).
+    pub fn check_json(&self, data: &[u8]) -> Result<(), Vec<Violation>> {
+        if let Some(doc) = tape::Doc::parse(data) {
+            if self.tape_validator.is_valid(doc.root()) {
+                return Ok(());
+            }
+        }
+        // Invalid, or left to `Value`: the listing comes from the `Value` validator.
+        let value: Value = serde_json::from_slice(data).map_err(|e| {
+            vec![Violation {
+                instance_path: String::new(),
+                message: format!("data is not JSON: {e}"),
+            }]
+        })?;
+        if self.validator.is_valid(&value) {
+            return Ok(());
+        }
+        Err(self.violations(&value))
     }
 
     /// The version as an API answer.
@@ -271,12 +303,12 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct Registry {
     entries: Vec<Entry>,
-    by_name: HashMap<String, usize>,
-    by_uri: HashMap<String, Arc<Version>>,
+    by_name: Map<String, usize>,
+    by_uri: Map<String, Arc<Version>>,
     bindings: Vec<Binding>,
     /// source -> type -> bindings with both exact, in config order (nested so a
     /// lookup borrows the event's strings instead of allocating a key).
-    exact: HashMap<String, HashMap<String, Vec<usize>>>,
+    exact: Map<String, Map<String, Vec<usize>>>,
     /// Bindings with a pattern, in config order.
     patterns: Vec<usize>,
 }
@@ -284,8 +316,8 @@ pub struct Registry {
 impl Registry {
     /// Builds a registry from schemas and bindings. Every dataschema URI names one version.
     pub fn new(entries: Vec<Entry>, bindings: Vec<Binding>) -> Registry {
-        let mut by_name = HashMap::new();
-        let mut by_uri = HashMap::new();
+        let mut by_name = Map::default();
+        let mut by_uri = Map::default();
         for (i, e) in entries.iter().enumerate() {
             by_name.insert(e.name.clone(), i);
             // A discovered schema describes traffic; it is no contract to pin.
@@ -299,7 +331,7 @@ impl Registry {
                 }
             }
         }
-        let mut exact: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
+        let mut exact: Map<String, Map<String, Vec<usize>>> = Map::default();
         let mut patterns = Vec::new();
         for (i, b) in bindings.iter().enumerate() {
             match (&b.source, &b.type_) {
