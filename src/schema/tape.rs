@@ -8,8 +8,10 @@
 //! answers match `serde_json::Value`'s, with one gap the parser closes: a document with
 //! a repeated key in an object, or an escaped key, is refused ([`Doc::parse`] returns
 //! `None`), so the caller validates it as a `Value` (whose last duplicate wins).
-//! The parser is also stricter than serde_json in a few rare cases (nesting past 128,
-//! a lone surrogate escape): those documents go the `Value` way too.
+//! Also left to `Value`: nesting of 128 levels or more (serde_json refuses it), a lone
+//! surrogate escape, and objects whose key starts with `$serde_json::private::` (with
+//! this crate's `arbitrary_precision` and `raw_value`, serde_json reads such an object as
+//! a number or a raw value, not as an object).
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
@@ -18,8 +20,10 @@ use jsonschema::json::{Array, Json, JsonNumber, Node, NodeIdentity, Object};
 use jsonschema::JsonType;
 use serde_json::Value;
 
-/// serde_json's own nesting limit.
+/// serde_json's own nesting limit: it refuses the 128th level.
 const MAX_DEPTH: usize = 128;
+/// Keys serde_json gives a meaning of its own (see the module docs).
+const SERDE_PRIVATE: &[u8] = b"$serde_json::private::";
 /// Objects up to this many keys are checked for repeats pairwise, larger ones sorted.
 const PAIRWISE_KEYS: usize = 16;
 
@@ -249,7 +253,7 @@ impl Parser<'_> {
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
+        if depth >= MAX_DEPTH {
             return None;
         }
         let at = self.push(Kind::Array, self.pos, 0);
@@ -278,7 +282,7 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
+        if depth >= MAX_DEPTH {
             return None;
         }
         let at = self.push(Kind::Object, self.pos, 0);
@@ -295,8 +299,9 @@ impl Parser<'_> {
                 }
                 let key = self.string()?;
                 let key = self.nodes[key];
-                if key.escaped {
-                    return None; // compared unescaped by Value: left to it
+                let text = &self.bytes[key.start as usize..key.end as usize];
+                if key.escaped || text.starts_with(SERDE_PRIVATE) {
+                    return None; // left to Value (see the module docs)
                 }
                 self.keys.push(Key {
                     start: key.start,
@@ -478,7 +483,8 @@ impl Json for Tape {
     type StringBuffer = Vec<Entry>;
 
     // A lookup is a scan of the members, so one pass over them beats any number of them.
-    const KEYS_PER_LOOKUP: usize = usize::MAX;
+    // (Not usize::MAX: the library multiplies it by a key count.)
+    const KEYS_PER_LOOKUP: usize = u32::MAX as usize;
     const ACYCLIC: bool = true;
 
     fn prepare_key(key: &str) -> Box<str> {
@@ -635,8 +641,9 @@ impl<'a> Node<'a, Tape> for TapeNode<'a> {
         let e = self.entry();
         let value = match e.kind {
             Kind::String => Value::String(self.string().into_owned()),
-            // Numbers, literals and containers: serde_json reads the span itself.
-            _ => serde_json::from_str(self.text()).expect("span parsed before"),
+            // Numbers, literals and containers: serde_json reads the span itself (the
+            // parser accepts only what it does; `null` rather than a panic otherwise).
+            _ => serde_json::from_str(self.text()).unwrap_or(Value::Null),
         };
         Cow::Owned(value)
     }
@@ -880,15 +887,20 @@ mod tests {
             "\"\\udc00\"",
             "[1] x",
             "{\"a\":1,\"a\":2}",
+            "{\"$serde_json::private::Number\":\"1\"}",
+            "[{\"$serde_json::private::RawValue\":\"1\",\"a\":1}]",
             "{\"\\u0061\":1}",
             "{\"a\" 1}",
         ] {
             assert!(Doc::parse(text.as_bytes()).is_none(), "{text:?}");
         }
-        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
-        assert!(Doc::parse(deep.as_bytes()).is_none());
-        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
-        assert!(Doc::parse(ok.as_bytes()).is_some());
+        // serde_json's limit, to the level.
+        for depth in [127, 128] {
+            let text = "[".repeat(depth) + &"]".repeat(depth);
+            let by_serde = serde_json::from_str::<Value>(&text).is_ok();
+            assert_eq!(Doc::parse(text.as_bytes()).is_some(), by_serde, "{depth}");
+            assert_eq!(by_serde, depth < MAX_DEPTH);
+        }
         let many: Vec<String> = (0..40).map(|i| format!("\"k{}\":{i}", i % 39)).collect();
         let repeated = format!("{{{}}}", many.join(","));
         assert!(Doc::parse(repeated.as_bytes()).is_none());
@@ -946,6 +958,8 @@ mod tests {
             json!({"type": "object", "properties": {"order": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string", "pattern": "^o-"}, "v": {"type": "number", "minimum": 0, "maximum": 1000}}}}}),
             json!({"type": ["integer", "null"], "multipleOf": 2}),
             json!({"items": {"enum": [1, "a", null, true]}, "prefixItems": [{"type": "integer"}]}),
+            json!({"required": ["a", "b", "c"], "properties": {"c": {"type": "string"}}}),
+            json!({"required": ["a", "b", "c", "d", "t", "v", "x", "y", "k", "id", "order", "next", "AB", "abcd", "x-a", "q"]}),
         ]
     }
 
