@@ -27,8 +27,9 @@ use crate::bus::{within, BusError};
 
 /// How often gathered samples are merged into Redis.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
-/// Compare-and-set attempts per flush before its samples are dropped.
-const MERGE_ATTEMPTS: usize = 8;
+/// Compare-and-set attempts per merge (with a short random pause between them); a
+/// merge that still loses keeps its samples for the next flush.
+const MERGE_ATTEMPTS: usize = 16;
 
 /// The name of the discovered schema of (source, type): `discovered.` + both, with
 /// characters outside `[A-Za-z0-9._-]` replaced, then `-` and a short hash of the pair.
@@ -79,20 +80,26 @@ pub async fn run(
 
 async fn flush(redis: &mut ConnectionManager, gathered: &mut HashMap<(String, String), Shape>) {
     for ((source, type_), shape) in std::mem::take(gathered) {
-        if let Err(e) = merge(redis, &source, &type_, &shape).await {
-            warn!(%source, %type_, error = %e, "storing a discovered schema failed; samples dropped");
+        match merge(redis, &source, &type_, &shape).await {
+            Ok(true) => {}
+            // Contended: kept for the next flush (samples gathered meanwhile fold in).
+            Ok(false) => gathered.entry((source, type_)).or_default().merge(&shape),
+            Err(e) => {
+                warn!(%source, %type_, error = %e, "storing a discovered schema failed; samples dropped")
+            }
         }
     }
 }
 
 /// Merges `delta` into the stored shape of (source, type) and stores a new discovered
-/// version when the schema it describes changed. Safe to run from many replicas at once.
+/// version when the schema it describes changed. Safe to run from many replicas at once;
+/// false (nothing written) when other writers kept changing the shape meanwhile.
 pub async fn merge(
     redis: &mut ConnectionManager,
     source: &str,
     type_: &str,
     delta: &Shape,
-) -> Result<(), BusError> {
+) -> Result<bool, BusError> {
     // Writes ARGV[2] only if the key still holds ARGV[1] ('' = absent).
     static SET_IF: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
         redis::Script::new(
@@ -137,14 +144,19 @@ return 1
             break (merged, len, last);
         }
         if attempt == MERGE_ATTEMPTS {
-            warn!(schema = %name, "discovered shape kept changing under this replica; samples dropped");
-            return Ok(());
+            debug!(schema = %name, "discovered shape kept changing under this replica");
+            return Ok(false);
         }
+        // Apart, so contending writers do not retry in step.
+        let jitter = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() % 4000);
+        tokio::time::sleep(Duration::from_micros(500 + u64::from(jitter))).await;
     };
     let schema = merged.to_schema();
     let last: Option<StoredVersion> = last.and_then(|l| serde_json::from_str(&l).ok());
     if last.as_ref().is_some_and(|l| l.spec.schema == schema) {
-        return Ok(());
+        return Ok(true);
     }
     let version = StoredVersion {
         version: len as u32 + 1,
@@ -165,7 +177,7 @@ return 1
     if store::append(redis, &name, &meta, len, &version).await? {
         info!(schema = %name, version = version.version, samples = merged.samples, "discovered schema version stored");
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -106,9 +106,24 @@ struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    /// Reads the attributes the ingress encoded (through the tape: no `Value`, no copies
-    /// of unescaped strings).
+    /// Reads the attributes the ingress encoded: by [`Context::find`] when they are
+    /// written compactly without escapes (as every ingress writes them), else through
+    /// the tape (no `Value`, no copies of unescaped strings).
     fn read(attrs: &'a [u8]) -> Option<Context<'a>> {
+        if let (Some(Some(source)), Some(Some(type_)), Some(dataschema)) = (
+            Self::find(attrs, &SOURCE_FINDER),
+            Self::find(attrs, &TYPE_FINDER),
+            Self::find(attrs, &DATASCHEMA_VALUE_FINDER),
+        ) {
+            // A `"dataschema"` not written `"dataschema":"` is left to the tape.
+            if dataschema.is_some() || DATASCHEMA_FINDER.find(attrs).is_none() {
+                return Some(Context {
+                    source: source.into(),
+                    type_: type_.into(),
+                    dataschema: dataschema.map(Into::into),
+                });
+            }
+        }
         match super::tape::Doc::parse(attrs) {
             Some(doc) => Some(Context {
                 source: doc.root_string("source").unwrap_or_default(),
@@ -118,7 +133,30 @@ impl<'a> Context<'a> {
             None => serde_json::from_slice(attrs).ok(),
         }
     }
+
+    /// The string value of the key `finder` looks for (`"name":"`): `Some(None)` when the
+    /// key is not there, `None` when it cannot tell (the value has escapes). In a JSON
+    /// object of scalar values the pattern can only match a key: a quote inside a string
+    /// is escaped, and a closing quote is followed by `,`, `:` or `}`.
+    fn find(attrs: &'a [u8], finder: &memmem::Finder<'static>) -> Option<Option<&'a str>> {
+        let Some(at) = finder.find(attrs) else {
+            return Some(None);
+        };
+        let start = at + finder.needle().len();
+        let end = start + memchr::memchr2(b'"', b'\\', &attrs[start..])?;
+        if attrs[end] != b'"' {
+            return None;
+        }
+        Some(Some(std::str::from_utf8(&attrs[start..end]).ok()?))
+    }
 }
+
+static SOURCE_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"source\":\""));
+static TYPE_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"type\":\""));
+static DATASCHEMA_VALUE_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"dataschema\":\""));
 
 /// The mark's key as it appears in encoded attributes.
 const MARK_KEY: &[u8] = b"\"schemaviolation\"";
@@ -648,6 +686,35 @@ mod tests {
             id: "1".into(),
             attrs: attrs.as_bytes().to_vec(),
             data: None,
+        }
+    }
+
+    #[test]
+    fn reads_the_context_as_the_tape_does() {
+        for attrs in [
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#,
+            r#"{"id":"1","type":"t","source":"/s","dataschema":"urn:x"}"#,
+            r#"{"id":"1","source":"/a\"b","type":"t\u0041"}"#,
+            r#"{"id":"1", "source" : "/s", "type": "t", "dataschema" : "urn:y"}"#,
+            r#"{"id":"1","source":"/s","type":"t","dataschema" : "urn:z"}"#,
+            r#"{"subject":"\"source\":\"evil","source":"/s","type":"t"}"#,
+            r#"{"subject":"x\\","source":"/s","type":"t"}"#,
+            r#"{"id":"1","source":"/s"}"#,
+            r#"{"id":"1","source":5,"type":"t"}"#,
+        ] {
+            let fast = Context::read(attrs.as_bytes()).unwrap();
+            let doc = crate::schema::tape::Doc::parse(attrs.as_bytes()).unwrap();
+            assert_eq!(
+                fast.source,
+                doc.root_string("source").unwrap_or_default(),
+                "{attrs}"
+            );
+            assert_eq!(
+                fast.type_,
+                doc.root_string("type").unwrap_or_default(),
+                "{attrs}"
+            );
+            assert_eq!(fast.dataschema, doc.root_string("dataschema"), "{attrs}");
         }
     }
 

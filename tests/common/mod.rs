@@ -72,7 +72,7 @@ impl Redis {
             child: None,
             fsync,
         };
-        if !redis.spawn() {
+        if !redis.spawn(true) {
             let url =
                 std::env::var("REDIS_URL").expect("neither redis-server on PATH nor REDIS_URL set");
             redis.url = url;
@@ -81,7 +81,25 @@ impl Redis {
     }
 
     /// Starts redis-server on this Redis's port and data dir; false if not installed.
-    fn spawn(&mut self) -> bool {
+    /// Another test may take the port between `free_port` and the bind (then the server
+    /// that answers is not ours): with `may_move`, another port is tried.
+    fn spawn(&mut self, may_move: bool) -> bool {
+        for _ in 0..10 {
+            match self.spawn_once() {
+                None => return false,
+                Some(true) => return true,
+                Some(false) if may_move => {
+                    self.port = free_port();
+                    self.url = format!("redis://127.0.0.1:{}", self.port);
+                }
+                Some(false) => panic!("port {} was taken by another process", self.port),
+            }
+        }
+        panic!("no free port for redis-server");
+    }
+
+    /// None: not installed; Some(false): the server answering on the port is not ours.
+    fn spawn_once(&mut self) -> Option<bool> {
         // appendfsync always: a kill -9 of Redis loses nothing it acknowledged.
         // everysec: up to ~1 s of acknowledged writes on a kill -9 (not on SHUTDOWN).
         let child = Command::new("redis-server")
@@ -99,20 +117,39 @@ impl Redis {
             .stdout(Stdio::null())
             .spawn();
         match child {
-            Ok(child) => {
-                self.child = Some(child);
+            Ok(mut child) => {
                 let start = Instant::now();
                 while self.ping().is_err() {
+                    if child.try_wait().ok().flatten().is_some() {
+                        return Some(false); // exited: could not bind
+                    }
                     assert!(
                         start.elapsed() < Duration::from_secs(10),
                         "redis-server did not start"
                     );
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                true
+                if self.server_pid() != Some(child.id()) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Some(false);
+                }
+                self.child = Some(child);
+                Some(true)
             }
-            Err(_) => false,
+            Err(_) => None,
         }
+    }
+
+    /// The process id of the server answering on this Redis's port.
+    fn server_pid(&self) -> Option<u32> {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut self.conn())
+            .ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse().ok())
     }
 
     pub fn can_restart(&self) -> bool {
@@ -166,7 +203,7 @@ impl Redis {
     /// Starts the server again on the same port with the same data.
     pub fn restart(&mut self) {
         self.kill();
-        assert!(self.spawn());
+        assert!(self.spawn(false));
     }
 
     pub fn xlen(&self, key: &str) -> usize {
