@@ -19,7 +19,7 @@ trap 'kill $sluice_pid $redis_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' 
 until curl -sf -o /dev/null http://127.0.0.1:8095/healthz; do sleep 1; done
 send() { python3 benches/load/send_events.py 8095 "$@"; }
 # Counts since the previous dump, after the router caught up.
-dump() { sleep 3; callgrind_control -d "$sluice_pid" >/dev/null; ls -t "$dir"/cg.*.* | head -1 | xargs grep -m1 '^summary' | cut -d' ' -f2; }
+dump() { sleep 3; callgrind_control -d "$sluice_pid" >/dev/null 2>&1; ls -t "$dir"/cg.*.* | head -1 | xargs grep -m1 '^summary' | cut -d' ' -f2; }
 send ingest single 100 w; send checked single 100 w; send ingest batch 5 w; send checked batch 5 w
 dump >/dev/null
 for kind in single batch; do
