@@ -75,17 +75,7 @@ pub(super) async fn receive(
         )]));
     }
     let event = &normalized.event;
-    let max_event = state.limits.max_event_bytes;
-    if event.size() > max_event {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "event_too_large",
-            format!(
-                "event is {} bytes, over the {max_event}-byte limit",
-                event.size()
-            ),
-        ));
-    }
+    within_event_limit(&state, event)?;
 
     let mut redis = state.redis.clone();
     let appended = match source.dedupe.filter(|_| normalized.provider_id) {
@@ -134,17 +124,7 @@ async fn api_destination(
             return Err(e);
         }
     };
-    let max_event = state.limits.max_event_bytes;
-    if event.size() > max_event {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "event_too_large",
-            format!(
-                "event is {} bytes, over the {max_event}-byte limit",
-                event.size()
-            ),
-        ));
-    }
+    within_event_limit(state, &event)?;
     let bus = &state.buses[&source.bus];
     if let Err(r) = state
         .schemas
@@ -170,4 +150,20 @@ async fn api_destination(
     } else {
         Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id, "duplicate": true })))
     }
+}
+
+/// 413 for an event over `max_event_bytes`.
+fn within_event_limit(state: &Ingress, event: &crate::event::EncodedEvent) -> Result<(), ApiError> {
+    let max_event = state.limits.max_event_bytes;
+    if event.size() > max_event {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "event_too_large",
+            format!(
+                "event is {} bytes, over the {max_event}-byte limit",
+                event.size()
+            ),
+        ));
+    }
+    Ok(())
 }

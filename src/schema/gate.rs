@@ -284,14 +284,12 @@ impl SchemaGate {
         else {
             return Ok(());
         };
-        let violations = match &event.data {
-            Some(d) if d.kind == DataKind::Json => version.check_json(&d.bytes).err(),
-            _ => match data_value(event) {
-                // The fast check first: listing violations costs more.
-                Ok(data) if version.is_valid(&data) => None,
-                Ok(data) => Some(version.violations(&data)),
-                Err(v) => Some(vec![v]),
-            },
+        let violations = match data_value(event) {
+            DataValue::Json(bytes) => version.check_json(bytes).err(),
+            // The fast check first: listing violations costs more.
+            DataValue::Other(data) if version.is_valid(&data) => None,
+            DataValue::Other(data) => Some(version.violations(&data)),
+            DataValue::Binary(v) => Some(vec![v]),
         }
         .unwrap_or_default();
         if !violations.is_empty() {
@@ -572,20 +570,25 @@ pub enum RegisterError {
     Unavailable(#[from] BusError),
 }
 
-/// The event's data as the JSON a schema validates: absent data is `null`, text is a
-/// string, binary data is a violation.
-fn data_value(event: &EncodedEvent) -> Result<Value, Violation> {
+/// An event's data as the validator takes it.
+enum DataValue<'a> {
+    /// JSON bytes ([`super::Version::check_json`] reads them).
+    Json(&'a [u8]),
+    /// No data (`null`) or text (a string).
+    Other(Value),
+    /// Binary data: not validated, the violation says why.
+    Binary(Violation),
+}
+
+fn data_value(event: &EncodedEvent) -> DataValue<'_> {
     match &event.data {
-        None => Ok(Value::Null),
+        None => DataValue::Other(Value::Null),
         Some(d) => match d.kind {
-            DataKind::Json => serde_json::from_slice(&d.bytes).map_err(|e| Violation {
-                instance_path: String::new(),
-                message: format!("data is not JSON: {e}"),
-            }),
-            DataKind::Text => Ok(Value::String(
+            DataKind::Json => DataValue::Json(&d.bytes),
+            DataKind::Text => DataValue::Other(Value::String(
                 String::from_utf8_lossy(&d.bytes).into_owned(),
             )),
-            DataKind::Binary => Err(Violation {
+            DataKind::Binary => DataValue::Binary(Violation {
                 instance_path: String::new(),
                 message: "data is binary; a schema validates JSON data".into(),
             }),

@@ -266,14 +266,8 @@ impl Parser<'_> {
             loop {
                 self.value(depth)?;
                 len += 1;
-                self.skip_whitespace();
-                match self.bytes.get(self.pos)? {
-                    b',' => self.pos += 1,
-                    b']' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
+                if self.after_member(b']')? {
+                    break;
                 }
             }
         }
@@ -299,14 +293,15 @@ impl Parser<'_> {
                 }
                 let key = self.string()?;
                 let key = self.nodes[key];
-                let text = &self.bytes[key.start as usize..key.end as usize];
+                let bytes = self.bytes;
+                let text = &bytes[key.start as usize..key.end as usize];
                 if key.escaped || text.starts_with(SERDE_PRIVATE) {
                     return None; // left to Value (see the module docs)
                 }
                 self.keys.push(Key {
                     start: key.start,
                     end: key.end,
-                    quick: quick_key(&self.bytes[key.start as usize..key.end as usize]),
+                    quick: quick_key(text),
                 });
                 self.skip_whitespace();
                 if self.bytes.get(self.pos) != Some(&b':') {
@@ -314,14 +309,8 @@ impl Parser<'_> {
                 }
                 self.pos += 1;
                 self.value(depth)?;
-                self.skip_whitespace();
-                match self.bytes.get(self.pos)? {
-                    b',' => self.pos += 1,
-                    b'}' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
+                if self.after_member(b'}')? {
+                    break;
                 }
             }
         }
@@ -332,6 +321,18 @@ impl Parser<'_> {
         self.keys.truncate(first_key);
         self.close(at, count);
         Some(())
+    }
+
+    /// After a container's member: a comma (false) or its `close` bracket (true).
+    fn after_member(&mut self, close: u8) -> Option<bool> {
+        self.skip_whitespace();
+        let c = *self.bytes.get(self.pos)?;
+        self.pos += 1;
+        match c {
+            b',' => Some(false),
+            c if c == close => Some(true),
+            _ => None,
+        }
     }
 
     fn close(&mut self, at: usize, len: usize) {
