@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::bus::{self, BusSpec};
-use crate::config::Config;
 use crate::control::{self, ControlAuth};
 use crate::dispatch::chain::OnSuccess;
 use crate::dispatch::limits::{Breaker, RateLimiter};
@@ -25,20 +24,19 @@ use crate::functions::invoke_api::{self, InvokeApi};
 use crate::functions::FunctionHost;
 use crate::ingress::{self, EchoSink, Ingress};
 use crate::observability::metrics::{self, Metrics, Scrape, TargetLabels};
-use crate::router::{self, BusRoutes, StreamSettings};
-use crate::rules::select::Path;
+use crate::plan::Plan;
+use crate::router::{self, StreamSettings};
 use crate::schema::{self, gate::SchemaGate};
-use crate::sources::alibaba::AlibabaIngest;
-use crate::sources::aws::AwsIngest;
-use crate::sources::Source;
 use crate::targets::{Target, TargetEnv};
+use tracing::Instrument;
 
 /// How long a blocking stream read waits for new entries.
 const READ_BLOCK: Duration = Duration::from_secs(1);
 
 /// What a replica runs with, after command-line and environment overrides.
 pub struct Settings {
-    pub config: Config,
+    /// The compiled configuration (see [`crate::plan`]).
+    pub plan: Plan,
     pub redis_url: String,
     pub listen: String,
     /// Mount the `/dev/echo` target (`sluice dev`).
@@ -60,7 +58,7 @@ fn consumer_name() -> String {
 /// Runs a replica until SIGINT or SIGTERM.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let Settings {
-        config,
+        plan,
         redis_url,
         listen,
         dev_echo,
@@ -71,6 +69,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let consumer = consumer_name();
     info!(%consumer, redis = %redact(&redis_url), "starting replica");
 
+    let needs_aws = plan.needs_aws();
+    let Plan {
+        config,
+        gateway_id,
+        api_token,
+        buses: bus_plans,
+        sources,
+        aws,
+        aws_keys,
+        alibaba,
+    } = plan;
     let stream = StreamSettings {
         consumer,
         batch_size: config.delivery.batch_size,
@@ -91,32 +100,44 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .map_or("us-east-1", |a| a.region.as_str()),
         config.aws.as_ref().and_then(|a| a.account.as_deref()),
     ));
-    let mut target_env = TargetEnv::load(&config).await;
+    let mut target_env = TargetEnv::load(gateway_id.clone(), needs_aws).await;
     target_env.functions = Some(function_host.clone());
     let mut scraped_targets = Vec::new();
+    let mut dlq_targets = Vec::new();
+    let mut ingest_tokens = HashMap::new();
     let mut workers = tokio::task::JoinSet::new();
-    for routes in BusRoutes::from_config(&config) {
+    for bus_plan in bus_plans {
+        if let Some(token) = bus_plan.ingest_token {
+            ingest_tokens.insert(bus_plan.name.clone(), token);
+        }
         let reader = bus::connect_blocking(&redis_url, READ_BLOCK)?;
-        workers.spawn(router::run(
-            Arc::new(routes),
-            reader,
-            shared.clone(),
-            stream.clone(),
-            shutdown.clone(),
-        ));
-    }
-    for rule in &config.rules {
-        for target in &rule.targets {
+        let span = tracing::info_span!("router", bus = %bus_plan.name);
+        workers.spawn(
+            router::run(
+                Arc::new(bus_plan.routes),
+                reader,
+                shared.clone(),
+                stream.clone(),
+                shutdown.clone(),
+            )
+            .instrument(span),
+        );
+        for mut target in bus_plan.targets {
             let labels = TargetLabels {
-                bus: rule.bus.clone(),
-                rule: rule.name.clone(),
+                bus: target.bus.clone(),
+                rule: target.rule.clone(),
                 target: target.name.clone(),
             };
             scraped_targets.push(labels.clone());
+            dlq_targets.push((target.bus.clone(), target.rule.clone(), target.name.clone()));
+            let built = target
+                .built
+                .take()
+                .context("a target of the plan was started twice")?;
             let spec = TargetSpec {
                 rate: target.rate.as_ref().map(|rate| {
                     RateLimiter::new(
-                        bus::rate_key(&rule.bus, &rule.name, &target.name),
+                        bus::rate_key(&target.bus, &target.rule, &target.name),
                         rate,
                         metrics.clone(),
                         labels.clone(),
@@ -126,47 +147,43 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                     .breaker
                     .as_ref()
                     .map(|b| Breaker::new(b, target.timeout, metrics.clone(), labels.clone())),
-                ordering: target
-                    .ordering
-                    .as_ref()
-                    .map(|o| Path::new(&o.path()).expect("validated with the config")),
+                ordering: target.ordering.take(),
                 metrics: metrics.clone(),
                 labels,
-                bus: rule.bus.clone(),
-                rule: rule.name.clone(),
-                name: target.name.clone(),
-                key: bus::target_key(&rule.bus, &rule.name, &target.name),
+                key: bus::target_key(&target.bus, &target.rule, &target.name),
                 concurrency: target.concurrency,
-                retry: target.retry_policy(&config.delivery),
-                dlq_key: bus::dlq_key(&rule.bus, &rule.name, &target.name),
-                target: Target::build(target, &target_env)
-                    .with_context(|| format!("target {}/{}", rule.name, target.name))?,
-                on_success: target.on_success.as_ref().map(|o| OnSuccess {
+                retry: target.retry.clone(),
+                dlq_key: bus::dlq_key(&target.bus, &target.rule, &target.name),
+                target: Target::start(built, target.timeout, target.concurrency, &target_env)
+                    .with_context(|| format!("target {}/{}", target.rule, target.name))?,
+                on_success: target.on_success.take().map(|o| OnSuccess {
                     conn: shared.clone(),
                     bus: BusSpec {
-                        name: o.bus.clone(),
                         key: bus::bus_key(&o.bus),
+                        name: o.bus,
                     },
-                    source: o.source.clone().unwrap_or_else(|| {
-                        format!("/functions/{}", target.function.as_deref().unwrap_or(""))
-                    }),
-                    ty: o
-                        .ty
-                        .clone()
-                        .unwrap_or_else(|| "sluice.function.result".into()),
+                    source: o.source,
+                    ty: o.ty,
                     max_event_bytes: config.limits.max_event_bytes,
-                    origin: format!("{}/{}/{}", rule.bus, rule.name, target.name),
+                    origin: format!("{}/{}/{}", target.bus, target.rule, target.name),
                 }),
+                bus: target.bus,
+                rule: target.rule,
+                name: target.name,
             };
+            let span = tracing::info_span!("dispatcher", bus = %spec.bus, rule = %spec.rule, target = %spec.name);
             let reader = bus::connect_blocking(&redis_url, READ_BLOCK)?;
-            workers.spawn(dispatch::run(
-                Arc::new(spec),
-                reader,
-                shared.clone(),
-                stream.clone(),
-                delivery.clone(),
-                shutdown.clone(),
-            ));
+            workers.spawn(
+                dispatch::run(
+                    Arc::new(spec),
+                    reader,
+                    shared.clone(),
+                    stream.clone(),
+                    delivery.clone(),
+                    shutdown.clone(),
+                )
+                .instrument(span),
+            );
         }
     }
 
@@ -175,14 +192,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .aws
             .as_ref()
             .context("the AWS environment is not loaded")?;
-        let connector = crate::sources::sqs::SqsConnector::new(c, sdk, &target_env.gateway_id)
+        let connector = crate::connectors::sqs::SqsConnector::new(c, sdk, &gateway_id)
             .with_context(|| format!("connector {}", c.name))?;
-        workers.spawn(crate::sources::sqs::run(
-            Arc::new(connector),
-            shared.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        ));
+        let span = tracing::info_span!("connector", connector = %c.name);
+        workers.spawn(
+            crate::connectors::sqs::run(
+                Arc::new(connector),
+                shared.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )
+            .instrument(span),
+        );
     }
 
     let buses: HashMap<String, BusSpec> = config
@@ -190,22 +211,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .iter()
         .map(|b| {
             let spec = BusSpec {
-                name: b.name.clone(),
+                name: b.name.to_string(),
                 key: bus::bus_key(&b.name),
             };
-            (b.name.clone(), spec)
+            (b.name.to_string(), spec)
         })
         .collect();
-    let sources = config
-        .sources
-        .iter()
-        .map(|s| {
-            // `Config::parse` validated every source, so this cannot fail here.
-            let source = Source::compile(s)
-                .map_err(|errors| anyhow::anyhow!("source {}: {:?}", s.name, errors))?;
-            Ok((s.name.clone(), source))
-        })
-        .collect::<anyhow::Result<HashMap<_, _>>>()?;
     let (gate, samples) = SchemaGate::from_config(&config, metrics.clone());
     let gate = Arc::new(gate);
     // Versions stored in Redis are in force before the first event is served.
@@ -229,29 +240,31 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         redis: shared.clone(),
         limits: config.limits.clone(),
         sources,
-        aws: config.aws.as_ref().map(AwsIngest::compile),
-        alibaba: config.alibaba.as_ref().map(AlibabaIngest::compile),
+        aws,
+        alibaba,
         metrics: metrics.clone(),
-        gateway_id: target_env.gateway_id.clone(),
-        ingest_tokens: config
-            .buses
-            .iter()
-            .filter_map(|b| Some((b.name.clone(), b.resolved_ingest_token.clone()?)))
-            .collect(),
+        gateway_id: gateway_id.clone(),
+        ingest_tokens,
         schemas: gate.clone(),
     });
     let scrape = web::Data::new(Scrape {
         metrics: metrics.clone(),
         redis: shared.clone(),
-        buses: config.buses.iter().map(|b| b.name.clone()).collect(),
+        buses: config.buses.iter().map(|b| b.name.to_string()).collect(),
         targets: scraped_targets,
     });
-    let control_auth = ControlAuth {
-        token: config.api.resolved.clone(),
-    };
-    let dlq_api = web::Data::new(control::dlq::DlqApi::from_config(shared.clone(), &config));
+    let control_auth = ControlAuth { token: api_token };
+    let dlq_api = web::Data::new(control::dlq::DlqApi {
+        redis: shared.clone(),
+        buses: config.buses.iter().map(|b| b.name.to_string()).collect(),
+        targets: dlq_targets,
+    });
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
-    let invoke = web::Data::new(InvokeApi::new(function_host.clone(), config.aws.as_ref()));
+    let invoke = web::Data::new(InvokeApi::new(
+        function_host.clone(),
+        config.aws.as_ref(),
+        &aws_keys,
+    ));
     let server = HttpServer::new(move || {
         let counted = metrics.clone();
         App::new()
@@ -259,15 +272,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .app_data(scrape.clone())
             .app_data(invoke.clone())
             .service(web::resource("/metrics").route(web::get().to(metrics::serve)))
-            // Every 4xx answer of the ingress, by class.
+            // Every 4xx answer of the ingress, by class (not those of the control API
+            // or the Lambda Invoke API: they reject no events).
             .wrap_fn(move |req, srv| {
                 let counted = counted.clone();
+                let path = req.path();
+                let ingest = !(path.starts_with("/api/") || path.starts_with("/2015-03-31/"));
                 let answer = srv.call(req);
                 async move {
                     let answer = answer.await;
-                    match &answer {
-                        Ok(res) => counted.answered(res.status()),
-                        Err(e) => counted.answered(e.as_response_error().status_code()),
+                    if ingest {
+                        match &answer {
+                            Ok(res) => counted.answered(res.status()),
+                            Err(e) => counted.answered(e.as_response_error().status_code()),
+                        }
                     }
                     answer
                 }

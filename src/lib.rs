@@ -1,5 +1,6 @@
 //! Sluice: a stateless webhook and CloudEvents gateway on Redis Streams.
 //!
+//! `config` reads the YAML and `plan` compiles it once into what a replica runs.
 //! The modules mirror the data path (see `docs/architecture.md`):
 //! `ingress` accepts CloudEvents and webhooks (verified and normalised by `sources`) over
 //! HTTP and appends them through `bus`; the `router`
@@ -8,6 +9,7 @@
 
 pub mod bus;
 pub mod config;
+pub mod connectors;
 pub mod control;
 pub mod dev;
 pub mod dispatch;
@@ -17,6 +19,7 @@ pub mod functions;
 pub mod gateway;
 pub mod ingress;
 pub mod observability;
+pub mod plan;
 pub mod router;
 pub mod rules;
 pub mod schema;

@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::bus::{self, lease, Entry, ROUTER_GROUP};
-use crate::config::Config;
 use crate::event::DataKind;
 use crate::rules::{EventData, EventView, Matcher};
 
@@ -30,41 +29,6 @@ pub struct BusRoutes {
     /// Some target of the bus delivers in order: one replica at a time routes the bus
     /// (under a lease), so target streams keep the bus's order.
     pub exclusive: bool,
-}
-
-impl BusRoutes {
-    /// Compiles the rules of every bus of a (validated) configuration.
-    pub fn from_config(config: &Config) -> Vec<BusRoutes> {
-        config
-            .buses
-            .iter()
-            .map(|b| {
-                let rules: Vec<_> = config.rules.iter().filter(|r| r.bus == b.name).collect();
-                let patterns = rules
-                    .iter()
-                    .map(|r| r.condition().expect("validated with the config"))
-                    .collect();
-                BusRoutes {
-                    bus: b.name.clone(),
-                    key: bus::bus_key(&b.name),
-                    retention: bus::Retention::of(b),
-                    exclusive: rules
-                        .iter()
-                        .any(|r| r.targets.iter().any(|t| t.ordering.is_some())),
-                    matcher: Matcher::new(patterns),
-                    targets: rules
-                        .iter()
-                        .map(|r| {
-                            r.targets
-                                .iter()
-                                .map(|t| bus::target_key(&b.name, &r.name, &t.name))
-                                .collect()
-                        })
-                        .collect(),
-                }
-            })
-            .collect()
-    }
 }
 
 /// Tuning shared by routers and dispatchers.

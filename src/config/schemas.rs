@@ -4,13 +4,13 @@
 
 use std::collections::HashSet;
 
-use super::validate::{check_name, ConfigError};
+use super::{check_name, ConfigError};
 use super::Config;
 
 /// Loads every schema version (inline or `file:`, OpenAPI converted), compiles it and
 /// checks each against the earlier ones in the schema's compatibility mode; also the
 /// bindings' buses, names and `dataschema` URIs. Errors name `schemas[i]...`.
-pub(super) fn resolve(config: &mut Config, base: Option<&std::path::Path>) -> Vec<ConfigError> {
+pub(crate) fn resolve(config: &mut Config, base: Option<&std::path::Path>) -> Vec<ConfigError> {
     use crate::schema::{self, VersionSpec};
     let mut errors = Vec::new();
     let mut err = |path: String, message: String| {
@@ -20,7 +20,7 @@ pub(super) fn resolve(config: &mut Config, base: Option<&std::path::Path>) -> Ve
             message,
         })
     };
-    let buses: HashSet<String> = config.buses.iter().map(|b| b.name.clone()).collect();
+    let buses: HashSet<String> = config.buses.iter().map(|b| b.name.to_string()).collect();
     for (i, bus) in config.buses.iter().enumerate() {
         if bus.discovery_sample == Some(0) {
             err(

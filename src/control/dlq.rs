@@ -33,22 +33,6 @@ pub struct DlqApi {
 }
 
 impl DlqApi {
-    pub fn from_config(redis: ConnectionManager, config: &crate::config::Config) -> DlqApi {
-        DlqApi {
-            redis,
-            buses: config.buses.iter().map(|b| b.name.clone()).collect(),
-            targets: config
-                .rules
-                .iter()
-                .flat_map(|r| {
-                    r.targets
-                        .iter()
-                        .map(|t| (r.bus.clone(), r.name.clone(), t.name.clone()))
-                })
-                .collect(),
-        }
-    }
-
     /// The DLQ of a configured target, or a 404 naming the unknown part.
     fn find(&self, bus: &str, rule: &str, target: &str) -> Result<DlqRef, ApiError> {
         let not_found = |field: &str, message: String| {

@@ -38,16 +38,19 @@ pub struct InvokeApi {
 
 impl InvokeApi {
     /// The Invoke API of `host`, verifying signatures as `aws:` says (none without it).
-    pub fn new(host: Arc<FunctionHost>, aws: Option<&crate::config::AwsConfig>) -> InvokeApi {
+    /// `keys`: `aws.access_keys`, resolved.
+    pub fn new(
+        host: Arc<FunctionHost>,
+        aws: Option<&crate::config::AwsConfig>,
+        keys: &[(String, Vec<u8>)],
+    ) -> InvokeApi {
         let verifier = aws
             .filter(|a| a.auth == crate::config::AwsAuth::Sigv4)
             .map(|a| {
                 SigV4::new(
                     "lambda",
                     a.region.clone(),
-                    a.access_keys
-                        .iter()
-                        .filter_map(|k| k.resolved.as_ref().map(|s| (k.id.clone(), s.0.clone()))),
+                    keys.iter().cloned(),
                     a.max_clock_skew
                         .unwrap_or(std::time::Duration::from_secs(15 * 60)),
                 )

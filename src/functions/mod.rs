@@ -421,7 +421,7 @@ impl FunctionHost {
                     tasks: tasks.clone(),
                 });
                 function.scale();
-                (config.name.clone(), function)
+                (config.name.to_string(), function)
             })
             .collect();
         if !configs.is_empty() {

@@ -214,7 +214,7 @@ fn spawn_process(
         .env("TZ", ":UTC")
         .env("LANG", "C.UTF-8")
         .env("AWS_LAMBDA_RUNTIME_API", api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", &config.name)
+        .env("AWS_LAMBDA_FUNCTION_NAME", config.name.as_str())
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory.to_string())
         .env(
@@ -251,10 +251,10 @@ fn spawn_process(
     }
     let mut child = cmd.spawn()?;
     if let Some(out) = child.stdout.take() {
-        tokio::spawn(forward(out, config.name.clone(), id, "stdout"));
+        tokio::spawn(forward(out, config.name.to_string(), id, "stdout"));
     }
     if let Some(err) = child.stderr.take() {
-        tokio::spawn(forward(err, config.name.clone(), id, "stderr"));
+        tokio::spawn(forward(err, config.name.to_string(), id, "stderr"));
     }
     Ok(child)
 }

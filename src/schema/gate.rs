@@ -183,7 +183,7 @@ impl SchemaGate {
                     validation: b.validation,
                     bound: config_bindings
                         .iter()
-                        .any(|x| x.bus.as_deref().is_none_or(|bus| bus == b.name)),
+                        .any(|x| x.bus.as_deref().is_none_or(|bus| b.name == bus)),
                     sample_every: if b.discovery.0 {
                         b.discovery_sample.unwrap_or(10).max(1)
                     } else {
@@ -191,7 +191,7 @@ impl SchemaGate {
                     },
                     seen: AtomicU64::new(0),
                 };
-                (b.name.clone(), policy)
+                (b.name.to_string(), policy)
             })
             .collect();
         let (samples, receiver) = if buses.values().any(|p| p.sample_every > 0) {
@@ -204,7 +204,7 @@ impl SchemaGate {
             source_modes: config
                 .sources
                 .iter()
-                .filter_map(|s| Some((s.name.clone(), s.validation?)))
+                .filter_map(|s| Some((s.name.to_string(), s.validation?)))
                 .collect(),
             aws_mode: config.aws.as_ref().and_then(|a| a.validation),
             alibaba_mode: config.alibaba.as_ref().and_then(|a| a.validation),

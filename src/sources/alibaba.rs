@@ -20,6 +20,7 @@ use md5::Digest;
 use serde_json::{Map, Value};
 
 use crate::bus::BusSpec;
+use super::aws::{check_clock_skew, check_keys};
 use crate::config::{AlibabaAuth, AlibabaConfig};
 use crate::event::cloudevents::parse_batch_each;
 use crate::event::{is_json_media_type, DataKind, EncodedEvent};
@@ -301,18 +302,12 @@ pub struct Accepted {
 }
 
 impl AlibabaIngest {
-    pub fn compile(config: &AlibabaConfig) -> AlibabaIngest {
+    /// The endpoint of `config`, with its AccessKeys resolved (id, secret).
+    pub fn compile(config: &AlibabaConfig, keys: Vec<(String, Vec<u8>)>) -> AlibabaIngest {
         let verifier = match config.auth {
             AlibabaAuth::None => None,
             AlibabaAuth::Signature => Some(AcsVerifier {
-                keys: config
-                    .access_keys
-                    .iter()
-                    .map(|k| {
-                        let secret = k.resolved.as_ref().map(|s| s.0.clone()).unwrap_or_default();
-                        (k.id.clone(), secret)
-                    })
-                    .collect(),
+                keys: keys.into_iter().collect(),
                 max_skew: TimeDelta::from_std(
                     config
                         .max_clock_skew
@@ -439,6 +434,75 @@ impl AlibabaIngest {
             returned: false,
         })
     }
+}
+
+
+/// Checks the `alibaba:` section; errors at `alibaba.*`.
+pub fn check(
+    alibaba: &AlibabaConfig,
+    bus_names: &std::collections::HashSet<&str>,
+    errors: &mut crate::config::Errors,
+) {
+    let mut err = |path: String, message: String| errors.at(path, message);
+    validate_alibaba(alibaba, bus_names, &mut err);
+}
+
+fn validate_alibaba(
+    alibaba: &AlibabaConfig,
+    bus_names: &std::collections::HashSet<&str>,
+    err: &mut impl FnMut(String, String),
+) {
+    if let Some(account) = &alibaba.account {
+        if account.is_empty() || !account.bytes().all(|b| b.is_ascii_digit()) {
+            err(
+                "alibaba.account".into(),
+                format!("{account:?} is not an account id (digits)"),
+            );
+        }
+    }
+    if let Some(bus) = &alibaba.default_bus {
+        if !bus_names.contains(bus.as_str()) {
+            err(
+                "alibaba.default_bus".into(),
+                format!("no bus named {bus:?} in buses"),
+            );
+        }
+    }
+    check_clock_skew("alibaba", alibaba.max_clock_skew, err);
+    if alibaba.dedupe.0.is_some_and(|w| w.as_millis() == 0) {
+        err(
+            "alibaba.dedupe".into(),
+            "must be at least 1ms, or off".into(),
+        );
+    }
+    if alibaba
+        .dedupe
+        .0
+        .is_some_and(|w| w > crate::sources::MAX_DEDUPE)
+    {
+        err(
+            "alibaba.dedupe".into(),
+            "must be at most 365d, or off".into(),
+        );
+    }
+    if alibaba.require_content_md5 && alibaba.auth == AlibabaAuth::None {
+        err(
+            "alibaba.require_content_md5".into(),
+            "needs auth: signature (the body is only checked on signed requests)".into(),
+        );
+    }
+    match alibaba.auth {
+        AlibabaAuth::Signature if alibaba.access_keys.is_empty() => err(
+            "alibaba.access_keys".into(),
+            "auth signature needs at least one AccessKey ({id, secret}), or set auth: none".into(),
+        ),
+        AlibabaAuth::None if !alibaba.access_keys.is_empty() => err(
+            "alibaba.access_keys".into(),
+            "not used with auth: none; remove them or set auth: signature".into(),
+        ),
+        _ => {}
+    }
+    check_keys("alibaba", &alibaba.access_keys, "LTAI5tExampleKeyId", err);
 }
 
 #[cfg(test)]

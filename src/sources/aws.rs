@@ -4,7 +4,7 @@
 //! [`AwsIngest::entries`] and appends the valid events. The mapping is documented in
 //! `docs/sources.md`, "Cloud-compatible ingest"; keep the two in step.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::sigv4::SigV4;
 use crate::bus::BusSpec;
-use crate::config::{AwsAuth, AwsConfig};
+use crate::config::{AccessKeyConfig, AwsAuth, AwsConfig};
 use crate::event::{Data, DataKind, EncodedEvent};
 
 /// At most this many entries per request (EventBridge's limit).
@@ -146,16 +146,14 @@ fn time_of(value: &Value) -> Option<String> {
 }
 
 impl AwsIngest {
-    pub fn compile(config: &AwsConfig) -> AwsIngest {
+    /// The endpoint of `config`, with its access keys resolved (id, secret).
+    pub fn compile(config: &AwsConfig, keys: Vec<(String, Vec<u8>)>) -> AwsIngest {
         let verifier = match config.auth {
             AwsAuth::None => None,
             AwsAuth::Sigv4 => Some(SigV4::new(
                 "events",
                 config.region.clone(),
-                config.access_keys.iter().map(|k| {
-                    let secret = k.resolved.as_ref().map(|s| s.0.clone()).unwrap_or_default();
-                    (k.id.clone(), secret)
-                }),
+                keys,
                 config.max_clock_skew.unwrap_or(DEFAULT_CLOCK_SKEW),
             )),
         };
@@ -320,6 +318,104 @@ impl AwsIngest {
             ));
         }
         Ok(Accepted { bus, event })
+    }
+}
+
+
+/// Checks the `aws:` section (`bus_names`: the configured buses); errors at `aws.*`.
+pub fn check(aws: &AwsConfig, bus_names: &HashSet<&str>, errors: &mut crate::config::Errors) {
+    let mut err = |path: String, message: String| errors.at(path, message);
+    validate_aws(aws, bus_names, &mut err);
+}
+
+fn validate_aws(aws: &AwsConfig, bus_names: &HashSet<&str>, err: &mut impl FnMut(String, String)) {
+    let region_ok = !aws.region.is_empty()
+        && aws
+            .region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !region_ok {
+        err(
+            "aws.region".into(),
+            format!("{:?} is not a region name such as us-east-1", aws.region),
+        );
+    }
+    if let Some(account) = &aws.account {
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            err(
+                "aws.account".into(),
+                format!("{account:?} is not a 12-digit account id"),
+            );
+        }
+    }
+    if let Some(bus) = &aws.default_bus {
+        if !bus_names.contains(bus.as_str()) {
+            err(
+                "aws.default_bus".into(),
+                format!("no bus named {bus:?} in buses"),
+            );
+        }
+    }
+    check_clock_skew("aws", aws.max_clock_skew, err);
+    match aws.auth {
+        AwsAuth::Sigv4 if aws.access_keys.is_empty() => err(
+            "aws.access_keys".into(),
+            "auth sigv4 needs at least one access key ({id, secret}), or set auth: none".into(),
+        ),
+        AwsAuth::None if !aws.access_keys.is_empty() => err(
+            "aws.access_keys".into(),
+            "not used with auth: none; remove them or set auth: sigv4".into(),
+        ),
+        _ => {}
+    }
+    check_keys("aws", &aws.access_keys, "AKIAIOSFODNN7EXAMPLE", err);
+}
+
+/// Longest `max_clock_skew`: a wider window only widens replays, and keeps the clock
+/// arithmetic and the nonce TTL (twice the window) far from any overflow.
+pub const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(3600);
+
+pub(crate) fn check_clock_skew(
+    section: &str,
+    skew: Option<std::time::Duration>,
+    err: &mut impl FnMut(String, String),
+) {
+    match skew {
+        Some(s) if s.is_zero() => err(
+            format!("{section}.max_clock_skew"),
+            "must be greater than 0".into(),
+        ),
+        Some(s) if s > MAX_CLOCK_SKEW => err(
+            format!("{section}.max_clock_skew"),
+            format!("{} is over the limit of 1h", humantime::format_duration(s)),
+        ),
+        _ => {}
+    }
+}
+
+pub(crate) fn check_keys(
+    section: &str,
+    keys: &[AccessKeyConfig],
+    example: &str,
+    err: &mut impl FnMut(String, String),
+) {
+    let mut ids = HashSet::new();
+    for (i, key) in keys.iter().enumerate() {
+        let valid = !key.id.is_empty()
+            && key.id.len() <= 128
+            && key.id.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !valid {
+            err(
+                format!("{section}.access_keys[{i}].id"),
+                format!("must be 1 to 128 letters and digits, such as {example}"),
+            );
+        }
+        if !ids.insert(key.id.as_str()) {
+            err(
+                format!("{section}.access_keys[{i}].id"),
+                format!("duplicate access key id {:?}", key.id),
+            );
+        }
     }
 }
 

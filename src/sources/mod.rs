@@ -5,9 +5,9 @@
 //! Each provider's mapping (id, source, type, time, extensions) is documented with a
 //! sample in `docs/sources.md`; keep the two in step.
 //!
-//! Not built yet: metrics counters for rejected requests (no `/metrics` exists; the
-//! rejection is logged at warn level with the source and the reason), ed25519 (`v1a`)
-//! Standard Webhooks signatures.
+//! Rejected requests are logged at warn level with the source and the reason, and
+//! counted in `/metrics` (`sluice_webhook_rejected_total`, docs/operations.md). Not
+//! built yet: ed25519 (`v1a`) Standard Webhooks signatures.
 //!
 //! Cloud-compatible ingest lives here too: `aws` (EventBridge PutEvents entries to
 //! CloudEvents) with `sigv4` (AWS Signature Version 4 verification), and `alibaba`
@@ -18,15 +18,15 @@ pub mod aws;
 pub mod envelope;
 mod normalize;
 pub mod sigv4;
-pub mod sqs;
 pub mod verify;
 
 use std::time::Duration;
 
 use actix_web::http::header::HeaderName;
-use base64::Engine;
 
-use crate::config::{HmacAlgorithm, SignatureEncoding, SourceConfig, SourceKind};
+use crate::config::{
+    Errors, HmacAlgorithm, Secret, SecretRef, SignatureEncoding, SourceConfig, SourceKind,
+};
 
 pub use normalize::{Normalized, Outcome};
 pub use verify::{Rejection, Request, Verifier};
@@ -34,9 +34,7 @@ pub use verify::{Rejection, Request, Verifier};
 /// Default tolerance of timestamped schemes (Stripe's and Slack's libraries use 5 min).
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
-/// Longest `dedupe` window. Bounded so the key's TTL (milliseconds, `SET ... PX`) is
-/// always one Redis accepts: a TTL Redis refused would fail the append script.
-pub const MAX_DEDUPE: Duration = Duration::from_secs(365 * 24 * 3600);
+pub use crate::config::value::MAX_DEDUPE;
 
 /// A configured webhook source, compiled.
 #[derive(Debug, Clone)]
@@ -65,9 +63,13 @@ fn timestamped(config: &SourceConfig) -> bool {
 }
 
 impl Source {
-    /// Compiles a source whose secrets were resolved (see `Config::parse`). Errors are
-    /// (field relative to the source, message) pairs.
-    pub fn compile(config: &SourceConfig) -> Result<Source, Vec<(String, String)>> {
+    /// Compiles a source with its resolved secrets (from [`resolve_secrets`], one per
+    /// configured secret, `None` for one that failed to resolve). Errors are (field
+    /// relative to the source, message) pairs.
+    pub fn compile(
+        config: &SourceConfig,
+        resolved_secrets: &[Option<Secret>],
+    ) -> Result<Source, Vec<(String, String)>> {
         let mut errors: Vec<(String, String)> = Vec::new();
         let mut err = |field: &str, message: String| errors.push((field.to_string(), message));
         let kind = config.kind;
@@ -149,11 +151,8 @@ impl Source {
                 "must be at least 1s (signed timestamps are whole seconds)".into(),
             );
         }
-        if config.dedupe.0.is_some_and(|w| w.as_millis() == 0) {
-            err("dedupe", "must be at least 1ms, or off".into());
-        }
-        if config.dedupe.0.is_some_and(|w| w > MAX_DEDUPE) {
-            err("dedupe", "must be at most 365d, or off".into());
+        if let Err(m) = config.dedupe.check() {
+            err("dedupe", m);
         }
         if config
             .peer
@@ -188,20 +187,16 @@ impl Source {
         // Standard Webhooks secrets are `whsec_` + base64 of the key bytes.
         // `resolved_secrets` has one entry per configured secret, so `i` is its index;
         // one that failed to resolve already has its error.
-        let mut secrets = Vec::with_capacity(config.resolved_secrets.len());
-        for (i, secret) in config.resolved_secrets.iter().enumerate() {
+        let mut secrets = Vec::with_capacity(resolved_secrets.len());
+        for (i, secret) in resolved_secrets.iter().enumerate() {
             let Some(secret) = secret else { continue };
             if kind != SourceKind::StandardWebhooks {
                 secrets.push(secret.0.clone());
                 continue;
             }
-            let text = secret.0.strip_prefix(b"whsec_").unwrap_or(&secret.0);
-            match base64::engine::general_purpose::STANDARD.decode(text) {
-                Ok(key) if !key.is_empty() => secrets.push(key),
-                _ => err(
-                    &secret_field(config, i),
-                    "not a Standard Webhooks secret (whsec_ followed by base64)".into(),
-                ),
+            match crate::config::decode_whsec(&secret.0) {
+                Ok(key) => secrets.push(key),
+                Err(message) => err(&secret_field(config, i), message),
             }
         }
 
@@ -320,7 +315,7 @@ impl Source {
             return Err(errors);
         }
         Ok(Source {
-            name: config.name.clone(),
+            name: config.name.to_string(),
             kind,
             bus: config.bus.clone(),
             verifier: Verifier {
@@ -336,6 +331,45 @@ impl Source {
     }
 }
 
+/// Resolves a source's `secret`/`secrets` (`env:`, `file:`, literal), one entry per
+/// configured secret (`None` for one that failed, with its error at its path `at...`).
+pub fn resolve_secrets(config: &SourceConfig, at: &str, errors: &mut Errors) -> Vec<Option<Secret>> {
+    let refs: Vec<(String, &SecretRef)> = match (&config.secret, config.secrets.as_slice()) {
+        (Some(one), []) => vec![(format!("{at}.secret"), one)],
+        (None, many) => many
+            .iter()
+            .enumerate()
+            .map(|(j, s)| (format!("{at}.secrets[{j}]"), s))
+            .collect(),
+        (Some(_), _) => {
+            errors.at(at, "set secret or secrets, not both");
+            return Vec::new();
+        }
+    };
+    if refs.is_empty() {
+        errors.at(
+            format!("{at}.secret"),
+            format!(
+                "kind {} needs a secret (or secrets: [...]){}",
+                config.kind.as_str(),
+                if config.kind == SourceKind::Basic {
+                    ": the password"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    refs.into_iter()
+        .map(|(path, reference)| {
+            reference
+                .resolve()
+                .map_err(|message| errors.at(path, message))
+                .ok()
+        })
+        .collect()
+}
+
 /// Path of the `i`th resolved secret: `secret`, or `secrets[i]`.
 pub fn secret_field(config: &SourceConfig, i: usize) -> String {
     if config.secret.is_some() {
@@ -347,12 +381,12 @@ pub fn secret_field(config: &SourceConfig, i: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
+    use crate::plan::Plan;
 
     /// The errors of a config with one source (written as a YAML flow mapping).
     fn errors(source: &str) -> Vec<String> {
         let yaml = format!("buses: [{{name: b}}]\nsources: [{source}]\n");
-        match Config::parse(&yaml) {
+        match Plan::parse(&yaml) {
             Ok(_) => vec![],
             Err(es) => es.iter().map(ToString::to_string).collect(),
         }
@@ -376,8 +410,8 @@ mod tests {
     #[test]
     fn secrets_never_in_debug_output() {
         let yaml = "buses: [{name: b}]\nsources: [{name: s, kind: github, bus: b, secrets: [hunter2-literal, other-secret]}]\n";
-        let config = Config::parse(yaml).unwrap();
-        let source = super::Source::compile(&config.sources[0]).unwrap();
+        let plan = Plan::parse(yaml).unwrap();
+        let source = &plan.sources["s"];
         for debug in [
             format!("{source:?}"),
             format!("{source:#?}"),

@@ -21,9 +21,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::batch::{self, Batcher, Sink};
-use super::bridge::{retryable_code, Bridge};
-use super::{Delivered, DeliveryError};
-use crate::config::TargetConfig;
+use super::bridge::{retryable_code, Bridge, BridgeFields};
+use super::{BuildContext, Delivered, DeliveryError};
+use crate::config::{Endpoint, Errors, PeerId, SecretRef};
 use crate::event::Event;
 use crate::sources::alibaba::{sign, string_to_sign_of, BUS_EXTENSION};
 
@@ -34,6 +34,131 @@ pub const MAX_BYTES: usize = 256 * 1024;
 const LINGER: Duration = Duration::from_millis(5);
 const PATH: &str = "/openapi/putEvents";
 const CONTENT_TYPE: &str = "application/cloudevents-batch+json; charset=utf-8";
+
+/// The fields of `alibaba-eventbridge` targets (docs/bridges.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AlibabaEventBridgeConfig {
+    /// The id of the gateway or cloud bus events go to, for loop prevention. Required.
+    #[serde(default)]
+    pub peer: Option<PeerId>,
+    /// Events that crossed this many bridges (`sluicehops`) are not sent on. Default 8.
+    #[serde(default)]
+    pub max_hops: Option<u32>,
+    /// The destination bus's name. Required.
+    #[serde(default)]
+    pub event_bus: Option<String>,
+    /// The region, e.g. `cn-hangzhou`; required unless `endpoint` is set.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The API endpoint (default `https://{account_id}.eventbridge.{region}.aliyuncs.com`);
+    /// `http://` only for loopback addresses.
+    #[serde(default)]
+    pub endpoint: Option<Endpoint>,
+    /// The account id (the endpoint's host name starts with it).
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// The AccessKey id.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// The AccessKey secret (`env:NAME`, `file:PATH` or literal).
+    #[serde(default)]
+    pub access_key_secret: Option<SecretRef>,
+    /// An STS security token, with temporary AccessKeys.
+    #[serde(default)]
+    pub security_token: Option<SecretRef>,
+}
+
+/// An `alibaba-eventbridge` target as the plan built it: secrets resolved.
+#[derive(Debug)]
+pub struct AlibabaEventBridgeSpec {
+    config: AlibabaEventBridgeConfig,
+    bridge: Bridge,
+    secret: Vec<u8>,
+    token: Option<String>,
+}
+
+impl AlibabaEventBridgeConfig {
+    pub fn build(
+        &self,
+        has_transform: bool,
+        cx: &BuildContext<'_>,
+        at: &str,
+        errors: &mut Errors,
+    ) -> Option<AlibabaEventBridgeSpec> {
+        let before = errors.len();
+        let mut resolve = |field: &str, reference: &Option<SecretRef>, errors: &mut Errors| {
+            reference.as_ref().and_then(|r| match r.resolve() {
+                Ok(secret) => Some(secret),
+                Err(message) => {
+                    errors.at(format!("{at}.{field}"), message);
+                    None
+                }
+            })
+        };
+        let secret = resolve("access_key_secret", &self.access_key_secret, errors);
+        let token = resolve("security_token", &self.security_token, errors);
+        let fields = BridgeFields {
+            peer: self.peer.as_ref(),
+            max_hops: self.max_hops,
+            endpoint: self.endpoint.as_ref(),
+            transform: has_transform,
+        };
+        let bridge = Bridge::build("alibaba-eventbridge", fields, cx.gateway_id, at, errors);
+        if self.event_bus.as_deref().is_none_or(str::is_empty) {
+            errors.at(
+                format!("{at}.event_bus"),
+                "an alibaba-eventbridge target needs event_bus: the name of the bus",
+            );
+        }
+        if self.access_key_id.as_deref().is_none_or(str::is_empty) {
+            errors.at(
+                format!("{at}.access_key_id"),
+                "an alibaba-eventbridge target needs access_key_id",
+            );
+        }
+        if self.access_key_secret.is_none() {
+            errors.at(
+                format!("{at}.access_key_secret"),
+                "an alibaba-eventbridge target needs access_key_secret (env:NAME, file:PATH or a literal)",
+            );
+        }
+        if self.endpoint.is_none() {
+            let dns = |v: &Option<String>| {
+                v.as_deref().is_some_and(|v| {
+                    !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+            };
+            if !dns(&self.account_id) {
+                errors.at(
+                    format!("{at}.account_id"),
+                    "needed (digits) to build the endpoint {account_id}.eventbridge.{region}.aliyuncs.com, unless endpoint is set",
+                );
+            }
+            if !dns(&self.region) {
+                errors.at(
+                    format!("{at}.region"),
+                    "needed (e.g. cn-hangzhou) to build the endpoint, unless endpoint is set",
+                );
+            }
+        }
+        let token = match token.map(|t| String::from_utf8(t.0)).transpose() {
+            Ok(token) => token,
+            Err(_) => {
+                errors.at(format!("{at}.security_token"), "is not UTF-8");
+                None
+            }
+        };
+        if errors.len() > before {
+            return None;
+        }
+        Some(AlibabaEventBridgeSpec {
+            config: self.clone(),
+            bridge: bridge?,
+            secret: secret?.0,
+            token,
+        })
+    }
+}
 
 /// A configured `alibaba-eventbridge` target.
 #[derive(Debug)]
@@ -55,37 +180,33 @@ struct Client {
 }
 
 impl AlibabaEventBridgeTarget {
-    pub fn new(config: &TargetConfig, gateway_id: &str) -> anyhow::Result<Self> {
+    pub fn new(spec: AlibabaEventBridgeSpec, timeout: Duration) -> anyhow::Result<Self> {
+        let AlibabaEventBridgeSpec {
+            config,
+            bridge,
+            secret,
+            token,
+        } = spec;
         let base = match &config.endpoint {
-            Some(e) => e.trim_end_matches('/').to_string(),
+            Some(e) => e.0.trim_end_matches('/').to_string(),
             None => format!(
                 "https://{}.eventbridge.{}.aliyuncs.com",
                 config.account_id.as_deref().unwrap_or_default(),
                 config.region.as_deref().unwrap_or_default()
             ),
         };
-        let secret = config
-            .resolved_access_key_secret
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("access_key_secret is not resolved"))?;
-        let token = config
-            .resolved_security_token
-            .as_ref()
-            .map(|t| String::from_utf8(t.0.clone()))
-            .transpose()
-            .map_err(|_| anyhow::anyhow!("security_token is not UTF-8"))?;
         let client = Client {
-            http: reqwest::Client::builder().timeout(config.timeout).build()?,
+            http: reqwest::Client::builder().timeout(timeout).build()?,
             url: format!("{base}{PATH}"),
             key_id: config.access_key_id.clone().unwrap_or_default(),
-            secret: secret.0.clone(),
+            secret,
             token,
             region: config.region.clone(),
-            timeout: config.timeout,
+            timeout,
         };
         Ok(AlibabaEventBridgeTarget {
             bus: config.event_bus.clone().unwrap_or_default(),
-            bridge: Bridge::new(config, gateway_id)?,
+            bridge,
             batcher: Batcher::spawn(
                 client,
                 batch::Limits {

@@ -24,9 +24,11 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use base64::Engine;
 
 use super::batch::{self, Batcher, Sink};
-use super::bridge::{retryable_code, Bridge};
-use super::{Delivered, DeliveryError};
-use crate::config::TargetConfig;
+use serde::Deserialize;
+
+use super::bridge::{retryable_code, Bridge, BridgeFields};
+use super::{BuildContext, Delivered, DeliveryError};
+use crate::config::{Endpoint, Errors, PeerId};
 use crate::event::bridge::Trace;
 use crate::event::{DataKind, Event};
 
@@ -35,6 +37,60 @@ pub const MAX_ENTRIES: usize = 10;
 pub const MAX_BYTES: usize = 256 * 1024;
 const LINGER: Duration = Duration::from_millis(5);
 use crate::event::bridge::DETAIL_KEY as TRACE_KEY;
+
+/// The fields of `aws-eventbridge` targets (docs/bridges.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AwsEventBridgeConfig {
+    /// The id of the gateway or cloud bus events go to, for loop prevention. Required.
+    #[serde(default)]
+    pub peer: Option<PeerId>,
+    /// Events that crossed this many bridges (`sluicehops`) are not sent on. Default 8.
+    #[serde(default)]
+    pub max_hops: Option<u32>,
+    /// The destination bus: a name or ARN. Default `default`.
+    #[serde(default)]
+    pub event_bus: Option<String>,
+    /// The region (default from the AWS environment, `AWS_REGION` or the profile).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The API endpoint, overriding the region's (the SDK's `endpoint_url`, e.g. a local
+    /// emulator); `http://` only for loopback addresses.
+    #[serde(default)]
+    pub endpoint: Option<Endpoint>,
+    /// The event attribute whose value (comma-separated) becomes the entry's
+    /// `Resources`. Default `resources`.
+    #[serde(default)]
+    pub resources_from: Option<String>,
+}
+
+/// An `aws-eventbridge` target as the plan built it.
+#[derive(Debug)]
+pub struct AwsEventBridgeSpec {
+    config: AwsEventBridgeConfig,
+    bridge: Bridge,
+}
+
+impl AwsEventBridgeConfig {
+    pub fn build(
+        &self,
+        has_transform: bool,
+        cx: &BuildContext<'_>,
+        at: &str,
+        errors: &mut Errors,
+    ) -> Option<AwsEventBridgeSpec> {
+        let fields = BridgeFields {
+            peer: self.peer.as_ref(),
+            max_hops: self.max_hops,
+            endpoint: self.endpoint.as_ref(),
+            transform: has_transform,
+        };
+        let bridge = Bridge::build("aws-eventbridge", fields, cx.gateway_id, at, errors)?;
+        Some(AwsEventBridgeSpec {
+            config: self.clone(),
+            bridge,
+        })
+    }
+}
 
 /// A configured `aws-eventbridge` target.
 #[derive(Debug)]
@@ -51,15 +107,16 @@ struct Client {
 
 impl AwsEventBridgeTarget {
     pub fn new(
-        config: &TargetConfig,
+        spec: AwsEventBridgeSpec,
+        timeout: Duration,
         sdk: &aws_config::SdkConfig,
-        gateway_id: &str,
     ) -> anyhow::Result<Self> {
+        let AwsEventBridgeSpec { config, bridge } = spec;
         let mut builder = aws_sdk_eventbridge::config::Builder::from(sdk)
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
-                    .operation_timeout(config.timeout)
+                    .operation_timeout(timeout)
                     .build(),
             );
         if let Some(region) = &config.region {
@@ -68,7 +125,7 @@ impl AwsEventBridgeTarget {
             anyhow::bail!("no AWS region: set region on the target, or AWS_REGION");
         }
         if let Some(endpoint) = &config.endpoint {
-            builder = builder.endpoint_url(endpoint.clone());
+            builder = builder.endpoint_url(endpoint.0.clone());
         }
         let client = Client {
             client: aws_sdk_eventbridge::Client::from_conf(builder.build()),
@@ -79,7 +136,7 @@ impl AwsEventBridgeTarget {
                 .resources_from
                 .clone()
                 .unwrap_or_else(|| "resources".into()),
-            bridge: Bridge::new(config, gateway_id)?,
+            bridge,
             batcher: Batcher::spawn(
                 client,
                 batch::Limits {

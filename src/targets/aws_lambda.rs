@@ -20,9 +20,12 @@ use aws_sdk_lambda::types::InvocationType as SdkInvocationType;
 use bytes::Bytes;
 use tokio::sync::OnceCell;
 
-use super::function::{compile_transform, payload};
+use super::function::payload;
 use super::{Delivered, DeliveryError};
-use crate::config::{InvocationType, TargetConfig};
+use serde::Deserialize;
+
+use super::BuildContext;
+use crate::config::{Errors, OnSuccessConfig};
 use crate::event::Event;
 use crate::rules::transform::{Context, Transform};
 
@@ -34,6 +37,84 @@ const PERMANENT: &[&str] = &[
     "RequestTooLargeException",
     "UnsupportedMediaTypeException",
 ];
+
+/// The fields of `aws-lambda` targets.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AwsLambdaConfig {
+    /// The function name or ARN.
+    #[serde(default)]
+    pub function: Option<String>,
+    /// The AWS region (default from the AWS environment, `AWS_REGION` or the profile).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The Invoke API endpoint, overriding the region's (a local emulator, Sluice's own
+    /// Invoke API).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// `RequestResponse` (default: wait for the result) or `Event` (queued by Lambda;
+    /// success means accepted).
+    #[serde(default)]
+    pub invocation_type: Option<InvocationType>,
+    /// The version or alias to invoke.
+    #[serde(default)]
+    pub qualifier: Option<String>,
+    /// Append the function's JSON result to a bus (function chaining).
+    #[serde(default)]
+    pub on_success: Option<OnSuccessConfig>,
+}
+
+/// `invocation_type:` of an `aws-lambda` target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum InvocationType {
+    #[default]
+    RequestResponse,
+    Event,
+}
+
+/// An `aws-lambda` target as the plan built it.
+#[derive(Debug)]
+pub struct AwsLambdaSpec {
+    config: AwsLambdaConfig,
+    function: String,
+    transform: Option<Transform>,
+}
+
+impl AwsLambdaConfig {
+    pub fn build(
+        &self,
+        transform: Option<Transform>,
+        cx: &BuildContext<'_>,
+        at: &str,
+        errors: &mut Errors,
+    ) -> Option<AwsLambdaSpec> {
+        let Some(function) = self.function.as_deref() else {
+            errors.at(
+                format!("{at}.function"),
+                "a aws-lambda target needs a function",
+            );
+            return None;
+        };
+        if function.is_empty() {
+            errors.at(format!("{at}.function"), "must not be empty");
+        }
+        if let Some(u) = &self.endpoint {
+            match url::Url::parse(u) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                _ => errors.at(
+                    format!("{at}.endpoint"),
+                    format!("{u:?} is not an http(s) URL"),
+                ),
+            }
+        }
+        let event = self.invocation_type == Some(InvocationType::Event);
+        super::function::check_on_success(self.on_success.as_ref(), event, cx, at, errors);
+        Some(AwsLambdaSpec {
+            config: self.clone(),
+            function: function.to_string(),
+            transform,
+        })
+    }
+}
 
 #[derive(Debug)]
 pub struct AwsLambdaTarget {
@@ -48,20 +129,22 @@ pub struct AwsLambdaTarget {
 }
 
 impl AwsLambdaTarget {
-    pub fn new(config: &TargetConfig) -> anyhow::Result<AwsLambdaTarget> {
-        Ok(AwsLambdaTarget {
-            function: config
-                .function
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("an aws-lambda target needs a function"))?,
-            qualifier: config.qualifier.clone(),
+    pub fn new(spec: AwsLambdaSpec, timeout: Duration) -> AwsLambdaTarget {
+        let AwsLambdaSpec {
+            config,
+            function,
+            transform,
+        } = spec;
+        AwsLambdaTarget {
+            function,
+            qualifier: config.qualifier,
             invocation_type: config.invocation_type.unwrap_or_default(),
-            region: config.region.clone(),
-            endpoint_url: config.endpoint.clone(),
-            timeout: config.timeout,
-            transform: compile_transform(config)?,
+            region: config.region,
+            endpoint_url: config.endpoint,
+            timeout,
+            transform,
             client: OnceCell::new(),
-        })
+        }
     }
 
     pub fn transform(&self) -> Option<&Transform> {

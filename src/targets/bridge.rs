@@ -4,9 +4,18 @@
 use serde_json::{Map, Value};
 use tracing::debug;
 
-use crate::config::TargetConfig;
+use crate::config::{Endpoint, Errors, PeerId};
 use crate::event::bridge::{self, Skip, DEFAULT_MAX_HOPS};
 use crate::event::Event;
+
+/// What [`Bridge::build`] checks.
+pub struct BridgeFields<'a> {
+    pub peer: Option<&'a PeerId>,
+    pub max_hops: Option<u32>,
+    pub endpoint: Option<&'a Endpoint>,
+    /// Whether the target has a transform (bridges refuse one).
+    pub transform: bool,
+}
 
 /// The loop-prevention settings of one bridge target.
 #[derive(Debug, Clone)]
@@ -17,15 +26,39 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    pub fn new(config: &TargetConfig, gateway_id: &str) -> anyhow::Result<Bridge> {
-        let peer = config
-            .peer
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("a bridge target needs peer"))?;
-        Ok(Bridge {
+    /// Checks the fields both bridge kinds have (`peer`, `max_hops`, `endpoint`, no
+    /// `transform`); errors at `at.field`.
+    pub fn build(
+        kind: &str,
+        fields: BridgeFields<'_>,
+        gateway_id: &str,
+        at: &str,
+        errors: &mut Errors,
+    ) -> Option<Bridge> {
+        let before = errors.len();
+        match fields.peer {
+            None => errors.at(
+                format!("{at}.peer"),
+                format!("a {kind} target needs peer: the id of the gateway or cloud bus it sends to (loop prevention, see docs/bridges.md)"),
+            ),
+            Some(p) => errors.check(format!("{at}.peer"), p.check()),
+        }
+        if fields.max_hops == Some(0) {
+            errors.at(format!("{at}.max_hops"), "must be at least 1");
+        }
+        if fields.transform {
+            errors.at(
+                format!("{at}.transform"),
+                format!("a {kind} target forwards the event itself; transforms apply to http targets"),
+            );
+        }
+        if let Some(endpoint) = fields.endpoint {
+            errors.check(format!("{at}.endpoint"), endpoint.check());
+        }
+        (errors.len() == before).then(|| Bridge {
             gateway_id: gateway_id.to_string(),
-            peer,
-            max_hops: config.max_hops.unwrap_or(DEFAULT_MAX_HOPS),
+            peer: fields.peer.map(|p| p.0.clone()).unwrap_or_default(),
+            max_hops: fields.max_hops.unwrap_or(DEFAULT_MAX_HOPS),
         })
     }
 

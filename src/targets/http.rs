@@ -6,14 +6,16 @@
 //! deduplicate on `ce-id`). URL path parameters, query parameters and headers may take
 //! their values from the event through JSONPaths, like EventBridge's `HttpParameters`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, CONTROLS};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{DeliveryMode, TargetConfig};
+use crate::config::{Errors, SecretRef};
 use crate::event::{DataKind, Event};
 use crate::rules::select::{Document, Path};
 use crate::rules::transform::{Context, Payload, Transform};
@@ -37,6 +39,154 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
             .to_std()
             .unwrap_or_default(),
     )
+}
+
+/// The fields of `http` and `cloudevents` targets (the kind of [`crate::config::TargetConfig`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpConfig {
+    /// The endpoint; `{name}` placeholders are filled from `path_params`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Extra request headers: a literal, or a JSONPath into the event (`$...`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// CloudEvents HTTP mode of the request. Default binary.
+    #[serde(default)]
+    pub mode: DeliveryMode,
+    /// Values for `{name}` placeholders in `url`: a JSONPath into the event (`$...`) or
+    /// a literal.
+    #[serde(default)]
+    pub path_params: BTreeMap<String, String>,
+    /// Query parameters added to `url`: a JSONPath into the event (`$...`) or a literal.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Standard Webhooks signing of every request.
+    #[serde(default)]
+    pub signing: Option<SigningConfig>,
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+
+/// `signing:` of an HTTP target: Standard Webhooks headers on every request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// `whsec_` + base64 of the key: a literal, `env:NAME` or `file:PATH`.
+    pub secret: SecretRef,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    #[default]
+    Binary,
+    Structured,
+}
+
+/// An HTTP target as the plan built it: everything checked, compiled and resolved.
+#[derive(Debug)]
+pub struct HttpSpec {
+    shape: RequestShape,
+    method: reqwest::Method,
+    headers: HeaderMap,
+    mode: DeliveryMode,
+    signing_key: Option<Vec<u8>>,
+}
+
+impl HttpConfig {
+    /// Checks the fields and compiles the request shape; errors go to `errors` at
+    /// `at.field` (`at` is the target's path). `kind` is `http` or `cloudevents`.
+    pub fn build(
+        &self,
+        kind: &str,
+        transform: Option<Transform>,
+        at: &str,
+        errors: &mut Errors,
+    ) -> Option<HttpSpec> {
+        let before = errors.len();
+        let Some(configured) = self.url.as_deref() else {
+            errors.at(format!("{at}.url"), format!("a {kind} target needs a url"));
+            return None;
+        };
+        // Placeholders, parameters and the transform compile here exactly once.
+        let shape = RequestShape::compile(self, configured, transform);
+        if let Err(list) = &shape {
+            for (field, message) in list {
+                errors.at(format!("{at}.{field}"), message.clone());
+            }
+        }
+        let sample_url = shape
+            .as_ref()
+            .map_or_else(|_| configured.to_string(), RequestShape::sample_url);
+        match url::Url::parse(&sample_url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+                if u.host_str().is_none_or(str::is_empty) {
+                    errors.at(format!("{at}.url"), "URL has no host");
+                }
+            }
+            Ok(u) => errors.at(
+                format!("{at}.url"),
+                format!("scheme {:?} is not http or https", u.scheme()),
+            ),
+            Err(url::ParseError::RelativeUrlWithoutBase) => {
+                errors.at(format!("{at}.url"), "relative URL")
+            }
+            Err(e) => errors.at(format!("{at}.url"), format!("invalid URL: {e}")),
+        }
+        if !matches!(self.method.as_str(), "POST" | "PUT" | "PATCH") {
+            errors.at(
+                format!("{at}.method"),
+                format!("{:?} is not POST, PUT or PATCH", self.method),
+            );
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            let lower = name.to_ascii_lowercase();
+            if lower == "content-type" || lower.starts_with("ce-") {
+                errors.at(
+                    format!("{at}.headers.{name}"),
+                    "set by Sluice from the event (or the transform); use a transform to change the body",
+                );
+                continue;
+            }
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                (Err(_), _) => errors.at(format!("{at}.headers.{name}"), "invalid header name"),
+                (_, Err(_)) => errors.at(format!("{at}.headers.{name}"), "invalid header value"),
+                (Ok(n), Ok(v)) => {
+                    // Values from the event are set per request (`RequestShape`).
+                    if !value.starts_with('$') {
+                        headers.insert(n, v);
+                    }
+                }
+            }
+        }
+        let signing_key = self.signing.as_ref().and_then(|s| {
+            match s.secret.resolve().and_then(|k| crate::config::decode_whsec(&k.0)) {
+                Ok(key) => Some(key),
+                Err(message) => {
+                    errors.at(format!("{at}.signing.secret"), message);
+                    None
+                }
+            }
+        });
+        if errors.len() > before {
+            return None;
+        }
+        Some(HttpSpec {
+            shape: shape.ok()?,
+            method: self.method.parse().ok()?,
+            headers,
+            mode: self.mode,
+            signing_key,
+        })
+    }
 }
 
 /// A value taken from the event or fixed.
@@ -83,12 +233,15 @@ pub struct RequestShape {
 }
 
 impl RequestShape {
-    /// Compiles URL placeholders, parameters and the transform; each error carries the
-    /// field it is about, relative to the target (`path_params.id`, `transform.value`).
-    pub fn compile(config: &TargetConfig) -> Result<RequestShape, Vec<(String, String)>> {
+    /// Compiles URL placeholders and parameters; each error carries the field it is
+    /// about, relative to the target (`path_params.id`).
+    fn compile(
+        config: &HttpConfig,
+        configured: &str,
+        transform: Option<Transform>,
+    ) -> Result<RequestShape, Vec<(String, String)>> {
         let mut errors = Vec::new();
         let mut url = Vec::new();
-        let configured = config.url.as_deref().unwrap_or_default();
         let mut rest = configured;
         let mut used = Vec::new();
         while let Some(open) = rest.find('{') {
@@ -152,17 +305,6 @@ impl RequestShape {
                 }
             }
         }
-        let transform = match &config.transform {
-            None => None,
-            Some(t) => match Transform::compile(t) {
-                Ok(Transform::Original) => None,
-                Ok(t) => Some(t),
-                Err(e) => {
-                    errors.push((format!("transform{}", e.path), e.message));
-                    None
-                }
-            },
-        };
         if errors.is_empty() {
             Ok(RequestShape {
                 url,
@@ -176,7 +318,7 @@ impl RequestShape {
     }
 
     /// The URL with placeholders replaced by `x`, for validating its shape.
-    pub fn sample_url(&self) -> String {
+    fn sample_url(&self) -> String {
         self.url
             .iter()
             .map(|p| match p {
@@ -247,47 +389,24 @@ pub struct HttpTarget {
 }
 
 impl HttpTarget {
-    /// Builds the target from its (validated) configuration.
-    pub fn new(config: &TargetConfig) -> anyhow::Result<Self> {
-        let shape = RequestShape::compile(config).map_err(|errors| {
-            let text: Vec<String> = errors.iter().map(|(f, m)| format!("{f}: {m}")).collect();
-            anyhow::anyhow!(text.join("; "))
-        })?;
-        let mut headers = HeaderMap::new();
-        for (name, value) in &config.headers {
-            if !value.starts_with('$') {
-                headers.insert(
-                    HeaderName::from_bytes(name.as_bytes())?,
-                    HeaderValue::from_str(value)?,
-                );
-            }
-        }
+    /// Starts the target built by the plan: its own connection pool, sized for
+    /// `concurrency` requests of at most `timeout`.
+    pub fn new(spec: HttpSpec, timeout: Duration, concurrency: usize) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .pool_max_idle_per_host(config.concurrency)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .pool_max_idle_per_host(concurrency)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(HttpTarget {
             client,
-            shape,
-            method: config.method.parse()?,
-            headers,
-            mode: config.mode,
-            timeout: config.timeout,
-            signing_key: match &config.signing {
-                None => None,
-                Some(s) => Some(match &s.key {
-                    Some(key) => key.0.clone(),
-                    None => crate::config::decode_whsec(
-                        &crate::config::resolve_secret(&s.secret.0)
-                            .map_err(|e| anyhow::anyhow!("signing.secret: {e}"))?
-                            .0,
-                    )
-                    .map_err(|e| anyhow::anyhow!("signing.secret: {e}"))?,
-                }),
-            },
+            shape: spec.shape,
+            method: spec.method,
+            headers: spec.headers,
+            mode: spec.mode,
+            timeout,
+            signing_key: spec.signing_key,
         })
     }
 

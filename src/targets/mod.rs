@@ -9,19 +9,175 @@ pub mod bridge;
 pub mod function;
 pub mod http;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::Deserialize;
 
-pub use alibaba_eventbridge::AlibabaEventBridgeTarget;
-pub use aws_eventbridge::AwsEventBridgeTarget;
-pub use aws_lambda::AwsLambdaTarget;
-pub use function::FunctionTarget;
-pub use http::HttpTarget;
+pub use alibaba_eventbridge::{AlibabaEventBridgeConfig, AlibabaEventBridgeTarget};
+pub use aws_eventbridge::{AwsEventBridgeConfig, AwsEventBridgeTarget};
+pub use aws_lambda::{AwsLambdaConfig, AwsLambdaTarget};
+pub use function::{FunctionTarget, FunctionTargetConfig};
+pub use http::{HttpConfig, HttpTarget};
 
-use crate::config::{TargetConfig, TargetKind};
+use crate::config::value::fields_of;
+use crate::config::{Delivery, Errors, FunctionConfig, TargetConfig, TargetKind};
 use crate::event::Event;
-use crate::rules::transform::{Context, Payload};
+use crate::rules::transform::{Context, Payload, Transform};
+
+/// The kind of a target and its own fields: one arm per kind, its config struct in the
+/// kind's module. Adding a kind: a module with its config, `build` and runtime, an arm
+/// here, in [`TargetKind`] and in [`Target`] (docs/architecture.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TargetKindConfig {
+    /// An HTTP endpoint, in the CloudEvents HTTP binding.
+    Http(HttpConfig),
+    /// The same as `http`: named for Knative Services, OpenFaaS and other CloudEvents sinks.
+    Cloudevents(HttpConfig),
+    /// A function hosted by Sluice (`functions:`).
+    Function(FunctionTargetConfig),
+    AwsLambda(AwsLambdaConfig),
+    AwsEventbridge(AwsEventBridgeConfig),
+    AlibabaEventbridge(AlibabaEventBridgeConfig),
+    /// Another bus of this gateway (not built yet).
+    Bus(BusTargetConfig),
+}
+
+/// The fields of `bus` targets (none yet: the kind is refused).
+#[derive(Debug, Clone, Deserialize)]
+pub struct BusTargetConfig {}
+
+impl TargetKindConfig {
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            TargetKindConfig::Http(_) => TargetKind::Http,
+            TargetKindConfig::Cloudevents(_) => TargetKind::Cloudevents,
+            TargetKindConfig::Function(_) => TargetKind::Function,
+            TargetKindConfig::AwsLambda(_) => TargetKind::AwsLambda,
+            TargetKindConfig::AwsEventbridge(_) => TargetKind::AwsEventbridge,
+            TargetKindConfig::AlibabaEventbridge(_) => TargetKind::AlibabaEventbridge,
+            TargetKindConfig::Bus(_) => TargetKind::Bus,
+        }
+    }
+}
+
+/// Each kind's own fields, kinds in the order error messages name them.
+fn kind_fields() -> [(TargetKind, &'static [&'static str]); 7] {
+    [
+        (
+            TargetKind::AwsEventbridge,
+            fields_of::<AwsEventBridgeConfig>(),
+        ),
+        (
+            TargetKind::AlibabaEventbridge,
+            fields_of::<AlibabaEventBridgeConfig>(),
+        ),
+        (TargetKind::Function, fields_of::<FunctionTargetConfig>()),
+        (TargetKind::AwsLambda, fields_of::<AwsLambdaConfig>()),
+        (TargetKind::Http, fields_of::<HttpConfig>()),
+        (TargetKind::Cloudevents, fields_of::<HttpConfig>()),
+        (TargetKind::Bus, fields_of::<BusTargetConfig>()),
+    ]
+}
+
+/// Refuses fields of other kinds (naming the kinds they are for) and unknown fields:
+/// a misplaced option would otherwise be silently ignored.
+fn check_fields(config: &TargetConfig, at: &str, errors: &mut Errors) {
+    let kind = config.kind.kind();
+    let table = kind_fields();
+    let own = table.iter().find(|(k, _)| *k == kind).map_or(&[][..], |t| t.1);
+    // In the order of the table, so messages come in a stable, documented order.
+    let mut seen = HashSet::new();
+    let ordered = table
+        .iter()
+        .flat_map(|(_, fields)| fields.iter().copied())
+        .filter(|f| seen.insert(*f));
+    for field in ordered {
+        if !config.other_fields.contains_key(field) || own.contains(&field) {
+            continue;
+        }
+        let names: Vec<&str> = table
+            .iter()
+            .filter(|(_, fields)| fields.contains(&field))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let names = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => names.join(""),
+        };
+        errors.at(
+            format!("{at}.{field}"),
+            format!("applies only to {names} targets, not {}", kind.as_str()),
+        );
+    }
+    for field in config.other_fields.keys() {
+        if field != "kind" && !seen.contains(field.as_str()) {
+            errors.at(
+                format!("{at}.{field}"),
+                format!(
+                    "unknown field `{field}` of a {} target (see docs/configuration.md)",
+                    kind.as_str()
+                ),
+            );
+        }
+    }
+}
+
+/// What a target's build may consult besides its own fields.
+pub struct BuildContext<'a> {
+    pub buses: &'a HashSet<&'a str>,
+    pub functions: &'a [FunctionConfig],
+    pub delivery: &'a Delivery,
+    pub gateway_id: &'a str,
+}
+
+/// A target as the plan built it: checked, compiled, secrets resolved; started by
+/// [`Target::start`].
+#[derive(Debug)]
+pub enum BuiltTarget {
+    Http(http::HttpSpec),
+    AwsEventBridge(aws_eventbridge::AwsEventBridgeSpec),
+    AlibabaEventBridge(alibaba_eventbridge::AlibabaEventBridgeSpec),
+    Function(function::FunctionSpec),
+    AwsLambda(aws_lambda::AwsLambdaSpec),
+}
+
+/// Checks and builds the kind-specific part of `config` (the target at path `at`),
+/// with its transform already compiled; every error goes to `errors`.
+pub fn build(
+    config: &TargetConfig,
+    transform: Option<Transform>,
+    cx: &BuildContext<'_>,
+    at: &str,
+    errors: &mut Errors,
+) -> Option<BuiltTarget> {
+    check_fields(config, at, errors);
+    let has_transform = config.transform.is_some();
+    match &config.kind {
+        TargetKindConfig::Http(c) => c.build("http", transform, at, errors).map(BuiltTarget::Http),
+        TargetKindConfig::Cloudevents(c) => c
+            .build("cloudevents", transform, at, errors)
+            .map(BuiltTarget::Http),
+        TargetKindConfig::Function(c) => c
+            .build(transform, cx, at, errors)
+            .map(BuiltTarget::Function),
+        TargetKindConfig::AwsLambda(c) => c
+            .build(transform, cx, at, errors)
+            .map(BuiltTarget::AwsLambda),
+        TargetKindConfig::AwsEventbridge(c) => c
+            .build(has_transform, cx, at, errors)
+            .map(BuiltTarget::AwsEventBridge),
+        TargetKindConfig::AlibabaEventbridge(c) => c
+            .build(has_transform, cx, at, errors)
+            .map(BuiltTarget::AlibabaEventBridge),
+        TargetKindConfig::Bus(_) => {
+            errors.at(format!("{at}.kind"), "target kind bus is not supported yet");
+            None
+        }
+    }
+}
 
 /// Why a delivery attempt failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,15 +253,9 @@ pub struct TargetEnv {
 }
 
 impl TargetEnv {
-    /// Loads what the configured targets need: the AWS environment only when an AWS
-    /// target or connector exists (it may query instance metadata).
-    pub async fn load(config: &crate::config::Config) -> TargetEnv {
-        let needs_aws = config
-            .rules
-            .iter()
-            .flat_map(|r| &r.targets)
-            .any(|t| t.kind == TargetKind::AwsEventbridge)
-            || !config.connectors.is_empty();
+    /// Loads what the plan's targets need: the AWS environment only when an AWS target
+    /// or connector exists (`needs_aws`; loading may query instance metadata).
+    pub async fn load(gateway_id: String, needs_aws: bool) -> TargetEnv {
         let aws = if needs_aws {
             Some(
                 aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -116,7 +266,7 @@ impl TargetEnv {
             None
         };
         TargetEnv {
-            gateway_id: crate::event::bridge::gateway_id(config.gateway_id.as_deref()),
+            gateway_id,
             aws,
             functions: None,
         }
@@ -137,35 +287,42 @@ pub enum Target {
 }
 
 impl Target {
-    /// Builds the target from its (validated) configuration.
-    pub fn build(config: &TargetConfig, env: &TargetEnv) -> anyhow::Result<Target> {
-        match config.kind {
-            TargetKind::AwsEventbridge => {
+    /// Starts a target the plan built: connection pools, SDK clients, batchers.
+    /// Fails only on what the environment lacks (no AWS region, no function host).
+    pub fn start(
+        built: BuiltTarget,
+        timeout: Duration,
+        concurrency: usize,
+        env: &TargetEnv,
+    ) -> anyhow::Result<Target> {
+        match built {
+            BuiltTarget::AwsEventBridge(spec) => {
                 let sdk = env
                     .aws
                     .as_ref()
                     .ok_or_else(|| anyhow::anyhow!("the AWS environment is not loaded"))?;
                 Ok(Target::AwsEventBridge(AwsEventBridgeTarget::new(
-                    config,
-                    sdk,
-                    &env.gateway_id,
+                    spec, timeout, sdk,
                 )?))
             }
-            TargetKind::AlibabaEventbridge => Ok(Target::AlibabaEventBridge(
-                AlibabaEventBridgeTarget::new(config, &env.gateway_id)?,
+            BuiltTarget::AlibabaEventBridge(spec) => Ok(Target::AlibabaEventBridge(
+                AlibabaEventBridgeTarget::new(spec, timeout)?,
             )),
-            TargetKind::Http | TargetKind::Cloudevents => {
-                Ok(Target::Http(HttpTarget::new(config)?))
-            }
-            TargetKind::Function => {
+            BuiltTarget::Http(spec) => Ok(Target::Http(HttpTarget::new(
+                spec,
+                timeout,
+                concurrency,
+            )?)),
+            BuiltTarget::Function(spec) => {
                 let host = env
                     .functions
                     .as_ref()
                     .ok_or_else(|| anyhow::anyhow!("no function host in this process"))?;
-                Ok(Target::Function(FunctionTarget::new(config, host)?))
+                Ok(Target::Function(FunctionTarget::new(spec, host)?))
             }
-            TargetKind::AwsLambda => Ok(Target::AwsLambda(AwsLambdaTarget::new(config)?)),
-            other => anyhow::bail!("target kind {} is not supported yet", other.as_str()),
+            BuiltTarget::AwsLambda(spec) => {
+                Ok(Target::AwsLambda(AwsLambdaTarget::new(spec, timeout)))
+            }
         }
     }
 

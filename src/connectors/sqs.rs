@@ -21,11 +21,48 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::envelope::{self, Mapped};
 use crate::bus::{self, BusSpec};
-use crate::config::ConnectorConfig;
+use crate::config::{ConnectorConfig, Errors};
+use crate::sources::envelope::{self, Mapped};
 use crate::event::{Data, DataKind, EncodedEvent};
 use crate::observability::metrics::{Metrics, Via};
+
+/// Checks an `sqs` connector (`at`: its path, e.g. `connectors[0]`).
+pub fn check(c: &ConnectorConfig, bus_names: &std::collections::HashSet<&str>, at: &str, errors: &mut Errors) {
+    if !bus_names.contains(c.bus.as_str()) {
+        errors.at(format!("{at}.bus"), format!("no bus named {:?}", c.bus));
+    }
+    match url::Url::parse(&c.queue_url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+        _ => errors.at(
+            format!("{at}.queue_url"),
+            "must be the queue's URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/events",
+        ),
+    }
+    if let Some(endpoint) = &c.endpoint {
+        if endpoint.check().is_err() {
+            errors.at(
+                format!("{at}.endpoint"),
+                "must be an https:// URL (http:// only for loopback addresses)",
+            );
+        }
+    }
+    if let Some(peer) = &c.peer {
+        errors.check(format!("{at}.peer"), peer.check());
+    }
+    if c.wait.is_some_and(|w| w > Duration::from_secs(20)) {
+        errors.at(format!("{at}.wait"), "must be at most 20s (the SQS limit)");
+    }
+    if c.max_messages.is_some_and(|m| !(1..=10).contains(&m)) {
+        errors.at(
+            format!("{at}.max_messages"),
+            "must be 1 to 10 (the SQS limit)",
+        );
+    }
+    if c.dedupe.check().is_err() {
+        errors.at(format!("{at}.dedupe"), "must be 1ms to 365d, or off");
+    }
+}
 
 /// One configured SQS connector, ready to run.
 pub struct SqsConnector {
@@ -58,16 +95,16 @@ impl SqsConnector {
             anyhow::bail!("no AWS region: set region on the connector, or AWS_REGION");
         }
         if let Some(endpoint) = &config.endpoint {
-            builder = builder.endpoint_url(endpoint.clone());
+            builder = builder.endpoint_url(endpoint.0.clone());
         }
         Ok(SqsConnector {
-            name: config.name.clone(),
+            name: config.name.to_string(),
             queue_url: config.queue_url.clone(),
             bus: BusSpec {
                 name: config.bus.clone(),
                 key: bus::bus_key(&config.bus),
             },
-            peer: config.peer.clone(),
+            peer: config.peer.as_ref().map(|p| p.0.clone()),
             gateway_id: gateway_id.to_string(),
             wait,
             max_messages: config.max_messages.unwrap_or(10),
