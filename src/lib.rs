@@ -7,6 +7,7 @@
 //! match into that target's stream; `dispatch` reads target streams and calls `targets`.
 
 pub mod bus;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dev;
