@@ -8,6 +8,7 @@
 //! match into that target's stream; `dispatch` reads target streams and calls `targets`.
 
 pub mod bus;
+pub mod cli;
 pub mod config;
 pub mod connectors;
 pub mod control;

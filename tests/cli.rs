@@ -229,6 +229,86 @@ fn transform_prints_what_the_target_receives() {
     assert!(stderr.contains("invalid event: specversion"), "{stderr}");
 }
 
+/// The JSON `aws events put-targets --input-transformer` takes is a transform as it is,
+/// on the command line and in a config, with the result of the nested form.
+#[test]
+fn transform_accepts_the_bare_aws_input_transformer() {
+    let event = r#"{"specversion":"1.0","id":"e1","source":"/shop","type":"order.paid","data":{"order":{"id":"o-1","total":9.90}}}"#;
+    let fields = r#""InputPathsMap":{"id":"$.detail.order.id","total":"$.detail.order.total"},"InputTemplate":"{\"msg\": \"order <id>\", \"total\": <total>, \"rule\": \"<aws.events.rule-name>\"}""#;
+    let bare = format!("{{{fields}}}");
+    let nested = format!(r#"{{"InputTransformer":{{{fields}}}}}"#);
+    let run = |transform: &str| {
+        sluice(&[
+            "transform",
+            "--transform",
+            transform,
+            "--event",
+            event,
+            "--rule",
+            "paid",
+        ])
+    };
+    let (code, stdout, stderr) = run(&bare);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout,
+        r#"{"msg": "order o-1", "total": 9.90, "rule": "paid"}"#
+    );
+    assert!(
+        stderr.contains("content-type: application/json"),
+        "{stderr}"
+    );
+    assert_eq!(run(&nested), (code, stdout, stderr));
+
+    // Bad input names the field as it was written.
+    let (code, _, stderr) = run(r#"{"InputPathsMap":{"id":"detail.id"},"InputTemplate":"<id>"}"#);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("invalid transform: InputPathsMap.id: a JSONPath starts with $"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(r#"{"InputPathsMap":{"id":"$.id"}}"#);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("invalid transform: InputTemplate: InputPathsMap needs an InputTemplate"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&format!(r#"{{"InputPath":"$",{fields}}}"#));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("set exactly one of"), "{stderr}");
+
+    // In a config.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.yaml");
+    let config = |transform: &str| {
+        format!(
+            "buses: [{{name: orders}}]\nrules:\n  - name: paid\n    bus: orders\n    pattern: {{type: [order.paid]}}\n    targets:\n      - name: t\n        kind: http\n        url: https://example.com/hook\n        transform:\n{transform}"
+        )
+    };
+    std::fs::write(
+        &path,
+        config("          InputPathsMap: {id: $.detail.order.id}\n          InputTemplate: '\"order <id>\"'\n"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = sluice(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("ok (1 buses, 1 rules, 1 targets)"),
+        "{stdout}"
+    );
+    std::fs::write(
+        &path,
+        config("          InputPathsMap: {id: detail.order.id}\n          InputTemplate: '<id>'\n"),
+    )
+    .unwrap();
+    let (code, _, stderr) = sluice(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("rules[0].targets[0].transform.InputPathsMap.id: a JSONPath starts with $"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn test_pattern_exit_codes() {
     let event = r#"{"specversion":"1.0","id":"e1","source":"/shop","type":"order.paid","data":{"amount":300,"tags":["a","b"]}}"#;

@@ -71,17 +71,6 @@ impl Event {
         serde_json::to_vec(&self.attrs).expect("a JSON map always serialises")
     }
 
-    /// Parses the data as JSON when it is JSON (used for content matching).
-    pub fn data_json(&self) -> Option<Value> {
-        match &self.data {
-            Some(Data {
-                kind: DataKind::Json,
-                bytes,
-            }) => serde_json::from_slice(bytes).ok(),
-            _ => None,
-        }
-    }
-
     /// The event in the CloudEvents JSON format (structured mode), with the data bytes
     /// embedded unchanged when they are JSON.
     pub fn to_structured_json(&self) -> Vec<u8> {

@@ -5,6 +5,8 @@
 //!   `TEMPLATE` (`value` binds variables to JSONPaths, `template` uses `${name}`);
 //! - AWS EventBridge: `InputPath`, `Input`, and `InputTransformer` (`InputPathsMap` +
 //!   `InputTemplate` with `<name>`), including the predefined `aws.events.*` variables.
+//!   The InputTransformer object may also stand alone (`{"InputPathsMap": …,
+//!   "InputTemplate": …}`, what `aws events put-targets --input-transformer` takes).
 //!
 //! JSONPaths (RFC 9535, with AWS-style `$.a.some-key` accepted) address the event in the
 //! CloudEvents JSON format: `$.id`, `$.type`, `$.data.order.id`; non-JSON data appears as
@@ -46,6 +48,12 @@ pub struct TransformConfig {
     /// AWS: variables and a template with `<name>` placeholders.
     #[serde(rename = "InputTransformer")]
     pub input_transformer: Option<InputTransformerConfig>,
+    /// AWS, the InputTransformer object given bare: its variables.
+    #[serde(rename = "InputPathsMap")]
+    pub input_paths_map: Option<BTreeMap<String, String>>,
+    /// AWS, the InputTransformer object given bare: its template.
+    #[serde(rename = "InputTemplate")]
+    pub input_template: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -116,16 +124,19 @@ impl Transform {
     /// Compiles a transform; errors name the offending field.
     pub fn compile(config: &TransformConfig) -> Result<Transform, TransformError> {
         let alibaba = config.form.is_some();
+        let bare = config.input_paths_map.is_some() || config.input_template.is_some();
         let aws = [
             config.input_path.is_some(),
             config.input.is_some(),
             config.input_transformer.is_some(),
+            bare,
         ];
         let aws_count = aws.iter().filter(|b| **b).count();
         if (alibaba as usize) + aws_count != 1 {
             return Err(error(
                 "",
-                "set exactly one of form (with value/template), InputPath, Input or InputTransformer",
+                "set exactly one of form (with value/template), InputPath, Input, InputTransformer \
+                 or a bare InputTransformer object (InputPathsMap, InputTemplate)",
             ));
         }
         if !alibaba && (config.value.is_some() || config.template.is_some()) {
@@ -148,30 +159,24 @@ impl Transform {
                 content_type: JSON,
             }));
         }
-        let it = config.input_transformer.as_ref().expect("counted above");
-        let mut vars = Vec::with_capacity(it.input_paths_map.len());
-        for (name, path) in &it.input_paths_map {
-            let at = format!(".InputTransformer.InputPathsMap.{name}");
-            if name.starts_with("aws.events.") {
-                return Err(error(
-                    &at,
-                    "aws.events.* names are reserved for the predefined variables",
-                ));
-            }
-            if !valid_var_name(name) {
-                return Err(error(
-                    &at,
-                    "variable names may contain letters, digits, '_', '-' and '.'",
-                ));
-            }
-            vars.push((
-                name.clone(),
-                Var::Path(Path::compile(path, Dialect::Aws).map_err(|m| error(&at, m))?),
-            ));
-        }
-        let template = Template::parse(&it.input_template, Syntax::Angle, &vars)
-            .map_err(|m| error(".InputTransformer.InputTemplate", m))?;
-        Ok(Transform::Template { vars, template })
+        // The nested and the bare InputTransformer compile alike; errors name the field
+        // where it was written.
+        let empty = BTreeMap::new();
+        let (at, paths_map, input_template) = match &config.input_transformer {
+            Some(it) => (
+                ".InputTransformer",
+                &it.input_paths_map,
+                it.input_template.as_str(),
+            ),
+            None => (
+                "",
+                config.input_paths_map.as_ref().unwrap_or(&empty),
+                config.input_template.as_deref().ok_or_else(|| {
+                    error(".InputTemplate", "InputPathsMap needs an InputTemplate")
+                })?,
+            ),
+        };
+        compile_input_transformer(at, paths_map, input_template)
     }
 
     /// Applies the transform. `None` means deliver the event as it is (ORIGINAL).
@@ -200,6 +205,38 @@ impl Transform {
             }
         }
     }
+}
+
+/// Compiles an AWS InputTransformer; `at` is where it was written (`.InputTransformer`
+/// nested, empty when bare).
+fn compile_input_transformer(
+    at: &str,
+    paths_map: &BTreeMap<String, String>,
+    input_template: &str,
+) -> Result<Transform, TransformError> {
+    let mut vars = Vec::with_capacity(paths_map.len());
+    for (name, path) in paths_map {
+        let at = format!("{at}.InputPathsMap.{name}");
+        if name.starts_with("aws.events.") {
+            return Err(error(
+                &at,
+                "aws.events.* names are reserved for the predefined variables",
+            ));
+        }
+        if !valid_var_name(name) {
+            return Err(error(
+                &at,
+                "variable names may contain letters, digits, '_', '-' and '.'",
+            ));
+        }
+        vars.push((
+            name.clone(),
+            Var::Path(Path::compile(path, Dialect::Aws).map_err(|m| error(&at, m))?),
+        ));
+    }
+    let template = Template::parse(input_template, Syntax::Angle, &vars)
+        .map_err(|m| error(&format!("{at}.InputTemplate"), m))?;
+    Ok(Transform::Template { vars, template })
 }
 
 fn compile_form(
@@ -713,6 +750,54 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_input_transformer_gives_what_the_nested_one_gives() {
+        // (InputPathsMap as JSON, InputTemplate as a JSON string, expected body, type)
+        let cases = [
+            (
+                r#"{"id":"$.detail.order.id","type":"$.detail-type"}"#,
+                r#""{\"type\": <type>, \"text\": \"<b>order <id></b>\"}""#,
+                r#"{"type": "order.paid", "text": "<b>order o-42</b>"}"#,
+                JSON,
+            ),
+            (
+                r#"{"lines":"$.detail.order.lines","name":"$.detail.user.name"}"#,
+                r#""{\"lines\": <lines>, \"to\": \"<name>\", \"rule\": \"<aws.events.rule-name>\"}""#,
+                r#"{"lines": [{"sku":"A","qty":1},{"sku":"B","qty":2}], "to": "Zoë \"Z\" \\ O'Brien\n", "rule": "paid"}"#,
+                JSON,
+            ),
+            (
+                r#"{"id":"$.detail.order.id"}"#,
+                r#""\"Order <id> was paid\"""#,
+                r#""Order o-42 was paid""#,
+                JSON,
+            ),
+            (
+                r#"{"id":"$.detail.order.id","missing":"$.nope"}"#,
+                r#""order <id> of <aws.events.rule-arn>: <missing>.""#,
+                "order o-42 of sluice:rule/orders/paid: .",
+                TEXT,
+            ),
+            // InputPathsMap may be left out (AWS makes it optional).
+            (
+                "",
+                r#""{\"rule\": \"<aws.events.rule-name>\"}""#,
+                r#"{"rule": "paid"}"#,
+                JSON,
+            ),
+        ];
+        for (paths, template, body, content_type) in cases {
+            let fields = match paths {
+                "" => format!(r#""InputTemplate":{template}"#),
+                _ => format!(r#""InputPathsMap":{paths},"InputTemplate":{template}"#),
+            };
+            let nested = run(&format!(r#"{{"InputTransformer":{{{fields}}}}}"#));
+            let bare = run(&format!("{{{fields}}}"));
+            assert_eq!(bare, nested, "{fields}");
+            assert_eq!(bare, (body.to_string(), content_type), "{fields}");
+        }
+    }
+
+    #[test]
     fn whitespace_around_a_json_body_never_breaks_a_template() {
         let headers = [
             ("ce-specversion", &b"1.0"[..]),
@@ -773,6 +858,22 @@ mod tests {
                 r#"{"InputTransformer":{"InputPathsMap":{"a":"a.b"},"InputTemplate":"1"}}"#,
                 ".InputTransformer.InputPathsMap.a",
             ),
+            // The bare InputTransformer object: the same checks, at its own fields.
+            (
+                r#"{"InputPathsMap":{"a":"a.b"},"InputTemplate":"1"}"#,
+                ".InputPathsMap.a",
+            ),
+            (
+                r#"{"InputPathsMap":{"aws.events.x":"$.a"},"InputTemplate":"1"}"#,
+                ".InputPathsMap.aws.events.x",
+            ),
+            (r#"{"InputPathsMap":{"a":"$.a"}}"#, ".InputTemplate"),
+            (
+                r#"{"InputTemplate":"1","InputTransformer":{"InputTemplate":"1"}}"#,
+                "",
+            ),
+            (r#"{"InputTemplate":"1","InputPath":"$"}"#, ""),
+            (r#"{"InputPathsMap":{},"form":"ORIGINAL"}"#, ""),
         ];
         for (json, path) in cases {
             let err = Transform::compile(&config(json)).expect_err(json);
