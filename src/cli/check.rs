@@ -12,9 +12,11 @@ pub(super) struct CheckArgs {
 
 /// Exit 0 with a one-line summary when valid, 1 with every error otherwise.
 pub(super) fn run(args: &CheckArgs) -> ExitCode {
-    let Some(c) = super::load(&args.config) else {
+    // The plan is built (every check `serve` makes) and dropped.
+    let Some(plan) = super::load(&args.config) else {
         return ExitCode::FAILURE;
     };
+    let c = &plan.config;
     let targets: usize = c.rules.iter().map(|r| r.targets.len()).sum();
     // Sources are only counted when there are some, so existing output holds.
     let sources = match c.sources.len() {

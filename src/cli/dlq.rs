@@ -97,9 +97,10 @@ pub(super) fn run(action: &DlqAction) -> ExitCode {
         }
         (None, None) => Selection::All,
     };
-    let Some(config) = super::load(&args.config) else {
+    let Some(plan) = super::load(&args.config) else {
         return ExitCode::FAILURE;
     };
+    let config = &plan.config;
     let known = config.rules.iter().any(|r| {
         r.bus == args.bus && r.name == args.rule && r.targets.iter().any(|t| t.name == args.target)
     });

@@ -33,9 +33,10 @@ pub(super) fn run(args: &InvokeArgs) -> ExitCode {
     if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&payload) {
         return usage(format!("--event is not JSON: {e}"));
     }
-    let Some(config) = super::load(&args.config) else {
+    let Some(plan) = super::load(&args.config) else {
         return ExitCode::from(2);
     };
+    let config = &plan.config;
     let Some(spec) = config.functions.iter().find(|f| f.name == function) else {
         let known: Vec<&str> = config.functions.iter().map(|f| f.name.as_str()).collect();
         return usage(format!(

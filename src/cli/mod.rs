@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::plan::Plan;
 use crate::observability::{self, LogFormat};
 
 /// The command line as parsed.
@@ -87,10 +88,11 @@ impl Cli {
     }
 }
 
-/// Loads a configuration, printing every error as `FILE:LINE: path: message`.
-fn load(path: &Path) -> Option<Config> {
-    match Config::load(path) {
-        Ok(config) => Some(config),
+/// Loads a configuration and builds its plan (every check `serve` would make),
+/// printing every error as `FILE:LINE: path: message`.
+fn load(path: &Path) -> Option<Plan> {
+    match Plan::load(path) {
+        Ok(plan) => Some(plan),
         Err(errors) => {
             for e in &errors {
                 match e.line {

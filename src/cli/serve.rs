@@ -31,14 +31,14 @@ pub(super) struct DevArgs {
 
 /// `sluice serve`: exit 1 if the config is invalid or the gateway stops with an error.
 pub(super) fn serve(args: ServeArgs) -> ExitCode {
-    let Some(config) = super::load(&args.config) else {
+    let Some(plan) = super::load(&args.config) else {
         return ExitCode::FAILURE;
     };
-    let redis_url = super::redis_url(args.redis.as_deref(), &config);
-    let listen = args.listen.unwrap_or_else(|| config.listen.clone());
+    let redis_url = super::redis_url(args.redis.as_deref(), &plan.config);
+    let listen = args.listen.unwrap_or_else(|| plan.config.listen.clone());
     block_on(async move {
         gateway::run(Settings {
-            config,
+            plan,
             redis_url,
             listen,
             dev_echo: false,
@@ -49,10 +49,10 @@ pub(super) fn serve(args: ServeArgs) -> ExitCode {
 
 /// `sluice dev`: like serve, with the Redis found or started by `dev::discover_redis`.
 pub(super) fn dev(args: DevArgs) -> ExitCode {
-    let Some(config) = super::load(&args.config) else {
+    let Some(plan) = super::load(&args.config) else {
         return ExitCode::FAILURE;
     };
-    let listen = args.listen.unwrap_or_else(|| config.listen.clone());
+    let listen = args.listen.unwrap_or_else(|| plan.config.listen.clone());
     block_on(async move {
         let redis = crate::dev::discover_redis().await?;
         eprintln!(
@@ -60,7 +60,7 @@ pub(super) fn dev(args: DevArgs) -> ExitCode {
             gateway::redact(&redis.url)
         );
         let settings = Settings {
-            config,
+            plan,
             redis_url: redis.url.clone(),
             listen,
             dev_echo: true,

@@ -45,6 +45,18 @@ pub struct Plan {
     pub alibaba: Option<AlibabaIngest>,
 }
 
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let buses: Vec<&str> = self.buses.iter().map(|b| b.name.as_str()).collect();
+        f.debug_struct("Plan")
+            .field("gateway_id", &self.gateway_id)
+            .field("buses", &buses)
+            .field("targets", &self.targets().count())
+            .field("sources", &self.sources.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Plan {
     /// Reads, parses and compiles a configuration file (schema `file:`s relative to it).
     pub fn load(path: &Path) -> Result<Plan, Vec<ConfigError>> {
@@ -286,9 +298,10 @@ fn build_sources(
     errors: &mut Errors,
 ) -> HashMap<String, Source> {
     let mut sources = HashMap::new();
+    let mut names = HashSet::new();
     for (i, source) in config.sources.iter().enumerate() {
         let at = format!("sources[{i}]");
-        if sources.contains_key(source.name.as_str()) {
+        if !names.insert(source.name.as_str()) {
             errors.at(
                 format!("{at}.name"),
                 format!("duplicate source name {:?}", source.name.as_str()),

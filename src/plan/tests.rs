@@ -266,15 +266,16 @@ sources:
 "#,
             file.display()
         );
-        let config = Config::parse(&yaml).unwrap();
-        let secrets: Vec<&[u8]> = config.sources[0]
-            .resolved_secrets
+        let plan = Plan::parse(&yaml).unwrap();
+        let secrets: Vec<&[u8]> = plan.sources["gh"]
+            .verifier
+            .secrets
             .iter()
-            .map(|s| s.as_ref().unwrap().0.as_slice())
+            .map(Vec::as_slice)
             .collect();
         assert_eq!(secrets, [&b"from-env"[..], b"from-file", b"literal"]);
-        assert_eq!(config.sources[1].dedupe.0, None);
-        let debug = format!("{:?}", config.sources[0]);
+        assert_eq!(plan.config.sources[1].dedupe.0, None);
+        let debug = format!("{:?}", plan.config.sources[0]);
         assert!(
             !debug.contains("from-env") && !debug.contains("literal"),
             "{debug}"
@@ -343,11 +344,12 @@ rules:
             errors(yaml),
             [
                 "rules[0].targets[1].signing.secret: not a Standard Webhooks secret (whsec_ followed by base64)",
-                "rules[0].targets[2].signing.secret: environment variable SLUICE_TEST_SIGNING_UNSET is not set",
                 "delivery.claim_idle: must exceed rules[0].targets[1].timeout + 1s (5s): an attempt in flight does not touch its entry, so live deliveries would be taken over",
                 "rules[0].targets[1].retry.max_attempts: must be at least 1",
                 "rules[0].targets[1].retry.max_age: must be greater than 0",
                 "rules[0].targets[1].retry.initial: must be greater than 0",
+                // Each target's errors together, in the order they are checked.
+                "rules[0].targets[2].signing.secret: environment variable SLUICE_TEST_SIGNING_UNSET is not set",
             ]
         );
         let too_old = "buses: [{name: b}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {name: t, kind: http, url: \"http://x/\", retry: {max_age: 400d}}\n";
@@ -356,12 +358,15 @@ rules:
             ["rules[0].targets[0].retry.max_age: must be at most 365d (a stream is no place for older events)"]
         );
         let good = "buses: [{name: b}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {name: ok, kind: http, url: \"http://x/\", retry: {max_attempts: 3, max_age: 1h}, signing: {secret: whsec_c2VjcmV0}}\n      - {name: plain, kind: http, url: \"http://x/\"}\n";
-        let config = Config::parse(good).unwrap();
+        let plan = Plan::parse(good).unwrap();
+        let config = &plan.config;
         let t = &config.rules[0].targets[0];
-        assert_eq!(
-            t.signing.as_ref().unwrap().key.as_ref().unwrap().0,
-            b"secret"
-        );
+        match &plan.buses[0].targets[0].built {
+            Some(crate::targets::BuiltTarget::Http(spec)) => {
+                assert_eq!(spec.signing_key(), Some(&b"secret"[..]))
+            }
+            other => panic!("{other:?}"),
+        }
         let policy = t.retry_policy(&config.delivery);
         assert_eq!(
             (policy.max_attempts, policy.max_age),

@@ -391,16 +391,14 @@ fn data_of(content_type: Option<&str>, body: Bytes) -> (Option<String>, Option<D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, SourceConfig};
     use actix_web::http::header::{HeaderName, HeaderValue};
 
     fn source(kind: &str, extra: &str) -> Source {
         let yaml = format!(
             "buses: [{{name: b}}]\nsources: [{{name: s, kind: {kind}, bus: b, secret: whsec_c2VjcmV0{extra}}}]\n"
         );
-        let config = Config::parse(&yaml).unwrap();
-        let sc: &SourceConfig = &config.sources[0];
-        Source::compile(sc).unwrap()
+        let mut plan = crate::plan::Plan::parse(&yaml).unwrap();
+        plan.sources.remove("s").unwrap()
     }
 
     fn attrs(

@@ -86,7 +86,7 @@ impl AlibabaEventBridgeConfig {
         errors: &mut Errors,
     ) -> Option<AlibabaEventBridgeSpec> {
         let before = errors.len();
-        let mut resolve = |field: &str, reference: &Option<SecretRef>, errors: &mut Errors| {
+        let resolve = |field: &str, reference: &Option<SecretRef>, errors: &mut Errors| {
             reference.as_ref().and_then(|r| match r.resolve() {
                 Ok(secret) => Some(secret),
                 Err(message) => {

@@ -97,6 +97,13 @@ pub struct HttpSpec {
     signing_key: Option<Vec<u8>>,
 }
 
+impl HttpSpec {
+    /// The decoded Standard Webhooks signing key, if the target signs.
+    pub fn signing_key(&self) -> Option<&[u8]> {
+        self.signing_key.as_deref()
+    }
+}
+
 impl HttpConfig {
     /// Checks the fields and compiles the request shape; errors go to `errors` at
     /// `at.field` (`at` is the target's path). `kind` is `http` or `cloudevents`.
@@ -579,15 +586,21 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::event::cloudevents::parse_structured;
+    use crate::plan::Plan;
 
     fn target(extra: &str) -> HttpTarget {
         let yaml = format!(
             "buses: [{{name: b}}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {{name: t, kind: http, {extra}}}\n"
         );
-        let config = Config::parse(&yaml).unwrap_or_else(|e| panic!("{e:?}"));
-        HttpTarget::new(&config.rules[0].targets[0]).unwrap()
+        let mut plan = Plan::parse(&yaml).unwrap_or_else(|e| panic!("{e:?}"));
+        let target = &mut plan.buses[0].targets[0];
+        match target.built.take() {
+            Some(crate::targets::BuiltTarget::Http(spec)) => {
+                HttpTarget::new(spec, target.timeout, target.concurrency).unwrap()
+            }
+            other => panic!("not an http target: {other:?}"),
+        }
     }
 
     fn url_for(target: &HttpTarget, id: &str) -> String {
@@ -683,7 +696,7 @@ mod tests {
             let yaml = format!(
                 "buses: [{{name: b}}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {{name: t, kind: http, url: \"{url}\", path_params: {{a: x}}}}\n"
             );
-            let errors: Vec<String> = Config::parse(&yaml)
+            let errors: Vec<String> = Plan::parse(&yaml)
                 .unwrap_err()
                 .iter()
                 .map(ToString::to_string)
@@ -702,7 +715,7 @@ mod tests {
     #[test]
     fn headers_sluice_sets_cannot_be_configured() {
         let yaml = "buses: [{name: b}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {name: t, kind: http, url: \"http://h/\", headers: {Content-Type: x, ce-id: y}}\n";
-        let errors: Vec<String> = Config::parse(yaml)
+        let errors: Vec<String> = Plan::parse(yaml)
             .unwrap_err()
             .iter()
             .map(ToString::to_string)
