@@ -16,7 +16,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::Value;
-use sluice::config::Config;
 use sluice::event::cloudevents::parse_structured;
 use sluice::observability::metrics::Metrics;
 use sluice::schema::gate::{Entrance, SchemaGate};
@@ -71,7 +70,7 @@ fn bench(c: &mut Criterion) {
         "buses: [{{name: strict, validation: enforce}}, {{name: open}}]\nschemas:\n  - name: order\n    bind: [{{source: /shop, type: order.paid}}]\n    versions:\n      - schema: {}\n",
         SCHEMA.replace('\n', " ")
     );
-    let config = Config::parse(&yaml).unwrap();
+    let config = sluice::plan::Plan::parse(&yaml).unwrap().config;
     let (gate, _) = SchemaGate::from_config(&config, Arc::new(Metrics::new()));
     let body = Bytes::from(format!(
         r#"{{"specversion":"1.0","id":"e-1","source":"/shop","type":"order.paid","datacontenttype":"application/json","data":{valid}}}"#

@@ -67,13 +67,11 @@ struct AlibabaStub {
 /// The signature check of the gateway's own Alibaba endpoint (the same code the cloud's
 /// algorithm was taken from), configured with one AccessKey pair.
 fn acs_verifier(id: &str, secret: &str) -> sluice::sources::alibaba::AcsVerifier {
-    let config = sluice::config::Config::parse(&format!(
+    let plan = sluice::plan::Plan::parse(&format!(
         "buses: [{{name: b}}]\nalibaba: {{access_keys: [{{id: {id}, secret: {secret}}}], default_bus: b}}\n"
     ))
     .unwrap();
-    sluice::sources::alibaba::AlibabaIngest::compile(config.alibaba.as_ref().unwrap())
-        .verifier
-        .unwrap()
+    plan.alibaba.unwrap().verifier.unwrap()
 }
 
 async fn stub_put_events(

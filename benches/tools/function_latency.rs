@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sluice::config::Config;
 use sluice::functions::FunctionHost;
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
@@ -39,7 +38,9 @@ fn host(command: &str, min: usize, max: usize) -> FunctionHost {
     let yaml = format!(
         "functions: [{{name: f, command: {command:?}, min_instances: {min}, max_instances: {max}}}]"
     );
-    let config = Config::parse(&yaml).expect("a valid config");
+    let config = sluice::plan::Plan::parse(&yaml)
+        .expect("a valid config")
+        .config;
     FunctionHost::start(&config.functions, "us-east-1", None)
 }
 

@@ -23,7 +23,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
-use sluice::config::Config;
 use sluice::event::cloudevents::parse_structured;
 use sluice::observability::metrics::Metrics;
 use sluice::schema::gate::{Entrance, SchemaGate};
@@ -41,7 +40,9 @@ fn main() {
     let version = order::version();
     let data = order::data(true);
     let bytes = data.as_bytes();
-    let config = Config::parse(include_str!("../load/bench.yaml")).expect("bench.yaml");
+    let config = sluice::plan::Plan::parse(include_str!("../load/bench.yaml"))
+        .expect("bench.yaml")
+        .config;
     let (gate, _) = SchemaGate::from_config(&config, Arc::new(Metrics::new()));
     let event = parse_structured(&Bytes::from(format!(
         r#"{{"specversion":"1.0","id":"e-1","source":"/bench","type":"order.paid","datacontenttype":"application/json","data":{{"order":{{"id":"o-1","amount":120.5,"currency":"EUR","note":"{}"}}}}}}"#,

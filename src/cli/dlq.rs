@@ -113,7 +113,7 @@ pub(super) fn run(action: &DlqAction) -> ExitCode {
             args.bus
         ));
     }
-    let url = super::redis_url(args.redis.as_deref(), &config);
+    let url = super::redis_url(args.redis.as_deref(), config);
     let target = DlqRef::new(&args.bus, &args.rule, &args.target);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -22,8 +22,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::plan::Plan;
 use crate::observability::{self, LogFormat};
+use crate::plan::Plan;
 
 /// The command line as parsed.
 #[derive(Parser)]

@@ -16,8 +16,8 @@ use serde::{Deserialize, Deserializer};
 
 pub use error::{ConfigError, Errors};
 pub use value::{
-    decode_whsec, duration, opt_duration, resolve_secret, Dedupe, Endpoint, Name, PeerId,
-    Secret, SecretRef,
+    decode_whsec, duration, opt_duration, resolve_secret, Dedupe, Endpoint, Name, PeerId, Secret,
+    SecretRef,
 };
 
 /// Checks a resource name (see [`Name::check`]).

@@ -4,8 +4,8 @@
 
 use std::collections::HashSet;
 
-use super::{check_name, ConfigError};
 use super::Config;
+use super::{check_name, ConfigError};
 
 /// Loads every schema version (inline or `file:`, OpenAPI converted), compiles it and
 /// checks each against the earlier ones in the schema's compatibility mode; also the

@@ -23,12 +23,17 @@ use tracing::{debug, info, warn};
 
 use crate::bus::{self, BusSpec};
 use crate::config::{ConnectorConfig, Errors};
-use crate::sources::envelope::{self, Mapped};
 use crate::event::{Data, DataKind, EncodedEvent};
 use crate::observability::metrics::{Metrics, Via};
+use crate::sources::envelope::{self, Mapped};
 
 /// Checks an `sqs` connector (`at`: its path, e.g. `connectors[0]`).
-pub fn check(c: &ConnectorConfig, bus_names: &std::collections::HashSet<&str>, at: &str, errors: &mut Errors) {
+pub fn check(
+    c: &ConnectorConfig,
+    bus_names: &std::collections::HashSet<&str>,
+    at: &str,
+    errors: &mut Errors,
+) {
     if !bus_names.contains(c.bus.as_str()) {
         errors.at(format!("{at}.bus"), format!("no bus named {:?}", c.bus));
     }

@@ -140,9 +140,12 @@ impl Plan {
 
     /// Whether something in the plan calls AWS (so the AWS environment is loaded).
     pub fn needs_aws(&self) -> bool {
-        self.targets()
-            .any(|t| matches!(t.built, Some(crate::targets::BuiltTarget::AwsEventBridge(_))))
-            || !self.config.connectors.is_empty()
+        self.targets().any(|t| {
+            matches!(
+                t.built,
+                Some(crate::targets::BuiltTarget::AwsEventBridge(_))
+            )
+        }) || !self.config.connectors.is_empty()
     }
 }
 

@@ -123,16 +123,13 @@ pub(super) fn build(
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            let ingest_token = b
-                .ingest_token
-                .as_ref()
-                .and_then(|t| match t.resolve() {
-                    Ok(secret) => Some(secret),
-                    Err(message) => {
-                        errors.at(format!("buses[{i}].ingest_token"), message);
-                        None
-                    }
-                });
+            let ingest_token = b.ingest_token.as_ref().and_then(|t| match t.resolve() {
+                Ok(secret) => Some(secret),
+                Err(message) => {
+                    errors.at(format!("buses[{i}].ingest_token"), message);
+                    None
+                }
+            });
             let mut patterns = Vec::new();
             let mut streams = Vec::new();
             let mut targets = Vec::new();

@@ -634,7 +634,7 @@ fn config_parts(config: &Config) -> (Vec<Entry>, Vec<Binding>) {
             .enumerate()
             .filter_map(|(i, v)| {
                 let spec = v.resolved.as_ref()?;
-                // `Config::parse` compiled every version, so this cannot fail here.
+                // `Plan::build` compiled every version, so this cannot fail here.
                 Version::compile(&s.name, i as u32 + 1, spec, Origin::Config)
                     .map(Arc::new)
                     .ok()

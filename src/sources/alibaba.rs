@@ -19,8 +19,8 @@ use hmac::{KeyInit, Mac};
 use md5::Digest;
 use serde_json::{Map, Value};
 
-use crate::bus::BusSpec;
 use super::aws::{check_clock_skew, check_keys};
+use crate::bus::BusSpec;
 use crate::config::{AlibabaAuth, AlibabaConfig};
 use crate::event::cloudevents::parse_batch_each;
 use crate::event::{is_json_media_type, DataKind, EncodedEvent};
@@ -435,7 +435,6 @@ impl AlibabaIngest {
         })
     }
 }
-
 
 /// Checks the `alibaba:` section; errors at `alibaba.*`.
 pub fn check(

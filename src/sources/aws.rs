@@ -321,7 +321,6 @@ impl AwsIngest {
     }
 }
 
-
 /// Checks the `aws:` section (`bus_names`: the configured buses); errors at `aws.*`.
 pub fn check(aws: &AwsConfig, bus_names: &HashSet<&str>, errors: &mut crate::config::Errors) {
     let mut err = |path: String, message: String| errors.at(path, message);

@@ -333,7 +333,11 @@ impl Source {
 
 /// Resolves a source's `secret`/`secrets` (`env:`, `file:`, literal), one entry per
 /// configured secret (`None` for one that failed, with its error at its path `at...`).
-pub fn resolve_secrets(config: &SourceConfig, at: &str, errors: &mut Errors) -> Vec<Option<Secret>> {
+pub fn resolve_secrets(
+    config: &SourceConfig,
+    at: &str,
+    errors: &mut Errors,
+) -> Vec<Option<Secret>> {
     let refs: Vec<(String, &SecretRef)> = match (&config.secret, config.secrets.as_slice()) {
         (Some(one), []) => vec![(format!("{at}.secret"), one)],
         (None, many) => many

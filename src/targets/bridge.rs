@@ -49,7 +49,9 @@ impl Bridge {
         if fields.transform {
             errors.at(
                 format!("{at}.transform"),
-                format!("a {kind} target forwards the event itself; transforms apply to http targets"),
+                format!(
+                    "a {kind} target forwards the event itself; transforms apply to http targets"
+                ),
             );
         }
         if let Some(endpoint) = fields.endpoint {

@@ -175,7 +175,11 @@ impl HttpConfig {
             }
         }
         let signing_key = self.signing.as_ref().and_then(|s| {
-            match s.secret.resolve().and_then(|k| crate::config::decode_whsec(&k.0)) {
+            match s
+                .secret
+                .resolve()
+                .and_then(|k| crate::config::decode_whsec(&k.0))
+            {
                 Ok(key) => Some(key),
                 Err(message) => {
                     errors.at(format!("{at}.signing.secret"), message);

@@ -87,7 +87,10 @@ fn kind_fields() -> [(TargetKind, &'static [&'static str]); 7] {
 fn check_fields(config: &TargetConfig, at: &str, errors: &mut Errors) {
     let kind = config.kind.kind();
     let table = kind_fields();
-    let own = table.iter().find(|(k, _)| *k == kind).map_or(&[][..], |t| t.1);
+    let own = table
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(&[][..], |t| t.1);
     // In the order of the table, so messages come in a stable, documented order.
     let mut seen = HashSet::new();
     let ordered = table
@@ -156,7 +159,9 @@ pub fn build(
     check_fields(config, at, errors);
     let has_transform = config.transform.is_some();
     match &config.kind {
-        TargetKindConfig::Http(c) => c.build("http", transform, at, errors).map(BuiltTarget::Http),
+        TargetKindConfig::Http(c) => c
+            .build("http", transform, at, errors)
+            .map(BuiltTarget::Http),
         TargetKindConfig::Cloudevents(c) => c
             .build("cloudevents", transform, at, errors)
             .map(BuiltTarget::Http),
@@ -308,11 +313,9 @@ impl Target {
             BuiltTarget::AlibabaEventBridge(spec) => Ok(Target::AlibabaEventBridge(
                 AlibabaEventBridgeTarget::new(spec, timeout)?,
             )),
-            BuiltTarget::Http(spec) => Ok(Target::Http(HttpTarget::new(
-                spec,
-                timeout,
-                concurrency,
-            )?)),
+            BuiltTarget::Http(spec) => {
+                Ok(Target::Http(HttpTarget::new(spec, timeout, concurrency)?))
+            }
             BuiltTarget::Function(spec) => {
                 let host = env
                     .functions
