@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
+mod common;
+
 /// Kubernetes version the rendered manifests are validated against (the newest the
 /// pinned kubernetes-validate 1.37 knows).
 const KUBERNETES_VERSION: &str = "1.37.0";
@@ -159,6 +161,65 @@ fn runtime_image_is_non_root_with_a_healthz_healthcheck() {
             .unwrap_or_else(|| panic!("{command} is not where the image puts functions"));
         assert!(members.contains(name), "{command}: no such function crate");
     }
+}
+
+/// The compose file's config does what docs/deploy.md says: the quickstart event is
+/// delivered by both rules to the `echo` function, whose results land on `echoed`.
+/// (Run with the function path pointed at the echo this build made.)
+#[tokio::test]
+async fn compose_config_delivers_the_quickstart_event_to_the_echo_function() {
+    let out = run(Command::new(env!("CARGO"))
+        .args(["build", "-p", "echo", "--message-format=json"])
+        .current_dir(root()));
+    assert!(out.status.success(), "cargo build -p echo: {}", text(&out));
+    let echo = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|m| m["target"]["name"] == "echo" && m["executable"].is_string())
+        .map(|m| m["executable"].as_str().unwrap().to_owned())
+        .expect("echo binary");
+    let config =
+        read(&deploy("docker/sluice.yaml")).replace("/usr/local/lib/sluice/functions/echo", &echo);
+    let redis = common::Redis::start();
+    let gw = common::Gateway::start(&redis, &config).await;
+    let status = reqwest::Client::new()
+        .post(gw.url("/buses/orders/events"))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "order-1001")
+        .header("ce-source", "/shop")
+        .header("ce-type", "order.paid")
+        .header("content-type", "application/json")
+        .body(r#"{"order": 1001, "currency": "EUR", "priority": "high"}"#)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+    let echoed = sluice::bus::bus_key("echoed");
+    assert!(
+        common::wait_until(Duration::from_secs(20), || redis.xlen(&echoed) == 2).await,
+        "{}",
+        gw.logs()
+    );
+    let entries: Vec<(String, Vec<redis::Value>)> = redis::cmd("XRANGE")
+        .arg(&echoed)
+        .arg("-")
+        .arg("+")
+        .query(&mut redis.conn())
+        .unwrap();
+    let mut types: Vec<String> = entries
+        .into_iter()
+        .map(|(_, fields)| {
+            let event = sluice::bus::RawEntry::from_fields(fields)
+                .unwrap()
+                .to_event()
+                .unwrap();
+            assert_eq!(event.attr_str("causationid"), Some("order-1001"));
+            event.attr_str("type").unwrap().to_owned()
+        })
+        .collect();
+    types.sort();
+    assert_eq!(types, ["order.big.echoed", "order.echoed"]);
 }
 
 /// The workspace members under functions/.
