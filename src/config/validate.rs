@@ -256,10 +256,10 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         );
     }
     if let Some(redis) = &config.redis {
-        if redis::Client::open(redis.as_str()).is_err() {
+        if let Err(e) = crate::bus::redis_url::client(redis.as_str()) {
             err(
                 "redis".into(),
-                format!("{redis:?} is not a Redis URL such as redis://127.0.0.1:6379"),
+                format!("not a usable Redis URL such as redis://127.0.0.1:6379: {e}"),
             );
         }
     }
