@@ -1,8 +1,9 @@
-//! Redis over TLS with an ACL user: `rediss://USER:PASSWORD@HOST:PORT/?tls_ca=..&tls_cert=..&tls_key=..`
-//! against a redis-server of this test's own started with `--tls-port`, client
-//! certificates required (`tls-auth-clients yes`), the `default` user off and one ACL
-//! user. The certificates are made by openssl here. An event goes in over HTTP and
-//! reaches a local HTTP target, so the ingest, router and dispatcher connections all
+//! Redis over TLS with an ACL user:
+//! `rediss://USER:PASSWORD@HOST:PORT/?tls_ca=..&tls_cert=..&tls_key=..` against a
+//! redis-server of this test's own started with `tls-port`, client certificates required
+//! (`tls-auth-clients yes`), the `default` user off and one ACL user limited to Sluice's
+//! keys (`~sluice:*`). The certificates are made by openssl here. An event goes in over
+//! HTTP and reaches a local HTTP target, so the ingest, router and dispatcher connections all
 //! spoke TLS; wrong credentials or certificates leave `/readyz` at 503.
 
 mod common;
@@ -129,7 +130,7 @@ impl TlsRedis {
             "port 0\nbind 127.0.0.1\ntls-port {port}\ntls-cert-file server.pem\n\
              tls-key-file server.key\ntls-ca-cert-file ca.pem\ntls-auth-clients yes\n\
              save \"\"\nappendonly no\nuser default off\n\
-             user app on >s3cret@pass ~* &* +@all\n"
+             user app on >s3cret@pass ~sluice:* +@all\n"
         );
         std::fs::write(dir.path().join("redis.conf"), conf).unwrap();
         let child = Command::new("redis-server")
