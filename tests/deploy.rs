@@ -561,7 +561,21 @@ fn check_gateway(overlay: &Path, docs: &[Value]) {
     if args.contains(&"--cluster-enabled") {
         assert_eq!(redis["spec"]["replicas"], 6, "{at}");
         assert!(url.starts_with("redis+cluster://"), "{at}: {url}");
-        assert_eq!(kind(docs, "Job").len(), 1, "{at}: the cluster-create Job");
+        let jobs = kind(docs, "Job");
+        assert_eq!(jobs.len(), 1, "{at}: the cluster-create Job");
+        // Its script is at least valid shell (it is not run here: no cluster).
+        let command = jobs[0]["spec"]["template"]["spec"]["containers"][0]["command"]
+            .as_sequence()
+            .unwrap();
+        assert_eq!(command[0], "/bin/sh");
+        let script = command.last().unwrap().as_str().unwrap();
+        let out = run(Command::new("sh").args(["-n", "-c", script]));
+        assert!(
+            out.status.success(),
+            "{at}: the Job's script: {}",
+            text(&out)
+        );
+        assert!(script.contains("--cluster-replicas 1"), "{at}");
     } else {
         assert_eq!(redis["spec"]["replicas"], 1, "{at}");
         assert_eq!(url, "redis://sluice-redis:6379");

@@ -101,7 +101,10 @@ mod tests {
     use super::*;
 
     fn err(url: &str) -> String {
-        client(url).err().expect("an error").to_string()
+        match client(url) {
+            Ok(_) => panic!("{url}: no error"),
+            Err(e) => e.to_string(),
+        }
     }
 
     #[test]
