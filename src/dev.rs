@@ -81,7 +81,7 @@ pub async fn discover_redis() -> anyhow::Result<DevRedis> {
 }
 
 async fn ping(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else {
+    let Ok(client) = crate::bus::redis_url::client(url) else {
         return false;
     };
     let attempt = async {

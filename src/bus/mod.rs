@@ -26,9 +26,11 @@
 //! Appends and acknowledgements share one multiplexed connection: commands issued
 //! concurrently by many requests are written to the socket together and so travel as one
 //! pipeline. Blocking reads (`XREADGROUP ... BLOCK`) get a connection of their own, since
-//! a blocked multiplexed connection would stall every other command on it.
+//! a blocked multiplexed connection would stall every other command on it. Every
+//! connection is built from the Redis URL by [`redis_url::client`] (TLS, ACL users).
 
 pub mod lease;
+pub mod redis_url;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -112,7 +114,7 @@ pub fn connect_blocking(url: &str, block: Duration) -> Result<ConnectionManager,
 }
 
 fn connect_with_timeout(url: &str, timeout: Duration) -> Result<ConnectionManager, RedisError> {
-    let client = redis::Client::open(url)?;
+    let client = redis_url::client(url)?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(timeout))

@@ -195,10 +195,10 @@ fn check_replica(config: &Config, errors: &mut Errors) {
         );
     }
     if let Some(redis) = &config.redis {
-        if redis::Client::open(redis.as_str()).is_err() {
+        if let Err(e) = crate::bus::redis_url::client(redis.as_str()) {
             errors.at(
                 "redis",
-                format!("{redis:?} is not a Redis URL such as redis://127.0.0.1:6379"),
+                format!("not a usable Redis URL such as redis://127.0.0.1:6379: {e}"),
             );
         }
     }
