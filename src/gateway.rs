@@ -63,8 +63,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         listen,
         dev_echo,
     } = settings;
-    let shared =
-        bus::connect(&redis_url).with_context(|| format!("invalid Redis URL {}", redact(&redis_url)))?;
+    let shared = bus::connect(&redis_url)
+        .with_context(|| format!("invalid Redis URL {}", redact(&redis_url)))?;
     let shutdown = CancellationToken::new();
     let consumer = consumer_name();
     info!(%consumer, redis = %redact(&redis_url), "starting replica");
