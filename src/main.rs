@@ -523,7 +523,7 @@ fn read_pattern(arg: &str) -> Result<serde_json::Value, String> {
     let text = inline_or_file(arg)?;
     match serde_json::from_str(&text) {
         Ok(value) => Ok(value),
-        Err(_) => serde_yaml::from_str(&text).map_err(|e| format!("invalid pattern: {e}")),
+        Err(_) => yaml_serde::from_str(&text).map_err(|e| format!("invalid pattern: {e}")),
     }
 }
 
@@ -563,7 +563,7 @@ fn transform_command(
     bus: &str,
 ) -> Result<(Vec<u8>, String), String> {
     use sluice::rules::transform::{Context, Document, Transform, TransformConfig};
-    let config: TransformConfig = serde_yaml::from_str(&inline_or_file(transform)?)
+    let config: TransformConfig = yaml_serde::from_str(&inline_or_file(transform)?)
         .map_err(|e| format!("invalid transform: {e}"))?;
     let compiled = Transform::compile(&config).map_err(|e| format!("invalid transform: {e}"))?;
     let event = read_event(event)?;
@@ -645,7 +645,7 @@ fn read_document(arg: &str) -> Result<serde_json::Value, String> {
         None => arg.to_string(),
     };
     serde_json::from_str(&text)
-        .or_else(|_| serde_yaml::from_str(&text))
+        .or_else(|_| yaml_serde::from_str(&text))
         .map_err(|e| format!("invalid schema: not JSON or YAML: {e}"))
 }
 
