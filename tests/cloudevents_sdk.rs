@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use cloudevents::binding::reqwest::{RequestBuilderExt, RequestSerializer};
-use cloudevents::message::StructuredDeserializer;
 use cloudevents::event::ExtensionValue;
+use cloudevents::message::StructuredDeserializer;
 use cloudevents::{AttributesReader, Data, Event, EventBuilder, EventBuilderV10};
 use common::*;
 use serde_json::{json, Value};
@@ -205,7 +205,11 @@ fn assert_same(sent: &Event, sent_binary: bool, got: &Event, mode: &str) {
     };
     assert_eq!(got.id(), header(sent.id()), "{ctx}");
     assert_eq!(got.source().to_string(), header(sent.source()), "{ctx}");
-    assert_eq!(got.subject(), sent.subject().map(header).as_deref(), "{ctx}");
+    assert_eq!(
+        got.subject(),
+        sent.subject().map(header).as_deref(),
+        "{ctx}"
+    );
     let mut sent_ext: Vec<(String, ExtensionValue)> = sent
         .iter_extensions()
         .map(|(n, v)| {
@@ -250,7 +254,10 @@ fn full_event(id: &str, data: Option<(&str, Data)>) -> Event {
         .extension("partitionkey", "k-42")
         .extension("urgent", true)
         .extension("attempt", 3i64)
-        .extension("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        .extension(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        );
     if let Some((ct, data)) = data {
         builder = builder.data_with_schema(
             ct,
@@ -262,7 +269,9 @@ fn full_event(id: &str, data: Option<(&str, Data)>) -> Event {
 }
 
 fn json_data() -> Data {
-    Data::Json(json!({"order": 7, "total": 10.5, "items": [{"sku": "a-1", "qty": 2}], "note": "naïve"}))
+    Data::Json(
+        json!({"order": 7, "total": 10.5, "items": [{"sku": "a-1", "qty": 2}], "note": "naïve"}),
+    )
 }
 
 fn binary_data() -> Data {
@@ -281,7 +290,10 @@ async fn sdk_events_come_back_identical_in_every_mode() {
 
     let datas: [(&str, Option<(&str, Data)>); 6] = [
         ("json", Some(("application/json", json_data()))),
-        ("json-params", Some(("application/json; charset=utf-8", json_data()))),
+        (
+            "json-params",
+            Some(("application/json; charset=utf-8", json_data())),
+        ),
         ("bytes", Some(("application/octet-stream", binary_data()))),
         ("png", Some(("image/png", binary_data()))),
         ("text", Some(("text/plain; charset=utf-8", text_data()))),
@@ -428,7 +440,10 @@ async fn where_the_sdk_departs_from_the_spec() {
         .data(ct, json!({"data": {"type": "orders", "id": "7"}}))
         .build()
         .unwrap();
-    assert_eq!(send(&gw, Send::Structured, vec![event.clone()]).await.0, 202);
+    assert_eq!(
+        send(&gw, Send::Structured, vec![event.clone()]).await.0,
+        202
+    );
     assert!(
         wait_until(Duration::from_secs(15), || rx
             .all()
@@ -442,7 +457,11 @@ async fn where_the_sdk_departs_from_the_spec() {
     );
     let failed = rx.all().into_iter().find(|d| d.event.is_err()).unwrap();
     assert!(
-        failed.event.as_ref().unwrap_err().contains("expected a string"),
+        failed
+            .event
+            .as_ref()
+            .unwrap_err()
+            .contains("expected a string"),
         "{failed:?}"
     );
     // The binary delivery of the same event decodes, with the bytes intact.

@@ -91,7 +91,8 @@ fn yaml_schema_files_are_read_and_their_errors_have_line_and_column() {
 #[test]
 fn patterns_and_transforms_may_be_yaml() {
     let event = r#"{"specversion":"1.0","id":"1","source":"/s","type":"a"}"#;
-    let (code, stdout, stderr) = sluice(&["test-pattern", "--pattern", "{type: [a]}", "--event", event]);
+    let (code, stdout, stderr) =
+        sluice(&["test-pattern", "--pattern", "{type: [a]}", "--event", event]);
     assert_eq!((code, stdout.trim()), (0, "match"), "{stderr}");
 
     let (code, _, stderr) = sluice(&["test-pattern", "--pattern", "{type: [a", "--event", event]);

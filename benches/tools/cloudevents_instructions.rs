@@ -125,7 +125,11 @@ fn main() {
             ("encode-structured", "sluice") => sluice_event.to_structured_json().len(),
             ("encode-structured", "sdk") => serde_json::to_vec(&sdk_event).unwrap().len(),
             ("encode-binary", "sluice") => {
-                let request = target.request(&sluice_event, &ctx).unwrap().build().unwrap();
+                let request = target
+                    .request(&sluice_event, &ctx)
+                    .unwrap()
+                    .build()
+                    .unwrap();
                 request.headers().len()
             }
             ("encode-binary", "sdk") => {

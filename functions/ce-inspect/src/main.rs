@@ -102,10 +102,12 @@ mod tests {
 
     #[tokio::test]
     async fn json_data_and_every_attribute() {
-        let out = run(r#"{"specversion":"1.0","id":"e1","source":"/shop","type":"order.paid",
+        let out = run(
+            r#"{"specversion":"1.0","id":"e1","source":"/shop","type":"order.paid",
             "subject":"o-1","time":"2026-01-31T13:00:00.123456789+01:00",
             "datacontenttype":"application/json","dataschema":"https://example.com/order.json",
-            "tenant":"acme","data":{"amount":250,"items":["a","b"]}}"#)
+            "tenant":"acme","data":{"amount":250,"items":["a","b"]}}"#,
+        )
         .await
         .unwrap();
         assert_eq!(
@@ -122,8 +124,10 @@ mod tests {
     #[tokio::test]
     async fn binary_data_comes_as_data_base64() {
         // What Sluice sends for an event whose data is not JSON nor text.
-        let out = run(r#"{"specversion":"1.0","id":"e2","source":"/cam","type":"frame",
-            "datacontenttype":"image/png","data_base64":"iVBORw0KGgoA/w=="}"#)
+        let out = run(
+            r#"{"specversion":"1.0","id":"e2","source":"/cam","type":"frame",
+            "datacontenttype":"image/png","data_base64":"iVBORw0KGgoA/w=="}"#,
+        )
         .await
         .unwrap();
         assert_eq!(
@@ -138,7 +142,10 @@ mod tests {
             "datacontenttype":"text/plain; charset=utf-8","data":"hello \"world\""}"#)
         .await
         .unwrap();
-        assert_eq!(out["data"], json!({"kind": "text", "text": "hello \"world\""}));
+        assert_eq!(
+            out["data"],
+            json!({"kind": "text", "text": "hello \"world\""})
+        );
         let out = run(r#"{"specversion":"1.0","id":"e4","source":"/s","type":"t"}"#)
             .await
             .unwrap();
