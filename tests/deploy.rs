@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 mod common;
 
@@ -77,7 +77,7 @@ fn duration(v: &str) -> Duration {
 
 /// `delivery.shutdown_timeout` of a Sluice config (default 10 s).
 fn shutdown_timeout(config: &str) -> Duration {
-    let v: Value = serde_yaml::from_str(config).unwrap();
+    let v: Value = yaml_serde::from_str(config).unwrap();
     v["delivery"]["shutdown_timeout"]
         .as_str()
         .map_or(Duration::from_secs(10), duration)
@@ -153,7 +153,7 @@ fn runtime_image_is_non_root_with_a_healthz_healthcheck() {
             "functions/{name} is not copied"
         );
     }
-    let config: Value = serde_yaml::from_str(&read(&deploy("docker/sluice.yaml"))).unwrap();
+    let config: Value = yaml_serde::from_str(&read(&deploy("docker/sluice.yaml"))).unwrap();
     for f in config["functions"].as_sequence().unwrap() {
         let command = f["command"].as_str().unwrap();
         let name = command
@@ -286,7 +286,7 @@ fn compose_and_every_yaml_file_pass_yamllint() {
 /// published port, stopped more slowly than the deliveries they let finish.
 #[test]
 fn compose_runs_two_replicas_behind_one_port_on_redis_with_aof() {
-    let mut compose: Value = serde_yaml::from_str(&read(&deploy("docker/compose.yaml"))).unwrap();
+    let mut compose: Value = yaml_serde::from_str(&read(&deploy("docker/compose.yaml"))).unwrap();
     compose.apply_merge().unwrap();
     let services = compose["services"].as_mapping().unwrap();
     let replicas: Vec<&str> = services
@@ -362,7 +362,7 @@ fn render(kubectl: &Path, overlay: &Path) -> (String, Vec<Value>) {
         text(&out)
     );
     let yaml = String::from_utf8(out.stdout).unwrap();
-    let docs = serde_yaml::Deserializer::from_str(&yaml)
+    let docs = yaml_serde::Deserializer::from_str(&yaml)
         .map(|d| Value::deserialize(d).unwrap())
         .collect();
     (yaml, docs)

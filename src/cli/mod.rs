@@ -131,7 +131,7 @@ fn read_pattern(arg: &str) -> Result<serde_json::Value, String> {
     let text = inline_or_file(arg)?;
     match serde_json::from_str(&text) {
         Ok(value) => Ok(value),
-        Err(_) => serde_yaml::from_str(&text).map_err(|e| format!("invalid pattern: {e}")),
+        Err(_) => yaml_serde::from_str(&text).map_err(|e| format!("invalid pattern: {e}")),
     }
 }
 

@@ -106,7 +106,7 @@ pub(super) fn transform(args: &TransformArgs) -> ExitCode {
 /// The body and content type a target would receive.
 fn apply(args: &TransformArgs) -> Result<(Vec<u8>, String), String> {
     use crate::rules::transform::{Context, Document, Transform, TransformConfig};
-    let config: TransformConfig = serde_yaml::from_str(&inline_or_file(&args.transform)?)
+    let config: TransformConfig = yaml_serde::from_str(&inline_or_file(&args.transform)?)
         .map_err(|e| format!("invalid transform: {e}"))?;
     let compiled = Transform::compile(&config).map_err(|e| format!("invalid transform: {e}"))?;
     let event = read_event(&args.event)?;

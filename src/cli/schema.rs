@@ -94,7 +94,7 @@ fn read_document(arg: &str) -> Result<serde_json::Value, String> {
         None => arg.to_string(),
     };
     serde_json::from_str(&text)
-        .or_else(|_| serde_yaml::from_str(&text))
+        .or_else(|_| yaml_serde::from_str(&text))
         .map_err(|e| format!("invalid schema: not JSON or YAML: {e}"))
 }
 

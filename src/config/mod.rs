@@ -838,12 +838,12 @@ impl Config {
     /// Parses configuration text: syntax, types and unknown fields, with the line of the
     /// error where serde gives one.
     pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
-        let de = serde_yaml::Deserializer::from_str(text);
+        let de = yaml_serde::Deserializer::from_str(text);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             let line = inner.location().map(|l| l.line());
-            // serde_yaml appends "at line X column Y"; the line is reported separately.
+            // yaml_serde appends "at line X column Y"; the line is reported separately.
             let mut message = inner.to_string();
             if let Some(i) = message.find(" at line ") {
                 message.truncate(i);

@@ -142,6 +142,6 @@ fn read_schema_file(
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text)
-        .or_else(|_| serde_yaml::from_str(&text))
+        .or_else(|_| yaml_serde::from_str(&text))
         .map_err(|e| format!("{} is neither JSON nor YAML: {e}", path.display()))
 }

@@ -57,11 +57,22 @@ pub fn parse_binary<'a>(
                 "in binary mode the data content type is the Content-Type header, not ce-datacontenttype",
             ));
         }
-        let decoded = percent_encoding::percent_decode(raw)
-            .decode_utf8()
-            .map_err(|_| {
-                FieldError::new(attr, "header value is not UTF-8 after percent-decoding")
-            })?;
+        // The HTTP binding (1.0.2, 3.1.3.2): undo a double-quoted string first (older
+        // senders quoted values with spaces), then one round of percent-decoding.
+        let not_utf8 =
+            |_| FieldError::new(attr, "header value is not UTF-8 after percent-decoding");
+        let decoded = match unquote(raw) {
+            // The common case borrows from the header: no copy.
+            None => percent_encoding::percent_decode(raw)
+                .decode_utf8()
+                .map_err(not_utf8)?,
+            Some(unquoted) => Cow::Owned(
+                percent_encoding::percent_decode(&unquoted)
+                    .decode_utf8()
+                    .map_err(not_utf8)?
+                    .into_owned(),
+            ),
+        };
         attrs.push((attr, decoded));
     }
     if let Some(ct) = content_type {
@@ -114,6 +125,25 @@ pub fn parse_binary<'a>(
         attrs: encoded,
         data,
     })
+}
+
+/// A header value that is an RFC 7230 quoted-string, undone (`"a \"b\""` is `a "b"`);
+/// None for any other value.
+fn unquote(raw: &[u8]) -> Option<Vec<u8>> {
+    match raw {
+        [b'"', inner @ .., b'"'] => {
+            let mut out = Vec::with_capacity(inner.len());
+            let mut bytes = inner.iter();
+            while let Some(&b) = bytes.next() {
+                match b {
+                    b'\\' => out.extend(bytes.next()),
+                    _ => out.push(b),
+                }
+            }
+            Some(out)
+        }
+        _ => None,
+    }
 }
 
 /// Parses one event in the CloudEvents JSON format (structured mode).
@@ -677,6 +707,23 @@ mod tests {
         assert_eq!(ev.attr_str("subject"), Some("café"));
         assert_eq!(ev.attr_str("datacontenttype"), Some("application/json"));
         assert_eq!(ev.data.unwrap().kind, DataKind::Json);
+    }
+
+    #[test]
+    fn binary_mode_undoes_quoted_strings_then_percent_encoding() {
+        let headers = vec![
+            ("ce-specversion", &b"1.0"[..]),
+            ("ce-id", b"42"),
+            ("ce-source", b"/s"),
+            ("ce-type", b"t"),
+            ("ce-subject", br#""say \"hi\" caf%C3%A9""#),
+            ("ce-tenant", br#"no"quotes""#),
+        ];
+        let ev = parse_binary(headers.into_iter(), None, Bytes::new())
+            .unwrap()
+            .decode();
+        assert_eq!(ev.attr_str("subject"), Some(r#"say "hi" café"#));
+        assert_eq!(ev.attr_str("tenant"), Some(r#"no"quotes""#));
     }
 
     #[test]
