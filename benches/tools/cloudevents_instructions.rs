@@ -34,7 +34,6 @@
 use bytes::Bytes;
 use cloudevents::binding::reqwest::RequestBuilderExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use sluice::config::Config;
 use sluice::event::cloudevents::{parse_binary, parse_structured};
 use sluice::rules::transform::Context;
 use sluice::targets::http::HttpTarget;
@@ -92,11 +91,15 @@ fn main() {
     let data = data();
     let sluice_event = parse_structured(&body).expect("the bench event").decode();
     let sdk_event: cloudevents::Event = serde_json::from_slice(&body).expect("the bench event");
-    let config = Config::parse(
+    let mut plan = sluice::plan::Plan::parse(
         "buses: [{name: b}]\nrules:\n  - name: r\n    bus: b\n    targets:\n      - {name: t, kind: cloudevents, url: \"http://127.0.0.1:9/hook\"}\n",
     )
     .expect("bench config");
-    let target = HttpTarget::new(&config.rules[0].targets[0]).expect("bench target");
+    let planned = &mut plan.buses[0].targets[0];
+    let Some(sluice::targets::BuiltTarget::Http(spec)) = planned.built.take() else {
+        panic!("the bench target is an http target");
+    };
+    let target = HttpTarget::new(spec, planned.timeout, planned.concurrency).expect("bench target");
     let client = reqwest::Client::new();
     let ctx = Context::default();
 

@@ -854,6 +854,12 @@ impl Config {
                     message = rest.to_string();
                 }
             }
+            // A target's `kind` selects its flattened fields, so serde reports a bad kind
+            // at the target: name the field.
+            let mut path = path;
+            if message.starts_with("unknown variant") && path.ends_with(']') {
+                path.push_str(".kind");
+            }
             vec![ConfigError {
                 path: if path == "." { String::new() } else { path },
                 line,
