@@ -1,11 +1,18 @@
 //! One Sluice replica: the HTTP ingress, a router per bus and a dispatcher per target,
-//! wired to one Redis, with a graceful shutdown on SIGINT/SIGTERM.
+//! wired to one Redis, with hot reload and a graceful shutdown on SIGINT/SIGTERM.
+//!
+//! What runs comes from the file given to `serve` merged with the configuration store
+//! (`control::document`). The reloader task follows the store's change stream (and
+//! SIGHUP, which re-reads the file), builds a new plan off the hot path and hands it to
+//! [`runtime::Runtime::apply`], which starts, swaps and stops tasks by name.
 //!
 //! Shutdown order: stop accepting requests and finish the ones in progress (their
 //! appends complete), then stop reading streams, give in-flight deliveries
 //! `delivery.shutdown_timeout`, and leave everything else pending in Redis.
 
-use std::collections::HashMap;
+mod reloader;
+mod runtime;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,29 +20,30 @@ use actix_web::dev::Service;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
-use crate::bus::{self, BusSpec};
+use crate::bus;
+use crate::control::document::FileDoc;
 use crate::control::{self, ControlAuth};
-use crate::dispatch::chain::OnSuccess;
-use crate::dispatch::limits::{Breaker, RateLimiter};
-use crate::dispatch::{self, DeliverySettings, TargetSpec};
-use crate::functions::invoke_api::{self, InvokeApi};
-use crate::functions::FunctionHost;
-use crate::ingress::{self, EchoSink, Ingress};
-use crate::observability::metrics::{self, Metrics, Scrape, TargetLabels};
+use crate::functions::invoke_api;
+use crate::ingress::{self, EchoSink};
+use crate::live::Live;
+use crate::observability::metrics::{self, Metrics};
 use crate::plan::Plan;
-use crate::router::{self, StreamSettings};
+use crate::router::StreamSettings;
 use crate::schema::{self, gate::SchemaGate};
-use crate::targets::{Target, TargetEnv};
-use tracing::Instrument;
+
+pub use runtime::Fixed;
 
 /// How long a blocking stream read waits for new entries.
 const READ_BLOCK: Duration = Duration::from_secs(1);
 
 /// What a replica runs with, after command-line and environment overrides.
 pub struct Settings {
-    /// The compiled configuration (see [`crate::plan`]).
+    /// The file given to `serve` (empty without one), as a document to merge.
+    pub file: FileDoc,
+    /// The file's own plan (checked before starting): its global sections (`limits`,
+    /// `delivery`, `aws`, `schemas`, `api`, ...) are fixed for the life of the process.
     pub plan: Plan,
     pub redis_url: String,
     pub listen: String,
@@ -58,6 +66,7 @@ fn consumer_name() -> String {
 /// Runs a replica until SIGINT or SIGTERM.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let Settings {
+        file,
         plan,
         redis_url,
         listen,
@@ -70,132 +79,55 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     info!(%consumer, redis = %redact(&redis_url), "starting replica");
 
     let needs_aws = plan.needs_aws();
-    let Plan {
-        config,
-        gateway_id,
-        api_token,
-        buses: bus_plans,
-        sources,
-        aws,
-        aws_keys,
-        alibaba,
-    } = plan;
+    let config = plan.config.clone();
     let stream = StreamSettings {
         consumer,
         batch_size: config.delivery.batch_size,
         block: READ_BLOCK,
         claim_idle: config.delivery.claim_idle,
     };
-    let delivery = DeliverySettings {
-        shutdown_timeout: config.delivery.shutdown_timeout,
-    };
-
     let metrics = Arc::new(Metrics::new());
-    // Functions start before the dispatchers that invoke them; min_instances warm now.
-    let function_host = Arc::new(FunctionHost::start(
-        &config.functions,
-        config
-            .aws
-            .as_ref()
-            .map_or("us-east-1", |a| a.region.as_str()),
-        config.aws.as_ref().and_then(|a| a.account.as_deref()),
+    let (gate, samples) = SchemaGate::from_config(&config, metrics.clone());
+    let gate = Arc::new(gate);
+    let tasks = tokio_util::task::TaskTracker::new();
+    // Versions stored in Redis are in force before the first event is served.
+    if let Err(e) = gate.reload(&mut shared.clone()).await {
+        warn!(error = %e, "loading stored schemas failed; the reload task retries");
+    }
+    tasks.spawn(schema::gate::run_reload(
+        gate.clone(),
+        shared.clone(),
+        shutdown.clone(),
     ));
-    let mut target_env = TargetEnv::load(gateway_id.clone(), needs_aws).await;
-    target_env.functions = Some(function_host.clone());
-    let mut scraped_targets = Vec::new();
-    let mut dlq_targets = Vec::new();
-    let mut ingest_tokens = HashMap::new();
-    let mut workers = tokio::task::JoinSet::new();
-    for bus_plan in bus_plans {
-        if let Some(token) = bus_plan.ingest_token {
-            ingest_tokens.insert(bus_plan.name.clone(), token);
-        }
-        let reader = bus::connect_blocking(&redis_url, READ_BLOCK)?;
-        let span = tracing::info_span!("router", bus = %bus_plan.name);
-        workers.spawn(
-            router::run(
-                Arc::new(bus_plan.routes),
-                reader,
-                shared.clone(),
-                stream.clone(),
-                shutdown.clone(),
-            )
-            .instrument(span),
-        );
-        for mut target in bus_plan.targets {
-            let labels = TargetLabels {
-                bus: target.bus.clone(),
-                rule: target.rule.clone(),
-                target: target.name.clone(),
-            };
-            scraped_targets.push(labels.clone());
-            dlq_targets.push((target.bus.clone(), target.rule.clone(), target.name.clone()));
-            let built = target
-                .built
-                .take()
-                .context("a target of the plan was started twice")?;
-            let spec = TargetSpec {
-                rate: target.rate.as_ref().map(|rate| {
-                    RateLimiter::new(
-                        bus::rate_key(&target.bus, &target.rule, &target.name),
-                        rate,
-                        metrics.clone(),
-                        labels.clone(),
-                    )
-                }),
-                breaker: target
-                    .breaker
-                    .as_ref()
-                    .map(|b| Breaker::new(b, target.timeout, metrics.clone(), labels.clone())),
-                ordering: target.ordering.take(),
-                metrics: metrics.clone(),
-                labels,
-                key: bus::target_key(&target.bus, &target.rule, &target.name),
-                concurrency: target.concurrency,
-                retry: target.retry.clone(),
-                dlq_key: bus::dlq_key(&target.bus, &target.rule, &target.name),
-                target: Target::start(built, target.timeout, target.concurrency, &target_env)
-                    .with_context(|| format!("target {}/{}", target.rule, target.name))?,
-                on_success: target.on_success.take().map(|o| OnSuccess {
-                    conn: shared.clone(),
-                    bus: BusSpec {
-                        key: bus::bus_key(&o.bus),
-                        name: o.bus,
-                    },
-                    source: o.source,
-                    ty: o.ty,
-                    max_event_bytes: config.limits.max_event_bytes,
-                    origin: format!("{}/{}/{}", target.bus, target.rule, target.name),
-                }),
-                bus: target.bus,
-                rule: target.rule,
-                name: target.name,
-            };
-            let span = tracing::info_span!("dispatcher", bus = %spec.bus, rule = %spec.rule, target = %spec.name);
-            let reader = bus::connect_blocking(&redis_url, READ_BLOCK)?;
-            workers.spawn(
-                dispatch::run(
-                    Arc::new(spec),
-                    reader,
-                    shared.clone(),
-                    stream.clone(),
-                    delivery.clone(),
-                    shutdown.clone(),
-                )
-                .instrument(span),
-            );
-        }
+    if let Some(samples) = samples {
+        tasks.spawn(schema::discovery::run(
+            samples,
+            shared.clone(),
+            shutdown.clone(),
+        ));
     }
 
+    let fixed = Fixed::new(
+        &plan,
+        redis_url.clone(),
+        shared.clone(),
+        stream,
+        metrics.clone(),
+        gate,
+        needs_aws,
+    )
+    .await;
+    let mut runtime = runtime::Runtime::new(fixed, tasks.clone(), shutdown.clone());
+    // Ingest for the file's buses and sources at once; routers and dispatchers start
+    // from the first plan that includes the store (the reloader's first step).
+    runtime.serve_ingress(&plan);
+
     for c in &config.connectors {
-        let sdk = target_env
-            .aws
-            .as_ref()
-            .context("the AWS environment is not loaded")?;
-        let connector = crate::connectors::sqs::SqsConnector::new(c, sdk, &gateway_id)
+        let sdk = runtime.aws().context("the AWS environment is not loaded")?;
+        let connector = crate::connectors::sqs::SqsConnector::new(c, sdk, &plan.gateway_id)
             .with_context(|| format!("connector {}", c.name))?;
         let span = tracing::info_span!("connector", connector = %c.name);
-        workers.spawn(
+        tasks.spawn(
             crate::connectors::sqs::run(
                 Arc::new(connector),
                 shared.clone(),
@@ -206,65 +138,33 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
 
-    let buses: HashMap<String, BusSpec> = config
-        .buses
-        .iter()
-        .map(|b| {
-            let spec = BusSpec {
-                name: b.name.to_string(),
-                key: bus::bus_key(&b.name),
-            };
-            (b.name.to_string(), spec)
-        })
-        .collect();
-    let (gate, samples) = SchemaGate::from_config(&config, metrics.clone());
-    let gate = Arc::new(gate);
-    // Versions stored in Redis are in force before the first event is served.
-    if let Err(e) = gate.reload(&mut shared.clone()).await {
-        warn!(error = %e, "loading stored schemas failed; the reload task retries");
-    }
-    workers.spawn(schema::gate::run_reload(
-        gate.clone(),
-        shared.clone(),
-        shutdown.clone(),
-    ));
-    if let Some(samples) = samples {
-        workers.spawn(schema::discovery::run(
-            samples,
-            shared.clone(),
+    let ingress = runtime.ingress.clone();
+    let scrape = runtime.scrape.clone();
+    let dlq_api = runtime.dlq.clone();
+    let invoke = runtime.invoke.clone();
+    let file = Arc::new(Live::new(file));
+    let (applied_tx, applied) = tokio::sync::watch::channel(0u64);
+    let resources = web::Data::new(control::resources::ResourceApi {
+        redis: shared.clone(),
+        file: file.clone(),
+        applied,
+    });
+    let control_auth = ControlAuth {
+        token: plan.api_token.clone(),
+    };
+    drop(plan);
+    let reloader = tokio::spawn(
+        reloader::run(
+            runtime,
+            file,
+            redis_url.clone(),
+            applied_tx,
             shutdown.clone(),
-        ));
-    }
-    let ingress = web::Data::new(Ingress {
-        buses,
-        redis: shared.clone(),
-        limits: config.limits.clone(),
-        sources,
-        aws,
-        alibaba,
-        metrics: metrics.clone(),
-        gateway_id: gateway_id.clone(),
-        ingest_tokens,
-        schemas: gate.clone(),
-    });
-    let scrape = web::Data::new(Scrape {
-        metrics: metrics.clone(),
-        redis: shared.clone(),
-        buses: config.buses.iter().map(|b| b.name.to_string()).collect(),
-        targets: scraped_targets,
-    });
-    let control_auth = ControlAuth { token: api_token };
-    let dlq_api = web::Data::new(control::dlq::DlqApi {
-        redis: shared.clone(),
-        buses: config.buses.iter().map(|b| b.name.to_string()).collect(),
-        targets: dlq_targets,
-    });
+        )
+        .instrument(tracing::info_span!("reloader")),
+    );
+
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));
-    let invoke = web::Data::new(InvokeApi::new(
-        function_host.clone(),
-        config.aws.as_ref(),
-        &aws_keys,
-    ));
     let server = HttpServer::new(move || {
         let counted = metrics.clone();
         App::new()
@@ -291,7 +191,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 }
             })
             .configure(|cfg| ingress::configure(cfg, echo.clone()))
-            .configure(|cfg| control::configure(cfg, control_auth.clone(), dlq_api.clone()))
+            .configure(|cfg| {
+                control::configure(
+                    cfg,
+                    control_auth.clone(),
+                    dlq_api.clone(),
+                    resources.clone(),
+                )
+            })
             .configure(invoke_api::configure)
             .default_service(web::to(ingress::not_found))
     })
@@ -302,7 +209,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .run();
     let handle = server.handle();
     let mut server = tokio::spawn(server);
-    info!(%listen, buses = config.buses.len(), rules = config.rules.len(), "listening");
+    info!(%listen, "listening");
 
     tokio::select! {
         signal = shutdown_signal() => info!(signal, "shutting down"),
@@ -315,13 +222,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Finish in-flight requests (and their appends) before anything else stops.
     handle.stop(true).await;
     shutdown.cancel();
-    while let Some(result) = workers.join_next().await {
-        if let Err(e) = result {
-            warn!(error = %e, "a worker ended abnormally");
-        }
-    }
+    let runtime = reloader.await;
+    tasks.close();
+    tasks.wait().await;
     // Deliveries are done (or left pending): no instance is needed any more.
-    function_host.shutdown().await;
+    match runtime {
+        Ok(runtime) => runtime.shutdown_functions().await,
+        Err(e) => warn!(error = %e, "the reloader ended abnormally"),
+    }
     info!("stopped");
     Ok(())
 }

@@ -19,6 +19,7 @@ pub mod event;
 pub mod functions;
 pub mod gateway;
 pub mod ingress;
+pub mod live;
 pub mod observability;
 pub mod plan;
 pub mod router;

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -77,17 +78,21 @@ impl StreamSettings {
 
 /// Runs the router of one bus until `shutdown` is cancelled; an exclusive one only
 /// while this replica holds the bus's router lease.
+///
+/// `routes` may be swapped while it runs (a hot reload): each batch is routed by the
+/// routes in force when it was read. Whether the bus is exclusive is read at the start.
 pub async fn run(
-    routes: Arc<BusRoutes>,
+    routes: Arc<ArcSwap<BusRoutes>>,
     conn: ConnectionManager,
     shared: ConnectionManager,
     settings: StreamSettings,
     shutdown: CancellationToken,
 ) {
-    if !routes.exclusive {
+    let first = routes.load_full();
+    if !first.exclusive {
         return route(&routes, conn, &settings, false, &shutdown).await;
     }
-    let key = bus::lease_key(&routes.bus, "router");
+    let key = bus::lease_key(&first.bus, "router");
     while let Some(held) =
         // Not on `conn`: a blocked read there would hold up the lease's renewals.
         lease::acquire(
@@ -108,7 +113,7 @@ pub async fn run(
 /// `lost`); first claim every pending entry, in id order (a new lease holder finishing
 /// what the previous one read), and route nothing read after the lease was lost.
 async fn route(
-    routes: &BusRoutes,
+    live: &ArcSwap<BusRoutes>,
     mut conn: ConnectionManager,
     settings: &StreamSettings,
     exclusive: bool,
@@ -120,6 +125,8 @@ async fn route(
     let mut last_trim = tokio::time::Instant::now();
     let mut group_ready = false;
     while !shutdown.is_cancelled() {
+        let current = live.load_full();
+        let routes: &BusRoutes = &current;
         if group_ready && last_trim.elapsed() >= TRIM_INTERVAL {
             last_trim = tokio::time::Instant::now();
             match bus::trim(&mut conn, &routes.key, ROUTER_GROUP, routes.retention).await {
@@ -186,7 +193,9 @@ async fn route(
         // The entries are now pending on this consumer: route them, retrying until Redis
         // takes the transaction (or shutdown leaves them for another replica to claim).
         let first = entries[0].id.clone();
-        let pipe = route_batch(routes, entries);
+        // The routes in force now: a reload during the read applies to this batch.
+        let current = live.load_full();
+        let pipe = route_batch(&current, entries);
         let mut resend = false;
         loop {
             // A transaction that timed out may still have run (say Redis stalled and then

@@ -12,7 +12,8 @@
 mod check;
 mod dlq;
 mod invoke;
-mod pattern;
+pub(crate) mod pattern;
+mod remote;
 mod schema;
 mod serve;
 
@@ -69,6 +70,16 @@ enum Command {
         #[command(subcommand)]
         action: dlq::DlqAction,
     },
+    /// Apply a configuration file's buses, rules, sources and functions to a running
+    /// gateway's store (`--prune` deletes what the file does not list).
+    Apply(remote::ApplyArgs),
+    /// Show what `apply` would change: exit 0 without differences, 1 with.
+    Diff(remote::DiffArgs),
+    /// List or show resources of a running gateway: buses, rules, targets, sources,
+    /// functions.
+    Get(remote::GetArgs),
+    /// Delete a resource made through the API: `sluice delete rule orders/paid`.
+    Delete(remote::DeleteArgs),
 }
 
 impl Cli {
@@ -84,6 +95,10 @@ impl Cli {
             Command::Invoke(args) => invoke::run(&args),
             Command::Schema { action } => schema::run(action),
             Command::Dlq { action } => dlq::run(&action),
+            Command::Apply(args) => remote::apply(&args),
+            Command::Diff(args) => remote::diff(&args),
+            Command::Get(args) => remote::get(&args),
+            Command::Delete(args) => remote::delete(&args),
         }
     }
 }

@@ -34,9 +34,11 @@ pub(super) struct TransformArgs {
     bus: String,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub(super) enum CliMode {
+#[derive(Clone, Copy, clap::ValueEnum, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CliMode {
     Binary,
+    #[default]
     Structured,
 }
 
@@ -60,11 +62,20 @@ pub(super) fn test_pattern(args: &TestPatternArgs) -> ExitCode {
 
 /// Does the pattern match the event?
 fn matches(pattern: &str, event: &str) -> Result<bool, String> {
+    let value = read_pattern(pattern)?;
+    let event = read_event(event)?;
+    pattern_matches(&value, &event)
+}
+
+/// Does `pattern` match `event`, by the router's matcher? Err: the pattern is invalid.
+/// (Shared with `POST /api/v1/test-pattern`.)
+pub(crate) fn pattern_matches(
+    value: &serde_json::Value,
+    event: &crate::event::Event,
+) -> Result<bool, String> {
     use crate::event::DataKind;
     use crate::rules::{EventData, EventView, Matcher, Pattern};
-    let value = read_pattern(pattern)?;
-    let pattern = Pattern::parse(&value).map_err(|e| format!("invalid pattern: {e}"))?;
-    let event = read_event(event)?;
+    let pattern = Pattern::parse(value).map_err(|e| format!("invalid pattern: {e}"))?;
     let matcher = Matcher::new(vec![pattern]);
     let attrs = serde_json::to_vec(&event.attrs).map_err(|e| e.to_string())?;
     let data = match &event.data {
@@ -105,19 +116,33 @@ pub(super) fn transform(args: &TransformArgs) -> ExitCode {
 
 /// The body and content type a target would receive.
 fn apply(args: &TransformArgs) -> Result<(Vec<u8>, String), String> {
-    use crate::rules::transform::{Context, Document, Transform, TransformConfig};
+    use crate::rules::transform::TransformConfig;
     let config: TransformConfig = yaml_serde::from_str(&inline_or_file(&args.transform)?)
         .map_err(|e| format!("invalid transform: {e}"))?;
-    let compiled = Transform::compile(&config).map_err(|e| format!("invalid transform: {e}"))?;
     let event = read_event(&args.event)?;
+    apply_transform(&config, &event, &args.bus, &args.rule, args.mode)
+}
+
+/// The body and content type a target of `rule` on `bus` would receive from
+/// `config` (`mode`: how an ORIGINAL event is sent). Shared with `POST
+/// /api/v1/transform`.
+pub(crate) fn apply_transform(
+    config: &crate::rules::transform::TransformConfig,
+    event: &crate::event::Event,
+    bus: &str,
+    rule: &str,
+    mode: CliMode,
+) -> Result<(Vec<u8>, String), String> {
+    use crate::rules::transform::{Context, Document, Transform};
+    let compiled = Transform::compile(config).map_err(|e| format!("invalid transform: {e}"))?;
     let ctx = Context {
-        bus: &args.bus,
-        rule: &args.rule,
+        bus,
+        rule,
         ingested_ms: Some(chrono::Utc::now().timestamp_millis() as u64),
     };
-    Ok(match compiled.apply(&Document::new(&event), &ctx) {
+    Ok(match compiled.apply(&Document::new(event), &ctx) {
         Some(payload) => (payload.body.to_vec(), payload.content_type.to_string()),
-        None => match args.mode {
+        None => match mode {
             CliMode::Structured => (
                 event.to_structured_json(),
                 "application/cloudevents+json; charset=utf-8".into(),

@@ -87,7 +87,8 @@ fn bad(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 /// `GET /dlq`: one row per configured target, depths read in one pipeline.
-async fn index(api: web::Data<DlqApi>) -> Result<HttpResponse, ApiError> {
+async fn index(live: web::Data<crate::live::Live<DlqApi>>) -> Result<HttpResponse, ApiError> {
+    let api = live.get();
     let mut pipe = redis::pipe();
     for (bus, rule, target) in &api.targets {
         pipe.cmd("XLEN").arg(DlqRef::new(bus, rule, target).dlq);
@@ -113,10 +114,11 @@ async fn index(api: web::Data<DlqApi>) -> Result<HttpResponse, ApiError> {
 /// `GET /dlq/{bus}/{rule}/{target}?after=ID&limit=N`: entries after `after` (exclusive),
 /// oldest first; `next` is the `after` of the following page, null on the last.
 async fn entries(
-    api: web::Data<DlqApi>,
+    live: web::Data<crate::live::Live<DlqApi>>,
     path: web::Path<(String, String, String)>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    let api = live.get();
     let (bus, rule, target) = path.into_inner();
     let dlq = api.find(&bus, &rule, &target)?;
     let (mut after, mut limit) = (None, DEFAULT_LIMIT);
@@ -156,9 +158,10 @@ async fn entries(
 
 /// `GET /dlq/{bus}/{rule}/{target}/{entry}`: the entry with its event.
 async fn entry(
-    api: web::Data<DlqApi>,
+    live: web::Data<crate::live::Live<DlqApi>>,
     path: web::Path<(String, String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    let api = live.get();
     let (bus, rule, target, id) = path.into_inner();
     let dlq = api.find(&bus, &rule, &target)?;
     if !dlq::is_entry_id(&id) {
@@ -236,10 +239,11 @@ fn outcome_json(verb: &str, outcome: Outcome) -> HttpResponse {
 
 /// `POST /dlq/{bus}/{rule}/{target}/redrive`: answers `{"redriven": N, "not_found": [ids]}`.
 async fn redrive(
-    api: web::Data<DlqApi>,
+    live: web::Data<crate::live::Live<DlqApi>>,
     path: web::Path<(String, String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let api = live.get();
     let (bus, rule, target) = path.into_inner();
     let dlq = api.find(&bus, &rule, &target)?;
     let selection = selection(&body)?;
@@ -252,10 +256,11 @@ async fn redrive(
 
 /// `POST /dlq/{bus}/{rule}/{target}/purge`: answers `{"purged": N, "not_found": [ids]}`.
 async fn purge(
-    api: web::Data<DlqApi>,
+    live: web::Data<crate::live::Live<DlqApi>>,
     path: web::Path<(String, String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let api = live.get();
     let (bus, rule, target) = path.into_inner();
     let dlq = api.find(&bus, &rule, &target)?;
     let selection = selection(&body)?;

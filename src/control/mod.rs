@@ -18,6 +18,10 @@ use crate::config::Secret;
 use crate::ingress::error::ApiError;
 
 pub mod dlq;
+pub mod document;
+pub mod resources;
+pub mod store;
+mod tools;
 
 /// Who may call the control API.
 #[derive(Debug, Clone, Default)]
@@ -27,15 +31,23 @@ pub struct ControlAuth {
 }
 
 /// Mounts the control API at `/api/v1`. `auth` guards every route.
-pub fn configure(cfg: &mut web::ServiceConfig, auth: ControlAuth, dlq: web::Data<dlq::DlqApi>) {
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    auth: ControlAuth,
+    dlq: web::Data<crate::live::Live<dlq::DlqApi>>,
+    resources: web::Data<resources::ResourceApi>,
+) {
     cfg.service(
         web::scope("/api/v1")
             .app_data(web::Data::new(auth))
             .app_data(dlq)
+            .app_data(resources)
             .wrap(from_fn(authorize))
             // Areas add their routes here: `.configure(area::routes)`.
             .configure(dlq::routes)
-            .configure(schemas::routes),
+            .configure(schemas::routes)
+            .configure(resources::routes)
+            .configure(tools::routes),
     );
 }
 

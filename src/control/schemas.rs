@@ -78,7 +78,8 @@ fn matcher_text(m: &crate::schema::Matcher) -> Value {
     }
 }
 
-async fn list(state: web::Data<Ingress>) -> HttpResponse {
+async fn list(live: web::Data<crate::live::Live<Ingress>>) -> HttpResponse {
+    let state = live.get();
     let registry = state.schemas.registry();
     let schemas: Vec<Value> = registry
         .entries()
@@ -90,8 +91,9 @@ async fn list(state: web::Data<Ingress>) -> HttpResponse {
 
 async fn versions(
     name: web::Path<String>,
-    state: web::Data<Ingress>,
+    live: web::Data<crate::live::Live<Ingress>>,
 ) -> Result<HttpResponse, ApiError> {
+    let state = live.get();
     let registry = state.schemas.registry();
     let entry = registry.entry(&name).ok_or_else(|| not_found(&name))?;
     let numbers: Vec<u32> = entry.versions.iter().map(|v| v.number).collect();
@@ -102,8 +104,9 @@ async fn versions(
 
 async fn version(
     path: web::Path<(String, String)>,
-    state: web::Data<Ingress>,
+    live: web::Data<crate::live::Live<Ingress>>,
 ) -> Result<HttpResponse, ApiError> {
+    let state = live.get();
     let (name, wanted) = path.into_inner();
     let registry = state.schemas.registry();
     let entry = registry.entry(&name).ok_or_else(|| not_found(&name))?;
@@ -136,8 +139,9 @@ async fn version(
 async fn register(
     name: web::Path<String>,
     body: web::Bytes,
-    state: web::Data<Ingress>,
+    live: web::Data<crate::live::Live<Ingress>>,
 ) -> Result<HttpResponse, ApiError> {
+    let state = live.get();
     let request: RegisterRequest = serde_json::from_slice(&body).map_err(|e| {
         let message = e.to_string();
         // serde names a missing, unknown or mistyped field between backticks.

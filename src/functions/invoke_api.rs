@@ -93,10 +93,10 @@ pub fn function_name(raw: &str) -> &str {
 async fn invoke(
     req: HttpRequest,
     body: web::Bytes,
-    api: Option<web::Data<InvokeApi>>,
+    live: Option<web::Data<crate::live::Live<InvokeApi>>>,
 ) -> HttpResponse {
     let raw_name = req.match_info().get("name").unwrap_or_default().to_string();
-    let Some(api) = api else {
+    let Some(api) = live.map(|l| l.get()) else {
         return lambda_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",

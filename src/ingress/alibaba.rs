@@ -45,8 +45,9 @@ fn error(status: StatusCode, request_id: &str, code: &str, message: &str) -> Htt
 pub(super) async fn put_events(
     req: HttpRequest,
     mut payload: web::Payload,
-    state: web::Data<Ingress>,
+    live: web::Data<crate::live::Live<Ingress>>,
 ) -> HttpResponse {
+    let state = live.get();
     let Some(alibaba) = &state.alibaba else {
         return super::not_found(req).await;
     };

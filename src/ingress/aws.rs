@@ -42,8 +42,9 @@ fn aws_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
 pub(super) async fn put_events(
     req: HttpRequest,
     mut payload: web::Payload,
-    state: web::Data<Ingress>,
+    live: web::Data<crate::live::Live<Ingress>>,
 ) -> HttpResponse {
+    let state = live.get();
     let Some(aws) = &state.aws else {
         return super::not_found(req).await;
     };

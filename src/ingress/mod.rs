@@ -47,6 +47,9 @@ pub struct Ingress {
     pub ingest_tokens: HashMap<String, crate::config::Secret>,
     /// Schema validation (and discovery sampling) before every append.
     pub schemas: Arc<SchemaGate>,
+    /// The configuration store has been read and its plan is in force (routers and
+    /// dispatchers run): until then the replica is not ready.
+    pub in_force: bool,
 }
 
 /// Checks the bus's `ingest_token`: `Authorization: Bearer TOKEN` or `?token=TOKEN`.
@@ -182,8 +185,9 @@ async fn ingest(
     req: HttpRequest,
     bus: web::Path<String>,
     mut payload: web::Payload,
-    state: web::Data<Ingress>,
+    live: web::Data<crate::live::Live<Ingress>>,
 ) -> Result<HttpResponse, ApiError> {
+    let state = live.get();
     let bus = state.buses.get(bus.as_str()).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -388,8 +392,15 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready when Redis answers (the configuration was loaded before the server started).
-async fn readyz(state: web::Data<Ingress>) -> HttpResponse {
+/// Ready when the configuration (file and store) is in force and Redis answers.
+async fn readyz(live: web::Data<crate::live::Live<Ingress>>) -> HttpResponse {
+    let state = live.get();
+    if !state.in_force {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "status": "starting",
+            "error": "the configuration store has not been read yet (is Redis reachable?)"
+        }));
+    }
     let mut redis = state.redis.clone();
     match bus::within(redis::cmd("PING").query_async::<String>(&mut redis)).await {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),

@@ -23,8 +23,9 @@ pub(super) async fn receive(
     req: HttpRequest,
     name: web::Path<String>,
     mut payload: web::Payload,
-    state: web::Data<Ingress>,
+    live: web::Data<crate::live::Live<Ingress>>,
 ) -> Result<HttpResponse, ApiError> {
+    let state = live.get();
     let source = state.sources.get(name.as_str()).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -499,7 +499,8 @@ fn text(v: &Value) -> Option<String> {
 }
 
 /// `GET /metrics`.
-pub async fn serve(scrape: web::Data<Scrape>) -> HttpResponse {
+pub async fn serve(live: web::Data<crate::live::Live<Scrape>>) -> HttpResponse {
+    let scrape = live.get();
     HttpResponse::Ok()
         .content_type(CONTENT_TYPE)
         .body(scrape.render().await)

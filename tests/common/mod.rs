@@ -315,6 +315,41 @@ impl Gateway {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The configuration file the gateway was started with (rewrite it, then
+    /// [`Gateway::hangup`]).
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config
+    }
+
+    /// SIGHUP: the gateway reads its file again.
+    pub fn hangup(&self) {
+        let pid = self.pid().expect("running");
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits until `/readyz` answers 200 (the configuration store is read and in force).
+    pub async fn ready(&self) {
+        let client = reqwest::Client::new();
+        let ok = wait_until(Duration::from_secs(10), || {
+            let url = self.url("/readyz");
+            let client = client.clone();
+            std::thread::spawn(move || {
+                tokio::runtime::Runtime::new()
+                    .unwrap()
+                    .block_on(async { client.get(url).send().await.is_ok_and(|r| r.status() == 200) })
+            })
+            .join()
+            .unwrap()
+        })
+        .await;
+        assert!(ok, "gateway not ready:\n{}", self.logs());
+    }
+
     /// The process id of the running gateway.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
