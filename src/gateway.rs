@@ -153,15 +153,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         token: plan.api_token.clone(),
     };
     drop(plan);
+    let mut reloader = reloader::Reloader::new(runtime, file, &redis_url, applied_tx)
+        .with_context(|| format!("invalid Redis URL {}", redact(&redis_url)))?;
+    // The store's configuration in force before the first request, when Redis answers;
+    // otherwise the reloader keeps trying and /readyz says so meanwhile.
+    reloader
+        .step()
+        .instrument(tracing::info_span!("reloader"))
+        .await;
     let reloader = tokio::spawn(
-        reloader::run(
-            runtime,
-            file,
-            redis_url.clone(),
-            applied_tx,
-            shutdown.clone(),
-        )
-        .instrument(tracing::info_span!("reloader")),
+        reloader
+            .run(shutdown.clone())
+            .instrument(tracing::info_span!("reloader")),
     );
 
     let echo = dev_echo.then(|| web::Data::new(EchoSink::default()));

@@ -28,106 +28,151 @@ use crate::live::Live;
 /// Waits between attempts while Redis does not answer.
 const RETRY: Duration = Duration::from_secs(1);
 
-pub async fn run(
-    mut runtime: Runtime,
+/// The reloader's state: what is in force and where it follows the change stream.
+pub struct Reloader {
+    runtime: Runtime,
     file: Arc<Live<FileDoc>>,
-    redis_url: String,
     applied: watch::Sender<u64>,
-    shutdown: CancellationToken,
-) -> Runtime {
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warn!(error = %e, "cannot handle SIGHUP; the file is read at start only");
-            None
-        }
-    };
-    let mut reader = match bus::connect_blocking(&redis_url, READ_BLOCK) {
-        Ok(c) => c,
-        Err(e) => {
-            error!(error = %e, "cannot connect to Redis; nothing is routed");
-            shutdown.cancelled().await;
-            return runtime;
-        }
-    };
-    let mut control = reader.clone();
-    // None: nothing from the store is in force yet.
-    let mut in_force: Option<u64> = None;
-    // The revision last tried and failed: not tried again until the store or file changes.
-    let mut failed: Option<u64> = None;
-    let mut last_change = String::from("$");
-    let mut reread_file = false;
-    // After SIGHUP: restart every dispatcher (secret files may have changed behind
-    // unchanged references); store changes restart only the targets they change.
-    let mut restart_all = false;
-    loop {
-        if reread_file {
-            reread_file = false;
-            if let Some(path) = file.get().path.clone() {
-                match load_file(&path).await {
-                    Ok(doc) => {
-                        info!(file = %path.display(), "SIGHUP: file read again");
-                        file.set(doc);
-                        failed = None;
-                        in_force = None;
-                        restart_all = true;
-                    }
-                    Err(errors) => {
-                        for e in &errors {
-                            error!(file = %path.display(), error = %e, "SIGHUP: the file is invalid; the running configuration stays");
-                        }
-                    }
-                }
-            }
-        }
-        match store::revision(&mut control).await {
-            Ok(rev) if Some(rev) != in_force && Some(rev) != failed => {
-                match reload(&mut runtime, &file.get(), &mut control, restart_all).await {
-                    Ok((rev, change)) => {
-                        restart_all = false;
-                        in_force = Some(rev);
-                        failed = None;
-                        if last_change == "$" {
-                            last_change = change;
-                        }
-                        applied.send_replace(rev);
-                    }
-                    Err(Failure::Redis(e)) => {
-                        warn!(error = %e, "reading the configuration store failed; retrying");
-                        wait(RETRY, &shutdown).await;
-                    }
-                    Err(Failure::Invalid(rev, errors)) => {
-                        for e in &errors {
-                            error!(revision = rev, error = %e, "the configuration cannot be built on this replica; the previous one stays in force");
-                        }
-                        failed = Some(rev);
-                    }
-                }
-            }
-            Ok(_) => {}
+    reader: redis::aio::ConnectionManager,
+    /// None: nothing from the store is in force yet.
+    in_force: Option<u64>,
+    /// The revision last tried and failed: not tried again until the store or file
+    /// changes.
+    failed: Option<u64>,
+    last_change: String,
+    /// After SIGHUP: restart every dispatcher (secret files may have changed behind
+    /// unchanged references); store changes restart only the targets they change.
+    restart_all: bool,
+}
+
+impl Reloader {
+    pub fn new(
+        runtime: Runtime,
+        file: Arc<Live<FileDoc>>,
+        redis_url: &str,
+        applied: watch::Sender<u64>,
+    ) -> Result<Reloader, redis::RedisError> {
+        Ok(Reloader {
+            runtime,
+            file,
+            applied,
+            reader: bus::connect_blocking(redis_url, READ_BLOCK)?,
+            in_force: None,
+            failed: None,
+            last_change: "$".into(),
+            restart_all: false,
+        })
+    }
+
+    /// Puts the store's current revision in force if it is not; false if Redis could
+    /// not be read.
+    pub async fn step(&mut self) -> bool {
+        let mut conn = self.reader.clone();
+        let rev = match store::revision(&mut conn).await {
+            Ok(rev) => rev,
             Err(e) => {
                 warn!(error = %e, "reading the store's revision failed; retrying");
+                return false;
+            }
+        };
+        if Some(rev) == self.in_force || Some(rev) == self.failed {
+            return true;
+        }
+        match reload(
+            &mut self.runtime,
+            &self.file.get(),
+            &mut conn,
+            self.restart_all,
+        )
+        .await
+        {
+            Ok((rev, change)) => {
+                self.restart_all = false;
+                self.in_force = Some(rev);
+                self.failed = None;
+                if self.last_change == "$" {
+                    self.last_change = change;
+                }
+                self.applied.send_replace(rev);
+                true
+            }
+            Err(Failure::Redis(e)) => {
+                warn!(error = %e, "reading the configuration store failed; retrying");
+                false
+            }
+            Err(Failure::Invalid(rev, errors)) => {
+                for e in &errors {
+                    error!(revision = rev, error = %e, "the configuration cannot be built on this replica; the previous one stays in force");
+                }
+                self.failed = Some(rev);
+                true
+            }
+        }
+    }
+
+    /// SIGHUP: reads the file again; the next step puts it in force.
+    async fn reread_file(&mut self) {
+        let Some(path) = self.file.get().path.clone() else {
+            info!("SIGHUP: no configuration file to read");
+            return;
+        };
+        match load_file(&path).await {
+            Ok(doc) => {
+                info!(file = %path.display(), "SIGHUP: file read again");
+                self.file.set(doc);
+                self.failed = None;
+                self.in_force = None;
+                self.restart_all = true;
+            }
+            Err(errors) => {
+                for e in &errors {
+                    error!(file = %path.display(), error = %e, "SIGHUP: the file is invalid; the running configuration stays");
+                }
+            }
+        }
+    }
+
+    /// Follows changes until `shutdown`; gives the runtime back for the final steps.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Runtime {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!(error = %e, "cannot handle SIGHUP; the file is read at start only");
+                None
+            }
+        };
+        loop {
+            if !self.step().await {
                 wait(RETRY, &shutdown).await;
             }
-        }
-        if shutdown.is_cancelled() {
-            return runtime;
-        }
-        // Wake on a change, SIGHUP, shutdown, or after a second to check the revision.
-        let next = follow(&mut reader, &last_change);
-        tokio::select! {
-            _ = shutdown.cancelled() => return runtime,
-            _ = async { match hangup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => {
-                reread_file = true;
+            if shutdown.is_cancelled() {
+                return self.runtime;
             }
-            read = next => match read {
-                Ok(Some(id)) => last_change = id,
-                Ok(None) => {}
-                Err(e) => {
-                    warn!(error = %e, "following the change stream failed; retrying");
-                    wait(RETRY, &shutdown).await;
+            // Wake on a change, SIGHUP, shutdown, or after a second to check the
+            // revision.
+            let mut reader = self.reader.clone();
+            let last = self.last_change.clone();
+            let hup = async {
+                match hangup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
-            },
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return self.runtime,
+                _ = hup => self.reread_file().await,
+                read = follow(&mut reader, &last) => match read {
+                    Ok(Some(id)) => self.last_change = id,
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(error = %e, "following the change stream failed; retrying");
+                        wait(RETRY, &shutdown).await;
+                    }
+                },
+            }
         }
     }
 }

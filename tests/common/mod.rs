@@ -335,19 +335,20 @@ impl Gateway {
     /// Waits until `/readyz` answers 200 (the configuration store is read and in force).
     pub async fn ready(&self) {
         let client = reqwest::Client::new();
-        let ok = wait_until(Duration::from_secs(10), || {
-            let url = self.url("/readyz");
-            let client = client.clone();
-            std::thread::spawn(move || {
-                tokio::runtime::Runtime::new()
-                    .unwrap()
-                    .block_on(async { client.get(url).send().await.is_ok_and(|r| r.status() == 200) })
-            })
-            .join()
-            .unwrap()
-        })
-        .await;
-        assert!(ok, "gateway not ready:\n{}", self.logs());
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = client.get(self.url("/readyz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "gateway not ready:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The process id of the running gateway.
