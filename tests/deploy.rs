@@ -658,6 +658,8 @@ fn systemd_unit_verifies_and_is_hardened() {
         get("ExecStart"),
         "/usr/local/bin/sluice serve --config /etc/sluice/sluice.yaml"
     );
+    // `systemctl reload` is SIGHUP, which re-reads the file (tests/control_plane.rs).
+    assert_eq!(get("ExecReload"), "/bin/kill -HUP $MAINPID");
     let stop = duration(get("TimeoutStopSec"));
     let config = read(&deploy("systemd/sluice.yaml"));
     assert!(stop > shutdown_timeout(&config), "TimeoutStopSec {stop:?}");

@@ -256,6 +256,8 @@ impl Runtime {
         let host_changed = old_host.is_some();
         self.fixed.target_env.functions = Some(self.host.clone());
 
+        // Read before the buses are taken apart below.
+        let ingress = self.ingress_of(&plan, true);
         let mut stopped = Vec::new();
         let mut wanted: HashMap<TargetId, ()> = HashMap::new();
         let mut started = 0;
@@ -339,7 +341,7 @@ impl Runtime {
         });
 
         // What the handlers read.
-        self.ingress.set(self.ingress_of(&plan, true));
+        self.ingress.set(ingress);
         let mut targets: Vec<TargetId> = self.dispatchers.keys().cloned().collect();
         targets.sort();
         self.scrape.set(Scrape {
