@@ -813,3 +813,159 @@ async fn a_kill_during_apply_leaves_the_old_or_the_new_version() {
         // Make the next round start from "old" or a new- tag, whichever is stored.
     }
 }
+
+fn target(name: &str, url: &str, extra: Value) -> Value {
+    let mut t = json!({"name": name, "kind": "http", "url": url,
+                       "retry": {"max_attempts": 50, "initial": "200ms", "max": "300ms"}});
+    for (k, v) in extra.as_object().unwrap() {
+        t[k] = v.clone();
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attempt_in_flight_finishes_under_its_version_and_retries_take_the_new_url() {
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis, EMPTY).await;
+    let slow = Receiver::start().await;
+    slow.set_latency(Duration::from_millis(1500));
+    let new = Receiver::start().await;
+    put(&gw, "/api/v1/buses/orders", json!({})).await;
+    let put_target = |url: String| {
+        put(
+            &gw,
+            "/api/v1/buses/orders/rules/r",
+            json!({"targets": [target("t", &url, json!({}))]}),
+        )
+    };
+    assert_eq!(put_target(slow.url("/")).await.0, 201);
+    ingest(&gw, "orders", "in-flight", "x").await;
+    // The attempt is under way (the receiver takes 1.5 s) when the URL changes.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(put_target(new.url("/")).await.0, 200);
+    ingest(&gw, "orders", "after", "x").await;
+    assert!(wait_until(Duration::from_secs(5), || slow.ce_ids() == ["in-flight"]).await);
+    assert!(wait_until(Duration::from_secs(5), || new.ce_ids() == ["after"]).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(slow.ce_ids(), ["in-flight"], "delivered twice");
+    assert_eq!(
+        new.ce_ids(),
+        ["after"],
+        "the in-flight event was sent again"
+    );
+
+    // A failing target's retries go to the URL in force when they are due.
+    let failing = Receiver::start().await;
+    failing.answer_with(503);
+    assert_eq!(put_target(failing.url("/")).await.0, 200);
+    ingest(&gw, "orders", "retried", "x").await;
+    assert!(wait_until(Duration::from_secs(5), || !failing.attempts().is_empty()).await);
+    assert_eq!(put_target(new.url("/")).await.0, 200);
+    assert!(
+        wait_until(Duration::from_secs(5), || new
+            .ce_ids()
+            .contains(&"retried".to_string()))
+        .await,
+        "the retry did not go to the new URL"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_target_keeps_its_events_for_the_same_target_made_again() {
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis, EMPTY).await;
+    let rx = Receiver::start().await;
+    rx.answer_with(503);
+    put(&gw, "/api/v1/buses/orders", json!({})).await;
+    let rule_body = json!({"targets": [target("t", &rx.url("/"), json!({}))]});
+    put(&gw, "/api/v1/buses/orders/rules/r", rule_body.clone()).await;
+    ingest(&gw, "orders", "w1", "x").await;
+    ingest(&gw, "orders", "w2", "x").await;
+    assert!(wait_until(Duration::from_secs(5), || rx.attempts().len() >= 2).await);
+    let (status, _, _) = send(
+        &gw,
+        reqwest::Method::DELETE,
+        "/api/v1/buses/orders/rules/r",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204);
+    // Gone: no more attempts while it does not exist.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let attempts = rx.attempts().len();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        rx.attempts().len(),
+        attempts,
+        "a deleted target still delivers"
+    );
+    // Made again (same bus, rule and target names), its waiting events are delivered.
+    rx.answer_normally();
+    put(&gw, "/api/v1/buses/orders/rules/r", rule_body).await;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let mut ids = rx.ce_ids();
+            ids.sort();
+            ids == ["w1", "w2"]
+        })
+        .await,
+        "{:?}",
+        rx.ce_ids()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_keep_flowing_while_rules_change() {
+    let redis = Redis::start();
+    let a = Gateway::start(&redis, EMPTY).await;
+    let b = Gateway::start(&redis, EMPTY).await;
+    let rx = Receiver::start().await;
+    put(&a, "/api/v1/buses/orders", json!({})).await;
+    put(
+        &a,
+        "/api/v1/buses/orders/rules/keep",
+        json!({"pattern": {"type": ["keep"]}, "targets": [target("t", &rx.url("/"), json!({}))]}),
+    )
+    .await;
+    b.ready().await;
+    let total = 300;
+    let ingest_all = async {
+        for i in 0..total {
+            let gw = if i % 2 == 0 { &a } else { &b };
+            ingest(gw, "orders", &format!("e{i}"), "keep").await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    // Meanwhile: other rules come and go, and the target's own headers change 5 times.
+    let churn = async {
+        for round in 0..20 {
+            let (status, body, _) = put(
+                &b,
+                &format!("/api/v1/buses/orders/rules/other-{}", round % 3),
+                json!({"pattern": {"type": [format!("other-{round}")]}, "targets": [target("t", &rx.url("/other"), json!({}))]}),
+            )
+            .await;
+            assert!(status == 200 || status == 201, "{body}");
+            if round % 4 == 0 {
+                let headers = json!({"headers": {"x-round": round.to_string()}});
+                put(&a, "/api/v1/buses/orders/rules/keep", json!({"pattern": {"type": ["keep"]}, "targets": [target("t", &rx.url("/"), headers)]})).await;
+            }
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+    };
+    tokio::join!(ingest_all, churn);
+    // Every event once at least (a changed target may repeat one it was delivering).
+    let all = || {
+        let ids: std::collections::HashSet<String> = rx.ce_ids().into_iter().collect();
+        ids.len()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || all() == total).await,
+        "{} of {total}",
+        all()
+    );
+    let ids = rx.ce_ids();
+    let duplicates = ids.len() - total;
+    assert!(duplicates <= 5, "{duplicates} duplicates");
+}

@@ -367,23 +367,43 @@ pub async fn read_group(
     count: usize,
     block: Duration,
 ) -> Result<Vec<Entry>, BusError> {
-    let reply: Value = tokio::time::timeout(
-        block + RESPONSE_TIMEOUT * 2,
-        redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(group)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(block.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(key)
-            .arg(">")
-            .query_async(conn),
-    )
-    .await
-    .map_err(|_| BusError::Timeout(block + RESPONSE_TIMEOUT * 2))??;
+    read_group_from(conn, key, group, consumer, count, block, ">").await
+}
+
+/// Reads the entries already pending on `consumer` (delivered to it, not acknowledged),
+/// oldest first: what an earlier task of this process under the same consumer name left.
+pub async fn read_own_pending(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+    consumer: &str,
+    count: usize,
+) -> Result<Vec<Entry>, BusError> {
+    read_group_from(conn, key, group, consumer, count, Duration::ZERO, "0").await
+}
+
+async fn read_group_from(
+    conn: &mut ConnectionManager,
+    key: &str,
+    group: &str,
+    consumer: &str,
+    count: usize,
+    block: Duration,
+    from: &str,
+) -> Result<Vec<Entry>, BusError> {
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP")
+        .arg(group)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count);
+    if from == ">" {
+        cmd.arg("BLOCK").arg(block.as_millis() as u64);
+    }
+    cmd.arg("STREAMS").arg(key).arg(from);
+    let reply: Value = tokio::time::timeout(block + RESPONSE_TIMEOUT * 2, cmd.query_async(conn))
+        .await
+        .map_err(|_| BusError::Timeout(block + RESPONSE_TIMEOUT * 2))??;
     // Nil on timeout; else [[key, [entry, ...]]] (RESP2) or {key: [entry, ...]} (RESP3).
     let streams: Vec<Value> = match reply {
         Value::Nil => return Ok(Vec::new()),

@@ -127,6 +127,7 @@ pub async fn run(
     let mut group_ready = false;
     // The last read found nothing.
     let mut idle = false;
+    let mut own_pending = true;
 
     while !shutdown.is_cancelled() {
         while in_flight.try_join_next().is_some() {}
@@ -177,21 +178,38 @@ pub async fn run(
                 None => break,
             }
         }
-        let entries = if last_claim.elapsed() >= stream.claim_interval() {
-            last_claim = tokio::time::Instant::now();
-            stream
-                .claim_abandoned(&mut reader, &spec.key, DISPATCH_GROUP, count)
-                .await
-        } else {
-            bus::read_group(
+        let entries = if own_pending {
+            // What an earlier dispatcher of this target in this process left pending
+            // (a hot reload replaced it): this consumer's own entries, first.
+            let pending = bus::read_own_pending(
                 &mut reader,
                 &spec.key,
                 DISPATCH_GROUP,
                 &stream.consumer,
                 count,
-                stream.block,
             )
-            .await
+            .await;
+            own_pending = pending.as_ref().is_ok_and(|p| p.len() == count);
+            pending
+        } else if last_claim.elapsed() >= stream.claim_interval() {
+            last_claim = tokio::time::Instant::now();
+            stream
+                .claim_abandoned(&mut reader, &spec.key, DISPATCH_GROUP, count)
+                .await
+        } else {
+            tokio::select! {
+                read = bus::read_group(
+                    &mut reader,
+                    &spec.key,
+                    DISPATCH_GROUP,
+                    &stream.consumer,
+                    count,
+                    stream.block,
+                ) => read,
+                // Stopped (shutdown or a reload): whatever the read gets stays pending
+                // for the next dispatcher of this target.
+                _ = shutdown.cancelled() => break,
+            }
         };
         let read = entries.as_ref().map_or(0, Vec::len);
         idle = read == 0;
@@ -216,6 +234,11 @@ pub async fn run(
             }
         };
         backoff.reset();
+        if shutdown.is_cancelled() {
+            // Read after the stop: not delivered under a configuration no longer in
+            // force; pending, the next dispatcher of this target reads them first.
+            break;
+        }
         let mut first = Some(first);
         for entry in entries {
             let permit = match first.take() {
@@ -238,6 +261,8 @@ pub async fn run(
         }
     }
 
+    // No more reads: a blocked one still in Redis would take entries for nobody.
+    drop(reader);
     // Shutdown: in-flight deliveries get a deadline; whatever is unfinished stays pending
     // in Redis and is claimed by another replica (or this one, restarted).
     let drained = tokio::time::timeout(delivery.shutdown_timeout, async {

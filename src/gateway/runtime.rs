@@ -118,7 +118,8 @@ struct RouterTask {
 struct DispatcherTask {
     fingerprint: String,
     stop: CancellationToken,
-    done: tokio::task::JoinHandle<()>,
+    /// Cancelled when the task has ended (every attempt finished or left pending).
+    done: CancellationToken,
 }
 
 pub struct Runtime {
@@ -280,11 +281,18 @@ impl Runtime {
                         continue;
                     }
                 }
-                if let Some(old) = self.dispatchers.remove(&id) {
-                    old.stop.cancel();
-                    stopped.push(old.done);
-                }
-                match self.start_dispatcher(target, &config) {
+                // The new dispatcher starts once the old one is done: its attempts in
+                // flight finish under their configuration, and what it read but did not
+                // start is taken up by the new one (same consumer), never twice.
+                let after = match self.dispatchers.remove(&id) {
+                    Some(old) => {
+                        old.stop.cancel();
+                        stopped.push(old.done.clone());
+                        Some(old.done)
+                    }
+                    None => None,
+                };
+                match self.start_dispatcher(target, &config, after) {
                     Ok((stop, done)) => {
                         started += 1;
                         self.dispatchers.insert(
@@ -373,7 +381,7 @@ impl Runtime {
         if let Some(old) = old_host {
             self.tasks.spawn(async move {
                 for done in stopped {
-                    let _ = done.await;
+                    done.cancelled().await;
                 }
                 old.shutdown().await;
             });
@@ -416,7 +424,8 @@ impl Runtime {
         &self,
         mut target: TargetPlan,
         config: &Config,
-    ) -> anyhow::Result<(CancellationToken, tokio::task::JoinHandle<()>)> {
+        after: Option<CancellationToken>,
+    ) -> anyhow::Result<(CancellationToken, CancellationToken)> {
         use anyhow::Context;
         let fixed = &self.fixed;
         let metrics = &fixed.metrics;
@@ -468,15 +477,24 @@ impl Runtime {
         let span = tracing::info_span!("dispatcher", bus = %spec.bus, rule = %spec.rule, target = %spec.name);
         let reader = bus::connect_blocking(&fixed.redis_url, READ_BLOCK)?;
         let stop = self.shutdown.child_token();
-        let done = self.tasks.spawn(
-            dispatch::run(
-                Arc::new(spec),
-                reader,
-                fixed.shared.clone(),
-                fixed.stream.clone(),
-                fixed.delivery.clone(),
-                stop.clone(),
-            )
+        let done = CancellationToken::new();
+        let finished = done.clone().drop_guard();
+        let run = dispatch::run(
+            Arc::new(spec),
+            reader,
+            fixed.shared.clone(),
+            fixed.stream.clone(),
+            fixed.delivery.clone(),
+            stop.clone(),
+        );
+        self.tasks.spawn(
+            async move {
+                let _finished = finished;
+                if let Some(previous) = after {
+                    previous.cancelled().await;
+                }
+                run.await;
+            }
             .instrument(span),
         );
         Ok((stop, done))

@@ -527,6 +527,11 @@ impl Receiver {
         *self.state.status.lock().unwrap() = Some(status);
     }
 
+    /// Undoes [`Receiver::answer_with`]: 200 again.
+    pub fn answer_normally(&self) {
+        *self.state.status.lock().unwrap() = None;
+    }
+
     pub async fn stop(self) {
         self.handle.stop(false).await;
     }
