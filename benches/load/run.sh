@@ -5,12 +5,12 @@
 #
 #   bash benches/load/run.sh                 # everything, 10 s per wrk run
 #   DURATION=20s ROUNDS=5 bash benches/load/run.sh
-#   ONLY=schemas bash benches/load/run.sh      # one part: xadd e2e single batch schemas
+#   ONLY=schemas bash benches/load/run.sh      # one part: xadd e2e single batch schemas churn
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
-ONLY=${ONLY:-xadd e2e single batch schemas}
+ONLY=${ONLY:-xadd e2e single batch schemas churn}
 part() { [[ " $ONLY " == *" $1 "* ]]; }
 REDIS_PORT=6390
 rcli() { redis-cli -p $REDIS_PORT "$@"; }
@@ -116,5 +116,33 @@ for kind in single batch; do
     fi
     echo "$kind round $round: off $off events/s ($off_cpu µs CPU/event), enforce $on events/s ($on_cpu µs CPU/event): $(echo "scale=1; 100*$on/$off" | bc)%"
   done
+done
+fi
+
+if part churn; then
+echo "== single-event ingest while a rule of the bus changes once a second vs no change, wrk -t2 -c64 -d$DURATION, $ROUNDS rounds"
+# The changing rule matches nothing (the router's work per event is the same); each change
+# goes through the API, the store and the reloader, and swaps the bus's routes.
+change_rules() {
+  local n=0
+  while true; do
+    n=$((n + 1))
+    curl -s -o /dev/null -X PUT http://127.0.0.1:8090/api/v1/buses/ingest/rules/churn \
+      -d "{\"pattern\": {\"type\": [\"churn.$n\"]}, \"targets\": [{\"name\": \"rx\", \"kind\": \"http\", \"url\": \"http://127.0.0.1:8092/\"}]}"
+    sleep 1
+  done
+}
+for round in $(seq "$ROUNDS"); do
+  still=$(wrk -t2 -c64 -d"$DURATION" -s benches/load/binary.lua http://127.0.0.1:8090/buses/ingest/events | awk '/Requests\/sec/{print $2}')
+  drain ingest >/dev/null
+  rcli xtrim 'sluice:{ingest}:events' MAXLEN 0 >/dev/null
+  change_rules &
+  changer=$!
+  churned=$(wrk -t2 -c64 -d"$DURATION" -s benches/load/binary.lua http://127.0.0.1:8090/buses/ingest/events | awk '/Requests\/sec/{print $2}')
+  kill $changer; wait $changer 2>/dev/null || true
+  drain ingest >/dev/null
+  rcli xtrim 'sluice:{ingest}:events' MAXLEN 0 >/dev/null
+  changes=$(rcli get 'sluice:{control}:rev')
+  echo "round $round: no change $still req/s, a change a second $churned req/s ($(echo "scale=1; 100*$churned/$still" | bc)%); store revision $changes"
 done
 fi
