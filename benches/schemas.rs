@@ -70,8 +70,8 @@ fn bench(c: &mut Criterion) {
         "buses: [{{name: strict, validation: enforce}}, {{name: open}}]\nschemas:\n  - name: order\n    bind: [{{source: /shop, type: order.paid}}]\n    versions:\n      - schema: {}\n",
         SCHEMA.replace('\n', " ")
     );
-    let config = sluice::plan::Plan::parse(&yaml).unwrap().config;
-    let (gate, _) = SchemaGate::from_config(&config, Arc::new(Metrics::new()));
+    let plan = sluice::plan::Plan::parse(&yaml).unwrap();
+    let (gate, _) = SchemaGate::from_plan(&plan, Arc::new(Metrics::new()));
     let body = Bytes::from(format!(
         r#"{{"specversion":"1.0","id":"e-1","source":"/shop","type":"order.paid","datacontenttype":"application/json","data":{valid}}}"#
     ));

@@ -87,7 +87,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         claim_idle: config.delivery.claim_idle,
     };
     let metrics = Arc::new(Metrics::new());
-    let (gate, samples) = SchemaGate::from_config(&config, metrics.clone());
+    let (gate, samples) = SchemaGate::from_plan(&plan, metrics.clone());
     let gate = Arc::new(gate);
     let tasks = tokio_util::task::TaskTracker::new();
     // Versions stored in Redis are in force before the first event is served.

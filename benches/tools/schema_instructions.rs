@@ -40,10 +40,8 @@ fn main() {
     let version = order::version();
     let data = order::data(true);
     let bytes = data.as_bytes();
-    let config = sluice::plan::Plan::parse(include_str!("../load/bench.yaml"))
-        .expect("bench.yaml")
-        .config;
-    let (gate, _) = SchemaGate::from_config(&config, Arc::new(Metrics::new()));
+    let plan = sluice::plan::Plan::parse(include_str!("../load/bench.yaml")).expect("bench.yaml");
+    let (gate, _) = SchemaGate::from_plan(&plan, Arc::new(Metrics::new()));
     let event = parse_structured(&Bytes::from(format!(
         r#"{{"specversion":"1.0","id":"e-1","source":"/bench","type":"order.paid","datacontenttype":"application/json","data":{{"order":{{"id":"o-1","amount":120.5,"currency":"EUR","note":"{}"}}}}}}"#,
         "x".repeat(360)

@@ -120,9 +120,6 @@ pub struct SchemaVersionConfig {
     /// Events whose `dataschema` attribute is this URI are validated against this version.
     #[serde(default)]
     pub dataschema: Option<String>,
-    /// The version as loaded and converted by [`Config::parse`].
-    #[serde(skip)]
-    pub resolved: Option<crate::schema::VersionSpec>,
 }
 
 /// `discovery:` of a bus: `on` / `off` (or a boolean).

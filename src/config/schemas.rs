@@ -7,11 +7,19 @@ use std::collections::HashSet;
 use super::Config;
 use super::{check_name, ConfigError};
 
+/// Every version of one schema of the configuration, compiled (config order).
+pub type CompiledVersions = Vec<std::sync::Arc<crate::schema::Version>>;
+
 /// Loads every schema version (inline or `file:`, OpenAPI converted), compiles it and
 /// checks each against the earlier ones in the schema's compatibility mode; also the
-/// bindings' buses, names and `dataschema` URIs. Errors name `schemas[i]...`.
-pub(crate) fn resolve(config: &mut Config, base: Option<&std::path::Path>) -> Vec<ConfigError> {
-    use crate::schema::{self, VersionSpec};
+/// bindings' buses, names and `dataschema` URIs. Errors name `schemas[i]...`. The
+/// compiled versions, one list per schema, are the plan's (`Plan::schema_versions`).
+pub(crate) fn resolve(
+    config: &Config,
+    base: Option<&std::path::Path>,
+) -> (Vec<ConfigError>, Vec<CompiledVersions>) {
+    use crate::schema::{self, Origin, Version, VersionSpec};
+    let mut compiled_all = Vec::with_capacity(config.schemas.len());
     let mut errors = Vec::new();
     let mut err = |path: String, message: String| {
         errors.push(ConfigError {
@@ -31,7 +39,8 @@ pub(crate) fn resolve(config: &mut Config, base: Option<&std::path::Path>) -> Ve
     }
     let mut names = HashSet::new();
     let mut uris = std::collections::HashMap::new();
-    for (i, s) in config.schemas.iter_mut().enumerate() {
+    for (i, s) in config.schemas.iter().enumerate() {
+        let mut compiled = Vec::with_capacity(s.versions.len());
         let at = format!("schemas[{i}]");
         if let Err(m) = check_name(&s.name) {
             err(format!("{at}.name"), m);
@@ -65,7 +74,7 @@ pub(crate) fn resolve(config: &mut Config, base: Option<&std::path::Path>) -> Ve
             }
         }
         let mut loaded: Vec<Option<serde_json::Value>> = Vec::new();
-        for (j, v) in s.versions.iter_mut().enumerate() {
+        for (j, v) in s.versions.iter().enumerate() {
             let vat = format!("{at}.versions[{j}]");
             let document = match (&v.schema, &v.file) {
                 (Some(doc), None) => Ok(doc.clone()),
@@ -73,22 +82,23 @@ pub(crate) fn resolve(config: &mut Config, base: Option<&std::path::Path>) -> Ve
                 (Some(_), Some(_)) => Err("set schema or file, not both".into()),
                 (None, None) => Err("needs schema: (inline) or file: PATH".into()),
             };
+            // Compiled once, here: the gate uses these very versions.
             let converted = document.and_then(|doc| {
-                let schema = schema::to_json_schema(v.format, &doc, v.component.as_deref())?;
-                schema::compile(&schema)?;
-                Ok((doc, schema))
+                let json_schema = schema::to_json_schema(v.format, &doc, v.component.as_deref())?;
+                let openapi = v.format == schema::SchemaFormat::Openapi;
+                let spec = VersionSpec {
+                    format: v.format,
+                    schema: json_schema,
+                    document: openapi.then_some(doc),
+                    component: v.component.clone(),
+                    dataschema: v.dataschema.clone(),
+                };
+                Version::compile(&s.name, j as u32 + 1, &spec, Origin::Config)
             });
             match converted {
-                Ok((doc, json_schema)) => {
-                    let openapi = v.format == schema::SchemaFormat::Openapi;
-                    v.resolved = Some(VersionSpec {
-                        format: v.format,
-                        schema: json_schema.clone(),
-                        document: openapi.then_some(doc),
-                        component: v.component.clone(),
-                        dataschema: v.dataschema.clone(),
-                    });
-                    loaded.push(Some(json_schema));
+                Ok(version) => {
+                    loaded.push(Some(version.schema.clone()));
+                    compiled.push(std::sync::Arc::new(version));
                 }
                 Err(m) => {
                     err(vat.clone(), m);
@@ -126,8 +136,9 @@ pub(crate) fn resolve(config: &mut Config, base: Option<&std::path::Path>) -> Ve
                 );
             }
         }
+        compiled_all.push(compiled);
     }
-    errors
+    (errors, compiled_all)
 }
 
 /// A schema file: JSON, else YAML.

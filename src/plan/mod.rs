@@ -43,6 +43,9 @@ pub struct Plan {
     pub aws_keys: Vec<(String, Vec<u8>)>,
     /// The Alibaba PutEvents-compatible endpoint, when configured.
     pub alibaba: Option<AlibabaIngest>,
+    /// Every version of every schema of `schemas:`, compiled (one list per schema, in
+    /// config order): what the schema gate validates with.
+    pub schema_versions: Vec<crate::config::schemas::CompiledVersions>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -71,11 +74,10 @@ impl Plan {
     }
 
     /// Compiles a parsed configuration: every error of the file, each at its path.
-    pub fn build(mut config: Config, base: Option<&Path>) -> Result<Plan, Vec<ConfigError>> {
+    pub fn build(config: Config, base: Option<&Path>) -> Result<Plan, Vec<ConfigError>> {
         let mut errors = Errors::default();
-        errors
-            .0
-            .extend(crate::config::schemas::resolve(&mut config, base));
+        let (schema_errors, schema_versions) = crate::config::schemas::resolve(&config, base);
+        errors.0.extend(schema_errors);
         let gateway_id = crate::event::bridge::gateway_id(config.gateway_id.as_deref());
         let api_token = resolve(config.api.token.as_ref(), "api.token", &mut errors);
         let bus_names: HashSet<&str> = config.buses.iter().map(|b| b.name.as_str()).collect();
@@ -129,6 +131,7 @@ impl Plan {
                 .alibaba
                 .as_ref()
                 .map(|a| AlibabaIngest::compile(a, alibaba_keys)),
+            schema_versions,
             config,
         })
     }

@@ -168,12 +168,14 @@ static DATASCHEMA_FINDER: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"dataschema\""));
 
 impl SchemaGate {
-    /// The gate of a validated config; the receiver feeds discovery (when a bus has it).
-    pub fn from_config(
-        config: &Config,
+    /// The gate of a plan (its schema versions compiled by `Plan::build`); the receiver
+    /// feeds discovery (when a bus has it).
+    pub fn from_plan(
+        plan: &crate::plan::Plan,
         metrics: Arc<Metrics>,
     ) -> (SchemaGate, Option<mpsc::Receiver<Sample>>) {
-        let (config_entries, config_bindings) = config_parts(config);
+        let config = &plan.config;
+        let (config_entries, config_bindings) = config_parts(config, &plan.schema_versions);
         let registry = Registry::new(config_entries.clone(), config_bindings.clone());
         let buses: HashMap<String, BusPolicy, _> = config
             .buses
@@ -623,23 +625,15 @@ fn mark(event: &mut EncodedEvent, violated: bool, had_mark: bool) {
     event.attrs = serde_json::to_vec(&map).expect("a JSON map serialises");
 }
 
-/// The config's schemas (each version compiled) and bindings.
-fn config_parts(config: &Config) -> (Vec<Entry>, Vec<Binding>) {
+/// The config's schemas (with the versions the plan compiled) and bindings.
+fn config_parts(
+    config: &Config,
+    compiled: &[crate::config::schemas::CompiledVersions],
+) -> (Vec<Entry>, Vec<Binding>) {
     let mut entries = Vec::new();
     let mut bindings = Vec::new();
-    for s in &config.schemas {
-        let versions = s
-            .versions
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| {
-                let spec = v.resolved.as_ref()?;
-                // `Plan::build` compiled every version, so this cannot fail here.
-                Version::compile(&s.name, i as u32 + 1, spec, Origin::Config)
-                    .map(Arc::new)
-                    .ok()
-            })
-            .collect();
+    for (s, versions) in config.schemas.iter().zip(compiled) {
+        let versions = versions.clone();
         entries.push(Entry {
             name: s.name.clone(),
             compatibility: s.compatibility,
