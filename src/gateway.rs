@@ -24,7 +24,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::bus;
 use crate::control::document::FileDoc;
-use crate::control::{self, ControlAuth};
+use crate::control::{self, auth::Tokens};
 use crate::functions::invoke_api;
 use crate::ingress::{self, EchoSink};
 use crate::live::Live;
@@ -78,7 +78,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let consumer = consumer_name();
     info!(%consumer, redis = %redact(&redis_url), "starting replica");
 
-    let needs_aws = plan.needs_aws();
     let config = plan.config.clone();
     let stream = StreamSettings {
         consumer,
@@ -107,6 +106,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ));
     }
 
+    // The bootstrap admin token: `api.token`, else SLUICE_API_TOKEN.
+    let bootstrap = plan.api_token.as_ref().map(|t| t.0.clone()).or_else(|| {
+        std::env::var("SLUICE_API_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(String::into_bytes)
+    });
+    let tokens = Arc::new(Tokens::new(bootstrap.as_deref()));
+    tasks.spawn(control::auth::run_refresh(
+        tokens.clone(),
+        shared.clone(),
+        shutdown.clone(),
+    ));
+
     let fixed = Fixed::new(
         &plan,
         redis_url.clone(),
@@ -114,7 +127,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         stream,
         metrics.clone(),
         gate,
-        needs_aws,
+        tokens.clone(),
     )
     .await;
     let mut runtime = runtime::Runtime::new(fixed, tasks.clone(), shutdown.clone());
@@ -149,9 +162,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         file: file.clone(),
         applied,
     });
-    let control_auth = ControlAuth {
-        token: plan.api_token.clone(),
-    };
+    let control_auth = web::Data::from(tokens.clone());
     drop(plan);
     let mut reloader = reloader::Reloader::new(runtime, file, &redis_url, applied_tx)
         .with_context(|| format!("invalid Redis URL {}", redact(&redis_url)))?;

@@ -2,7 +2,8 @@
 //!
 //! `main.rs` only parses [`Cli`] and calls [`Cli::run`]. Each verb group is one file
 //! holding its clap arguments and the code that carries it out: `serve` (serve, dev),
-//! `check`, `pattern` (test-pattern, transform), `invoke`, `schema` and `dlq`. This file
+//! `check`, `pattern` (test-pattern, transform), `invoke`, `schema`, `dlq`, and `remote`
+//! (apply, diff, get, delete, token: the control API of a running gateway). This file
 //! holds the top-level parser and what the verbs share: loading a configuration with
 //! every error printed, and reading arguments given inline or as `@FILE`.
 //!
@@ -80,6 +81,11 @@ enum Command {
     Get(remote::GetArgs),
     /// Delete a resource made through the API: `sluice delete rule orders/paid`.
     Delete(remote::DeleteArgs),
+    /// Make, revoke and list the bearer tokens of a running gateway (roles).
+    Token {
+        #[command(subcommand)]
+        action: remote::TokenAction,
+    },
 }
 
 impl Cli {
@@ -99,6 +105,7 @@ impl Cli {
             Command::Diff(args) => remote::diff(&args),
             Command::Get(args) => remote::get(&args),
             Command::Delete(args) => remote::delete(&args),
+            Command::Token { action } => remote::token(&action),
         }
     }
 }

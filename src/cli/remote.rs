@@ -446,3 +446,122 @@ pub(super) fn delete(args: &DeleteArgs) -> ExitCode {
         }
     }
 }
+
+#[derive(clap::Subcommand)]
+pub(super) enum TokenAction {
+    /// Make a token: printed once on stdout (its id on stderr); Redis keeps its hash.
+    Create {
+        /// admin, operator, viewer or publisher.
+        #[arg(long)]
+        role: String,
+        /// Scope to this bus (repeatable); all buses without.
+        #[arg(long = "bus")]
+        buses: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Revoke a token by id: it stops working on every replica within a second.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// List tokens (ids, roles, scopes; never the tokens).
+    List {
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+/// `sluice token create|revoke|list`.
+pub(super) fn token(action: &TokenAction) -> ExitCode {
+    let fail = |m: String| {
+        eprintln!("sluice token: {m}");
+        ExitCode::FAILURE
+    };
+    match action {
+        TokenAction::Create {
+            role,
+            buses,
+            description,
+            server,
+        } => {
+            if !["admin", "operator", "viewer", "publisher"].contains(&role.as_str()) {
+                eprintln!("sluice token create: --role is admin, operator, viewer or publisher, not {role:?}");
+                return ExitCode::from(2);
+            }
+            let body = json!({"role": role, "buses": buses, "description": description});
+            match server.call(reqwest::Method::POST, "/api/v1/tokens", Some(body)) {
+                Ok(a) if a.status == 201 => {
+                    println!("{}", a.body["token"].as_str().unwrap_or_default());
+                    eprintln!(
+                        "token {} ({role}) created; it is shown this once",
+                        a.body["id"].as_str().unwrap_or_default()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(a) => fail(refusal(&a)),
+                Err(e) => fail(e),
+            }
+        }
+        TokenAction::Revoke { id, server } => {
+            let path = format!(
+                "/api/v1/tokens/{}",
+                percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+            );
+            match server.call(reqwest::Method::DELETE, &path, None) {
+                Ok(a) if a.status == 204 => {
+                    println!("token {id} revoked");
+                    ExitCode::SUCCESS
+                }
+                Ok(a) => fail(refusal(&a)),
+                Err(e) => fail(e),
+            }
+        }
+        TokenAction::List { output, server } => {
+            match server.call(reqwest::Method::GET, "/api/v1/tokens", None) {
+                Ok(a) if a.status == 200 => {
+                    let items = a.body["items"].as_array().cloned().unwrap_or_default();
+                    match output {
+                        Output::Table => {
+                            println!("{:<22} {:<10} {:<24} DESCRIPTION", "ID", "ROLE", "BUSES");
+                            for t in &items {
+                                let buses: Vec<&str> = t["buses"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .filter_map(Value::as_str)
+                                    .collect();
+                                println!(
+                                    "{:<22} {:<10} {:<24} {}",
+                                    t["id"].as_str().unwrap_or_default(),
+                                    t["role"].as_str().unwrap_or_default(),
+                                    if buses.is_empty() {
+                                        "*".to_string()
+                                    } else {
+                                        buses.join(",")
+                                    },
+                                    t["description"].as_str().unwrap_or_default()
+                                );
+                            }
+                        }
+                        Output::Json => println!(
+                            "{}",
+                            serde_json::to_string_pretty(&items).unwrap_or_default()
+                        ),
+                        Output::Yaml => {
+                            print!("{}", yaml_serde::to_string(&items).unwrap_or_default())
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(a) => fail(refusal(&a)),
+                Err(e) => fail(e),
+            }
+        }
+    }
+}

@@ -421,6 +421,10 @@ pub struct BusConfig {
     /// trusted networks). See docs/bridges.md for Alibaba EventBridge HTTP targets.
     #[serde(default)]
     pub ingest_token: Option<SecretRef>,
+    /// `POST /buses/{name}/events` needs a token of role publisher scoped to this bus
+    /// (or any bus), or an admin token (docs/control-plane.md, "Roles and tokens").
+    #[serde(default)]
+    pub ingest_auth: bool,
     /// Schema validation of events appended to this bus: enforce | warn | off (default).
     #[serde(default)]
     pub validation: crate::schema::ValidationMode,

@@ -75,11 +75,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/audit", web::get().to(audit));
 }
 
-/// Who made a change, for the audit stream.
-fn actor(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map_or_else(|| "api".to_string(), |a| format!("api@{}", a.ip()))
-}
+use super::auth::actor;
 
 fn redis_error(e: crate::bus::BusError) -> ApiError {
     ApiError::new(

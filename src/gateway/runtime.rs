@@ -51,6 +51,7 @@ pub struct Fixed {
     delivery: DeliverySettings,
     metrics: Arc<Metrics>,
     schemas: Arc<SchemaGate>,
+    tokens: Arc<crate::control::auth::Tokens>,
     limits: Limits,
     gateway_id: String,
     aws: Option<AwsConfig>,
@@ -68,7 +69,7 @@ impl Fixed {
         stream: StreamSettings,
         metrics: Arc<Metrics>,
         schemas: Arc<SchemaGate>,
-        needs_aws: bool,
+        tokens: Arc<crate::control::auth::Tokens>,
     ) -> Fixed {
         let config = &plan.config;
         Fixed {
@@ -80,11 +81,12 @@ impl Fixed {
             },
             metrics,
             schemas,
+            tokens,
             limits: config.limits.clone(),
             gateway_id: plan.gateway_id.clone(),
             aws: config.aws.clone(),
             aws_keys: plan.aws_keys.clone(),
-            target_env: TargetEnv::load(plan.gateway_id.clone(), needs_aws).await,
+            target_env: TargetEnv::load(plan.gateway_id.clone(), plan.needs_aws()).await,
             restart_only: restart_only(config),
         }
     }
@@ -150,6 +152,8 @@ impl Runtime {
             metrics: fixed.metrics.clone(),
             gateway_id: fixed.gateway_id.clone(),
             ingest_tokens: HashMap::new(),
+            ingest_auth: Default::default(),
+            tokens: fixed.tokens.clone(),
             schemas: fixed.schemas.clone(),
             in_force: false,
         };
@@ -216,6 +220,14 @@ impl Runtime {
                 .iter()
                 .filter_map(|b| Some((b.name.clone(), b.ingest_token.clone()?)))
                 .collect(),
+            ingest_auth: plan
+                .config
+                .buses
+                .iter()
+                .filter(|b| b.ingest_auth)
+                .map(|b| b.name.to_string())
+                .collect(),
+            tokens: fixed.tokens.clone(),
             schemas: fixed.schemas.clone(),
             in_force,
         }

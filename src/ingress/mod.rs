@@ -45,6 +45,10 @@ pub struct Ingress {
     pub gateway_id: String,
     /// `ingest_token` of the buses that have one.
     pub ingest_tokens: HashMap<String, crate::config::Secret>,
+    /// Buses with `ingest_auth`: ingest needs a publisher (or admin) token.
+    pub ingest_auth: std::collections::HashSet<String>,
+    /// The tokens of the control plane (roles), for `ingest_auth`.
+    pub tokens: Arc<crate::control::auth::Tokens>,
     /// Schema validation (and discovery sampling) before every append.
     pub schemas: Arc<SchemaGate>,
     /// The configuration store has been read and its plan is in force (routers and
@@ -83,6 +87,45 @@ fn check_ingest_token(req: &HttpRequest, expected: &crate::config::Secret) -> Re
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "this bus needs its ingest token: Authorization: Bearer TOKEN or ?token=TOKEN",
+        ))
+    }
+}
+
+/// Checks a bus's `ingest_auth`: a publisher token of the bus (or of all buses) or an
+/// admin token, as `Authorization: Bearer` or `?token=`; against the replica's in-memory
+/// tokens, no round trip.
+fn check_publisher(
+    req: &HttpRequest,
+    tokens: &crate::control::auth::Tokens,
+    bus: &str,
+) -> Result<(), ApiError> {
+    use crate::control::auth::{bearer, Role};
+    let given = bearer(req).or_else(|| {
+        url::form_urlencoded::parse(req.query_string().as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    });
+    let Some(principal) = given.and_then(|t| tokens.principal(&t)) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this bus needs a publisher token: Authorization: Bearer TOKEN or ?token=TOKEN",
+        ));
+    };
+    let allowed = match principal.role {
+        Role::Admin => true,
+        Role::Publisher => principal.may_use_bus(bus),
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "the token may not publish to bus {bus:?}: it needs role publisher for this bus"
+            ),
         ))
     }
 }
@@ -198,6 +241,9 @@ async fn ingest(
     })?;
     if let Some(token) = state.ingest_tokens.get(&bus.name) {
         check_ingest_token(&req, token)?;
+    }
+    if state.ingest_auth.contains(&bus.name) {
+        check_publisher(&req, &state.tokens, &bus.name)?;
     }
     let content_type = req
         .headers()
