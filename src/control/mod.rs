@@ -19,6 +19,7 @@ use crate::ingress::error::ApiError;
 
 pub mod dlq;
 pub mod document;
+mod openapi;
 pub mod resources;
 pub mod store;
 mod tools;
@@ -44,6 +45,7 @@ pub fn configure(
             .app_data(resources)
             .wrap(from_fn(authorize))
             // Areas add their routes here: `.configure(area::routes)`.
+            .configure(openapi::routes)
             .configure(dlq::routes)
             .configure(schemas::routes)
             .configure(resources::routes)
