@@ -86,6 +86,12 @@ fn bad(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message).field(field)
 }
 
+#[utoipa::path(get, path = "/api/v1/dlq", tag = "dlq",
+    responses(
+        (status = 200, description = "every target's DLQ with its depth", body = ref("#/components/schemas/DlqIndex")),
+        (status = 503, description = "Redis is unavailable"),
+    )
+)]
 /// `GET /dlq`: one row per configured target, depths read in one pipeline.
 async fn index(live: web::Data<crate::live::Live<DlqApi>>) -> Result<HttpResponse, ApiError> {
     let api = live.get();
@@ -111,6 +117,17 @@ async fn index(live: web::Data<crate::live::Live<DlqApi>>) -> Result<HttpRespons
     Ok(HttpResponse::Ok().json(json!({ "dlqs": dlqs })))
 }
 
+#[utoipa::path(get, path = "/api/v1/dlq/{bus}/{rule}/{target}", tag = "dlq",
+    params(("bus" = String, Path, description = "the bus", example = "orders"), ("rule" = String, Path, description = "the rule", example = "paid"), ("target" = String, Path, description = "the target", example = "hook"),
+        ("after" = Option<String>, Query, description = "entries after this entry id (the `next` of the previous page), e.g. `1700000000000-0`"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "entries per page, 1 to 1000 (default 100)")),
+    responses(
+        (status = 200, description = "a page of entries, oldest first", body = ref("#/components/schemas/DlqPage")),
+        (status = 400, description = "invalid `after` or `limit`, or an unknown query parameter"),
+        (status = 404, description = "no such bus, rule or target in the configuration (`field` names which)"),
+        (status = 503, description = "Redis is unavailable"),
+    )
+)]
 /// `GET /dlq/{bus}/{rule}/{target}?after=ID&limit=N`: entries after `after` (exclusive),
 /// oldest first; `next` is the `after` of the following page, null on the last.
 async fn entries(
@@ -156,6 +173,15 @@ async fn entries(
     Ok(HttpResponse::Ok().json(json!({"depth": depth, "entries": entries, "next": next})))
 }
 
+#[utoipa::path(get, path = "/api/v1/dlq/{bus}/{rule}/{target}/{entry}", tag = "dlq",
+    params(("bus" = String, Path, description = "the bus", example = "orders"), ("rule" = String, Path, description = "the rule", example = "paid"), ("target" = String, Path, description = "the target", example = "hook"), ("entry" = String, Path, description = "the entry id", example = "1700000000000-0")),
+    responses(
+        (status = 200, description = "the entry with its event", body = ref("#/components/schemas/DlqEntry")),
+        (status = 400, description = "not an entry id"),
+        (status = 404, description = "no such bus, rule, target or entry (`field` names which)"),
+        (status = 503, description = "Redis is unavailable"),
+    )
+)]
 /// `GET /dlq/{bus}/{rule}/{target}/{entry}`: the entry with its event.
 async fn entry(
     live: web::Data<crate::live::Live<DlqApi>>,
@@ -237,6 +263,16 @@ fn outcome_json(verb: &str, outcome: Outcome) -> HttpResponse {
     HttpResponse::Ok().json(json!({ verb: outcome.done, "not_found": outcome.missing }))
 }
 
+#[utoipa::path(post, path = "/api/v1/dlq/{bus}/{rule}/{target}/redrive", tag = "dlq",
+    params(("bus" = String, Path, description = "the bus", example = "orders"), ("rule" = String, Path, description = "the rule", example = "paid"), ("target" = String, Path, description = "the target", example = "hook")),
+    request_body(content = ref("#/components/schemas/DlqSelection"), description = "which entries: `{}` (or no body) every one, `{\"ids\": [...]}` or `{\"pattern\": {...}}`"),
+    responses(
+        (status = 200, description = "the selected entries were appended to the target again, removed from the DLQ", body = ref("#/components/schemas/Redriven")),
+        (status = 400, description = "not a selection (`field` names the part at fault)"),
+        (status = 404, description = "no such bus, rule or target in the configuration (`field` names which)"),
+        (status = 503, description = "Redis is unavailable"),
+    )
+)]
 /// `POST /dlq/{bus}/{rule}/{target}/redrive`: answers `{"redriven": N, "not_found": [ids]}`.
 async fn redrive(
     live: web::Data<crate::live::Live<DlqApi>>,
@@ -254,6 +290,16 @@ async fn redrive(
     Ok(outcome_json("redriven", outcome))
 }
 
+#[utoipa::path(post, path = "/api/v1/dlq/{bus}/{rule}/{target}/purge", tag = "dlq",
+    params(("bus" = String, Path, description = "the bus", example = "orders"), ("rule" = String, Path, description = "the rule", example = "paid"), ("target" = String, Path, description = "the target", example = "hook")),
+    request_body(content = ref("#/components/schemas/DlqSelection"), description = "which entries: `{}` (or no body) every one, `{\"ids\": [...]}` or `{\"pattern\": {...}}`"),
+    responses(
+        (status = 200, description = "the selected entries were deleted", body = ref("#/components/schemas/Purged")),
+        (status = 400, description = "not a selection (`field` names the part at fault)"),
+        (status = 404, description = "no such bus, rule or target in the configuration (`field` names which)"),
+        (status = 503, description = "Redis is unavailable"),
+    )
+)]
 /// `POST /dlq/{bus}/{rule}/{target}/purge`: answers `{"purged": N, "not_found": [ids]}`.
 async fn purge(
     live: web::Data<crate::live::Live<DlqApi>>,

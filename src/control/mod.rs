@@ -14,6 +14,7 @@ use actix_web::web;
 pub mod auth;
 pub mod dlq;
 pub mod document;
+mod openapi;
 pub mod resources;
 pub mod store;
 mod tools;
@@ -32,6 +33,7 @@ pub fn configure(
             .app_data(resources)
             .wrap(from_fn(auth::authorize))
             // Areas add their routes here: `.configure(area::routes)`.
+            .configure(openapi::routes)
             .configure(dlq::routes)
             .configure(schemas::routes)
             .configure(resources::routes)

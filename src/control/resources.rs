@@ -146,10 +146,14 @@ async fn get_one(api: &ResourceApi, kind: Kind, id: &str) -> Result<HttpResponse
     Ok(res.json(body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Page {
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Items after this id (the `next` of the previous page).
     after: Option<String>,
 }
 
@@ -207,6 +211,14 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({"items": items, "next": next})))
 }
 
+#[utoipa::path(get, path = "/api/v1/buses", tag = "resources", operation_id = "list_buses",
+    params(Page),
+    responses(
+        (status = 200, description = "a page, by id", body = ref("#/components/schemas/BusList")),
+        (status = 400, description = "invalid `limit` or an unknown query parameter"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn list_buses(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -214,6 +226,14 @@ async fn list_buses(
     list(&api, &req, Kind::Bus, |_| true).await
 }
 
+#[utoipa::path(get, path = "/api/v1/rules", tag = "resources", operation_id = "list_rules",
+    params(Page),
+    responses(
+        (status = 200, description = "a page, by id", body = ref("#/components/schemas/RuleList")),
+        (status = 400, description = "invalid `limit` or an unknown query parameter"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn list_rules(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -221,6 +241,14 @@ async fn list_rules(
     list(&api, &req, Kind::Rule, |_| true).await
 }
 
+#[utoipa::path(get, path = "/api/v1/buses/{bus}/rules", tag = "resources", operation_id = "list_bus_rules",
+    params(("bus" = String, Path, description = "the bus", example = "orders"), Page),
+    responses(
+        (status = 200, description = "a page, by id", body = ref("#/components/schemas/RuleList")),
+        (status = 400, description = "invalid `limit` or an unknown query parameter"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn list_bus_rules(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -230,6 +258,14 @@ async fn list_bus_rules(
     list(&api, &req, Kind::Rule, |spec| spec["bus"] == bus.as_str()).await
 }
 
+#[utoipa::path(get, path = "/api/v1/sources", tag = "resources", operation_id = "list_sources",
+    params(Page),
+    responses(
+        (status = 200, description = "a page, by id", body = ref("#/components/schemas/SourceList")),
+        (status = 400, description = "invalid `limit` or an unknown query parameter"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn list_sources(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -237,6 +273,14 @@ async fn list_sources(
     list(&api, &req, Kind::Source, |_| true).await
 }
 
+#[utoipa::path(get, path = "/api/v1/functions", tag = "resources", operation_id = "list_functions",
+    params(Page),
+    responses(
+        (status = 200, description = "a page, by id", body = ref("#/components/schemas/FunctionList")),
+        (status = 400, description = "invalid `limit` or an unknown query parameter"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn list_functions(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -244,6 +288,12 @@ async fn list_functions(
     list(&api, &req, Kind::Function, |_| true).await
 }
 
+#[utoipa::path(get, path = "/api/v1/targets", tag = "resources",
+    responses(
+        (status = 200, description = "every target, by bus, rule and name", body = ref("#/components/schemas/TargetList")),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 /// Every target of every rule: `{bus, rule, target, kind, origin}`.
 async fn list_targets(api: web::Data<ResourceApi>) -> Result<HttpResponse, ApiError> {
     let (_, merged) = current(&api).await?;
@@ -271,6 +321,15 @@ async fn list_targets(api: web::Data<ResourceApi>) -> Result<HttpResponse, ApiEr
     Ok(HttpResponse::Ok().json(json!({"items": items, "next": null})))
 }
 
+#[utoipa::path(get, path = "/api/v1/buses/{bus}", tag = "resources",
+    params(("bus" = String, Path, description = "the bus", example = "orders")),
+    responses(
+        (status = 200, description = "the bus", body = ref("#/components/schemas/BusView"),
+            headers(("ETag" = String, description = "the version, `\"N\"`, for `If-Match`; only for resources of the API"))),
+        (status = 404, description = "no such bus"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn get_bus(
     api: web::Data<ResourceApi>,
     path: web::Path<String>,
@@ -278,6 +337,15 @@ async fn get_bus(
     get_one(&api, Kind::Bus, &path).await
 }
 
+#[utoipa::path(get, path = "/api/v1/buses/{bus}/rules/{rule}", tag = "resources",
+    params(("bus" = String, Path, description = "the bus", example = "orders"), ("rule" = String, Path, description = "the rule, unique per bus", example = "paid")),
+    responses(
+        (status = 200, description = "the rule", body = ref("#/components/schemas/RuleView"),
+            headers(("ETag" = String, description = "the version, `\"N\"`, for `If-Match`; only for resources of the API"))),
+        (status = 404, description = "no such rule"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn get_rule(
     api: web::Data<ResourceApi>,
     path: web::Path<(String, String)>,
@@ -286,6 +354,15 @@ async fn get_rule(
     get_one(&api, Kind::Rule, &format!("{bus}/{rule}")).await
 }
 
+#[utoipa::path(get, path = "/api/v1/sources/{name}", tag = "resources",
+    params(("name" = String, Path, description = "the source (its endpoint is /webhooks/{name})", example = "orders-hook")),
+    responses(
+        (status = 200, description = "the source", body = ref("#/components/schemas/SourceView"),
+            headers(("ETag" = String, description = "the version, `\"N\"`, for `If-Match`; only for resources of the API"))),
+        (status = 404, description = "no such source"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn get_source(
     api: web::Data<ResourceApi>,
     path: web::Path<String>,
@@ -293,6 +370,15 @@ async fn get_source(
     get_one(&api, Kind::Source, &path).await
 }
 
+#[utoipa::path(get, path = "/api/v1/functions/{name}", tag = "resources",
+    params(("name" = String, Path, description = "the function", example = "echo")),
+    responses(
+        (status = 200, description = "the function", body = ref("#/components/schemas/FunctionView"),
+            headers(("ETag" = String, description = "the version, `\"N\"`, for `If-Match`; only for resources of the API"))),
+        (status = 404, description = "no such function"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn get_function(
     api: web::Data<ResourceApi>,
     path: web::Path<String>,
@@ -578,6 +664,20 @@ async fn put(
     Ok(res.json(body))
 }
 
+#[utoipa::path(put, path = "/api/v1/buses/{bus}", tag = "resources",
+    params(("bus" = String, Path, description = "the bus", example = "orders"), ("If-Match" = Option<String>, Header, description = "`\"N\"` (an `ETag`) or `*`: write only if the resource is at that version"), ("If-None-Match" = Option<String>, Header, description = "`*`: write only if the resource does not exist")),
+    request_body(description = "the bus as the configuration file holds it (JSON, or YAML with a YAML content type); the identifying fields default to the URL's",
+        content((ref("#/components/schemas/Bus") = "application/json"), (ref("#/components/schemas/Bus") = "application/yaml"))),
+    responses(
+        (status = 200, description = "updated (or unchanged)", body = ref("#/components/schemas/BusView"), headers(("ETag" = String, description = "the version, `\"N\"`, for `If-Match`; only for resources of the API"))),
+        (status = 201, description = "created", body = ref("#/components/schemas/BusView"), headers(("ETag" = String, description = "the version, `\"N\"`, for `If-Match`; only for resources of the API"))),
+        (status = 400, description = "not a JSON/YAML object, the body names another resource than the URL, or the configuration with it does not compile (`errors` lists every problem at its path)"),
+        (status = 409, description = "the bus is defined by the file given to serve (`read_only`), or the store kept changing (`conflict`)"),
+        (status = 412, description = "`If-Match` / `If-None-Match` not satisfied"),
+        (status = 413, description = "the body is larger than 32 MiB"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn put_bus(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -590,6 +690,20 @@ async fn put_bus(
     put(&api, &req, Kind::Bus, bus, spec).await
 }
 
+#[utoipa::path(put, path = "/api/v1/buses/{bus}/rules/{rule}", tag = "resources",
+    params(("bus" = String, Path, description = "the bus", example = "orders"), ("rule" = String, Path, description = "the rule, unique per bus", example = "paid"), ("If-Match" = Option<String>, Header, description = "`\"N\"` (an `ETag`) or `*`: write only if the resource is at that version"), ("If-None-Match" = Option<String>, Header, description = "`*`: write only if the resource does not exist")),
+    request_body(description = "the rule as the configuration file holds it (JSON, or YAML with a YAML content type); the identifying fields default to the URL's",
+        content((ref("#/components/schemas/Rule") = "application/json"), (ref("#/components/schemas/Rule") = "application/yaml"))),
+    responses(
+        (status = 200, description = "updated (or unchanged)", body = ref("#/components/schemas/RuleView"), headers(("ETag" = String, description = "the version, `\"N\"`, for `If-Match`; only for resources of the API"))),
+        (status = 201, description = "created", body = ref("#/components/schemas/RuleView"), headers(("ETag" = String, description = "the version, `\"N\"`, for `If-Match`; only for resources of the API"))),
+        (status = 400, description = "not a JSON/YAML object, the body names another resource than the URL, or the configuration with it does not compile (`errors` lists every problem at its path)"),
+        (status = 409, description = "the rule is defined by the file given to serve (`read_only`), or the store kept changing (`conflict`)"),
+        (status = 412, description = "`If-Match` / `If-None-Match` not satisfied"),
+        (status = 413, description = "the body is larger than 32 MiB"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn put_rule(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -602,6 +716,20 @@ async fn put_rule(
     put(&api, &req, Kind::Rule, format!("{bus}/{rule}"), spec).await
 }
 
+#[utoipa::path(put, path = "/api/v1/sources/{name}", tag = "resources",
+    params(("name" = String, Path, description = "the source (its endpoint is /webhooks/{name})", example = "orders-hook"), ("If-Match" = Option<String>, Header, description = "`\"N\"` (an `ETag`) or `*`: write only if the resource is at that version"), ("If-None-Match" = Option<String>, Header, description = "`*`: write only if the resource does not exist")),
+    request_body(description = "the source as the configuration file holds it (JSON, or YAML with a YAML content type); the identifying fields default to the URL's",
+        content((ref("#/components/schemas/Source") = "application/json"), (ref("#/components/schemas/Source") = "application/yaml"))),
+    responses(
+        (status = 200, description = "updated (or unchanged)", body = ref("#/components/schemas/SourceView"), headers(("ETag" = String, description = "the version, `\"N\"`, for `If-Match`; only for resources of the API"))),
+        (status = 201, description = "created", body = ref("#/components/schemas/SourceView"), headers(("ETag" = String, description = "the version, `\"N\"`, for `If-Match`; only for resources of the API"))),
+        (status = 400, description = "not a JSON/YAML object, the body names another resource than the URL, or the configuration with it does not compile (`errors` lists every problem at its path)"),
+        (status = 409, description = "the source is defined by the file given to serve (`read_only`), or the store kept changing (`conflict`)"),
+        (status = 412, description = "`If-Match` / `If-None-Match` not satisfied"),
+        (status = 413, description = "the body is larger than 32 MiB"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn put_source(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -614,6 +742,20 @@ async fn put_source(
     put(&api, &req, Kind::Source, name, spec).await
 }
 
+#[utoipa::path(put, path = "/api/v1/functions/{name}", tag = "resources",
+    params(("name" = String, Path, description = "the function", example = "echo"), ("If-Match" = Option<String>, Header, description = "`\"N\"` (an `ETag`) or `*`: write only if the resource is at that version"), ("If-None-Match" = Option<String>, Header, description = "`*`: write only if the resource does not exist")),
+    request_body(description = "the function as the configuration file holds it (JSON, or YAML with a YAML content type); the identifying fields default to the URL's",
+        content((ref("#/components/schemas/Function") = "application/json"), (ref("#/components/schemas/Function") = "application/yaml"))),
+    responses(
+        (status = 200, description = "updated (or unchanged)", body = ref("#/components/schemas/FunctionView"), headers(("ETag" = String, description = "the version, `\"N\"`, for `If-Match`; only for resources of the API"))),
+        (status = 201, description = "created", body = ref("#/components/schemas/FunctionView"), headers(("ETag" = String, description = "the version, `\"N\"`, for `If-Match`; only for resources of the API"))),
+        (status = 400, description = "not a JSON/YAML object, the body names another resource than the URL, or the configuration with it does not compile (`errors` lists every problem at its path)"),
+        (status = 409, description = "the function is defined by the file given to serve (`read_only`), or the store kept changing (`conflict`)"),
+        (status = 412, description = "`If-Match` / `If-None-Match` not satisfied"),
+        (status = 413, description = "the body is larger than 32 MiB"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn put_function(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -665,6 +807,17 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(delete, path = "/api/v1/buses/{bus}", tag = "resources",
+    params(("bus" = String, Path, description = "the bus", example = "orders"), ("force" = Option<bool>, Query, description = "delete the bus with the events it retains"), ("If-Match" = Option<String>, Header, description = "`\"N\"` (an `ETag`) or `*`: delete only if the resource is at that version")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "an invalid `force`, an unknown query parameter, or the configuration without it does not compile (a target's `on_success.bus`)"),
+        (status = 404, description = "no such bus"),
+        (status = 409, description = "the bus is defined by the file given to serve (`read_only`), or it has rules or sources (`in_use`), or it retains events and `force` is not true (`not_empty`), or the store kept changing (`conflict`)"),
+        (status = 412, description = "`If-Match` not satisfied"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn delete_bus(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -732,6 +885,17 @@ async fn delete_bus(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(delete, path = "/api/v1/buses/{bus}/rules/{rule}", tag = "resources",
+    params(("bus" = String, Path, description = "the bus", example = "orders"), ("rule" = String, Path, description = "the rule, unique per bus", example = "paid"), ("If-Match" = Option<String>, Header, description = "`\"N\"` (an `ETag`) or `*`: delete only if the resource is at that version")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "the configuration without it does not compile"),
+        (status = 404, description = "no such rule"),
+        (status = 409, description = "the rule is defined by the file given to serve (`read_only`), or the store kept changing (`conflict`)"),
+        (status = 412, description = "`If-Match` not satisfied"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn delete_rule(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -741,6 +905,17 @@ async fn delete_rule(
     delete(&api, &req, Kind::Rule, format!("{bus}/{rule}"), |_| Ok(())).await
 }
 
+#[utoipa::path(delete, path = "/api/v1/sources/{name}", tag = "resources",
+    params(("name" = String, Path, description = "the source (its endpoint is /webhooks/{name})", example = "orders-hook"), ("If-Match" = Option<String>, Header, description = "`\"N\"` (an `ETag`) or `*`: delete only if the resource is at that version")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "the configuration without it does not compile"),
+        (status = 404, description = "no such source"),
+        (status = 409, description = "the source is defined by the file given to serve (`read_only`), or the store kept changing (`conflict`)"),
+        (status = 412, description = "`If-Match` not satisfied"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn delete_source(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -749,6 +924,17 @@ async fn delete_source(
     delete(&api, &req, Kind::Source, path.into_inner(), |_| Ok(())).await
 }
 
+#[utoipa::path(delete, path = "/api/v1/functions/{name}", tag = "resources",
+    params(("name" = String, Path, description = "the function", example = "echo"), ("If-Match" = Option<String>, Header, description = "`\"N\"` (an `ETag`) or `*`: delete only if the resource is at that version")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "the configuration without it does not compile (e.g. a target still names the function)"),
+        (status = 404, description = "no such function"),
+        (status = 409, description = "the function is defined by the file given to serve (`read_only`), or the store kept changing (`conflict`)"),
+        (status = 412, description = "`If-Match` not satisfied"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 async fn delete_function(
     api: web::Data<ResourceApi>,
     req: HttpRequest,
@@ -760,10 +946,11 @@ async fn delete_function(
 
 // ---- apply ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ApplyRequest {
     /// A configuration document (the file's shape); its resources are applied.
+    #[schema(value_type = super::openapi::ConfigDocument)]
     config: Map<String, Value>,
     /// Also delete the store's resources the document does not list.
     #[serde(default)]
@@ -773,6 +960,16 @@ struct ApplyRequest {
     dry_run: bool,
 }
 
+#[utoipa::path(post, path = "/api/v1/apply", tag = "resources",
+    request_body(content = ApplyRequest, description = "a configuration document and how to apply it"),
+    responses(
+        (status = 200, description = "applied (or, with `dry_run`, checked): each resource's change", body = ref("#/components/schemas/ApplyResult")),
+        (status = 400, description = "not an apply request, a resource without its name (or bus), listed twice, or a configuration that does not compile (`errors` at their paths in the document)"),
+        (status = 409, description = "a resource defined by the file given to serve differs (`read_only`), or the store kept changing (`conflict`)"),
+        (status = 413, description = "the body is larger than 32 MiB"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 /// `POST /api/v1/apply`: makes the store hold the document's resources, in one write.
 async fn apply(
     api: web::Data<ResourceApi>,
@@ -887,14 +1084,25 @@ fn rebase(path: &str, paths: &BTreeMap<String, String>) -> String {
 
 // ---- audit ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
+    /// Entries per page, 1 to 1000 (default 100).
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Entries after this id (the `next` of the previous page).
     after: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/audit", tag = "resources",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "a page of changes, oldest first", body = ref("#/components/schemas/AuditPage")),
+        (status = 400, description = "invalid `limit` or `after`, or an unknown query parameter"),
+        (status = 503, description = "the configuration store is unavailable"),
+    )
+)]
 /// `GET /api/v1/audit`: every change, oldest first, a page at a time.
 async fn audit(api: web::Data<ResourceApi>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = web::Query::<AuditQuery>::from_query(req.query_string()).map_err(page_error)?;

@@ -78,6 +78,9 @@ fn matcher_text(m: &crate::schema::Matcher) -> Value {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/schemas", tag = "schemas",
+    responses((status = 200, description = "every schema (config, registered, discovered)", body = ref("#/components/schemas/SchemaIndex")))
+)]
 async fn list(live: web::Data<crate::live::Live<Ingress>>) -> HttpResponse {
     let state = live.get();
     let registry = state.schemas.registry();
@@ -89,6 +92,13 @@ async fn list(live: web::Data<crate::live::Live<Ingress>>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "schemas": schemas }))
 }
 
+#[utoipa::path(get, path = "/api/v1/schemas/{name}/versions", tag = "schemas",
+    params(("name" = String, Path, description = "the schema")),
+    responses(
+        (status = 200, description = "the schema with its version numbers", body = ref("#/components/schemas/SchemaVersions")),
+        (status = 404, description = "no such schema"),
+    )
+)]
 async fn versions(
     name: web::Path<String>,
     live: web::Data<crate::live::Live<Ingress>>,
@@ -102,6 +112,14 @@ async fn versions(
     Ok(HttpResponse::Ok().json(body))
 }
 
+#[utoipa::path(get, path = "/api/v1/schemas/{name}/versions/{version}", tag = "schemas",
+    params(("name" = String, Path, description = "the schema"), ("version" = String, Path, description = "a version number or `latest`")),
+    responses(
+        (status = 200, description = "the version", body = ref("#/components/schemas/SchemaVersion")),
+        (status = 400, description = "neither a version number nor `latest`"),
+        (status = 404, description = "no such schema or version"),
+    )
+)]
 async fn version(
     path: web::Path<(String, String)>,
     live: web::Data<crate::live::Live<Ingress>>,
@@ -136,6 +154,17 @@ async fn version(
     Ok(HttpResponse::Ok().json(body))
 }
 
+#[utoipa::path(post, path = "/api/v1/schemas/{name}/versions", tag = "schemas",
+    params(("name" = String, Path, description = "the schema")),
+    request_body(content = ref("#/components/schemas/SchemaRegistration"), description = "the new version"),
+    responses(
+        (status = 200, description = "equal to the latest version: nothing stored", body = ref("#/components/schemas/SchemaRegistered")),
+        (status = 201, description = "stored as a new version", body = ref("#/components/schemas/SchemaRegistered")),
+        (status = 400, description = "not a registration, or not a valid schema"),
+        (status = 409, description = "not compatible with the earlier versions (`incompatible_schema`, every reason), or registered concurrently (`concurrent_registration`)", body = ref("#/components/schemas/SchemaConflict")),
+        (status = 503, description = "the schema store is unavailable"),
+    )
+)]
 async fn register(
     name: web::Path<String>,
     body: web::Bytes,

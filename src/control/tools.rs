@@ -38,13 +38,22 @@ fn event(value: &Value) -> Result<Event, ApiError> {
         .map_err(|e| bad("event", format!("event.{}: {}", e.field, e.message)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestPattern {
+    #[schema(value_type = super::openapi::Pattern)]
     pattern: Value,
+    #[schema(value_type = super::openapi::CloudEvent)]
     event: Value,
 }
 
+#[utoipa::path(post, path = "/api/v1/test-pattern", tag = "tools",
+    request_body = TestPattern,
+    responses(
+        (status = 200, description = "whether the event matches", body = ref("#/components/schemas/PatternResult")),
+        (status = 400, description = "not a request, an invalid event or an invalid pattern (`field`: `event` or `pattern`)"),
+    )
+)]
 /// `{"pattern": ..., "event": ...}` -> `{"match": bool}`; 400 naming the invalid part.
 async fn test_pattern(bytes: web::Bytes) -> Result<HttpResponse, ApiError> {
     let req: TestPattern = body(&bytes)?;
@@ -53,12 +62,15 @@ async fn test_pattern(bytes: web::Bytes) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(json!({"match": matched})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TransformRequest {
+    #[schema(value_type = super::openapi::Transform)]
     transform: Value,
+    #[schema(value_type = super::openapi::CloudEvent)]
     event: Value,
     #[serde(default)]
+    #[schema(value_type = super::openapi::TransformMode)]
     mode: CliMode,
     #[serde(default = "default_name")]
     rule: String,
@@ -73,6 +85,13 @@ fn default_bus() -> String {
     "bus".into()
 }
 
+#[utoipa::path(post, path = "/api/v1/transform", tag = "tools",
+    request_body = TransformRequest,
+    responses(
+        (status = 200, description = "the body the target would receive", body = ref("#/components/schemas/TransformResult")),
+        (status = 400, description = "not a request, an invalid event or an invalid transform (`field`: `event` or `transform`)"),
+    )
+)]
 /// `{"transform": ..., "event": ...}` -> `{"content_type": ..., "body": ...}` (`body`
 /// as JSON when it is JSON, else a string; `body_base64` for bytes that are not UTF-8).
 async fn transform(bytes: web::Bytes) -> Result<HttpResponse, ApiError> {
