@@ -391,9 +391,17 @@ fn new_secret() -> String {
     format!("sl_{}{}", a.simple(), b.simple())
 }
 
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens",
+    request_body(content = Object, description = "`{\"role\": \"admin\"|\"operator\"|\"viewer\"|\"publisher\", \"buses\": [...], \"description\": \"...\"}`", content_type = "application/json"),
+    responses(
+        (status = 201, description = "the token's record and, this once, `token`", body = Object),
+        (status = 400, description = "invalid body (role, bus names)"),
+        (status = 503, description = "the token store is unavailable"),
+    )
+)]
 /// `POST /api/v1/tokens` `{"role", "buses", "description"}` -> 201 with the token, shown
 /// this once.
-async fn create(
+pub(super) async fn create(
     req: HttpRequest,
     redis: web::Data<super::resources::ResourceApi>,
     body: web::Bytes,
@@ -447,8 +455,16 @@ async fn create(
     Ok(HttpResponse::Created().json(body))
 }
 
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+    responses(
+        (status = 200, description = "`{\"items\": [records], \"next\": null}`, never the tokens", body = Object),
+        (status = 503, description = "the token store is unavailable"),
+    )
+)]
 /// `GET /api/v1/tokens`: every token's record, never the token.
-async fn list(redis: web::Data<super::resources::ResourceApi>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn list(
+    redis: web::Data<super::resources::ResourceApi>,
+) -> Result<HttpResponse, ApiError> {
     let raw: HashMap<String, String> = within(
         redis::cmd("HGETALL")
             .arg(TOKENS_KEY)
@@ -464,8 +480,16 @@ async fn list(redis: web::Data<super::resources::ResourceApi>) -> Result<HttpRes
     Ok(HttpResponse::Ok().json(json!({"items": items, "next": null})))
 }
 
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "the token's id (`tok_...`)")),
+    responses(
+        (status = 204, description = "revoked: it stops working on every replica within a second"),
+        (status = 404, description = "no such token"),
+        (status = 503, description = "the token store is unavailable"),
+    )
+)]
 /// `DELETE /api/v1/tokens/{id}`: 204; 404 for an unknown id.
-async fn revoke(
+pub(super) async fn revoke(
     req: HttpRequest,
     redis: web::Data<super::resources::ResourceApi>,
     path: web::Path<String>,

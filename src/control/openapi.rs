@@ -63,6 +63,9 @@ use utoipa::{Modify, OpenApi};
         super::schemas::register,
         super::tools::test_pattern,
         super::tools::transform,
+        super::auth::list,
+        super::auth::create,
+        super::auth::revoke,
         serve,
     ),
     modifiers(&Security),
@@ -72,6 +75,7 @@ use utoipa::{Modify, OpenApi};
         (name = "dlq", description = "Dead-letter queues"),
         (name = "schemas", description = "The schema registry"),
         (name = "tools", description = "Patterns and transforms, tried without a gateway's state"),
+        (name = "tokens", description = "Bearer tokens with roles (admin only)"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -160,12 +164,12 @@ fn complete(op: &mut Value) {
     };
     responses.entry("401").or_insert_with(|| {
         json!({
-            "description": "`api.token` is configured and the request has no `Authorization: Bearer` header or a wrong token",
+            "description": "a token is required (`api.token`, `SLUICE_API_TOKEN` or tokens exist) and the request has none, or an unknown or revoked one",
             "headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
         })
     });
     responses.entry("403").or_insert_with(|| {
-        json!({"description": "no `api.token` is configured and the client is not on a loopback address"})
+        json!({"description": "the token's role is too low or the path is outside its buses; or no token exists and the client is not on a loopback address"})
     });
     for (status, response) in responses.iter_mut() {
         if !(status.starts_with('4') || status.starts_with('5')) || status == "413" {
