@@ -189,7 +189,8 @@ pub async fn run(
                 count,
             )
             .await;
-            own_pending = pending.as_ref().is_ok_and(|p| p.len() == count);
+            // Until a read of them succeeds with less than a full batch.
+            own_pending = pending.as_ref().map_or(true, |p| p.len() == count);
             pending
         } else if last_claim.elapsed() >= stream.claim_interval() {
             last_claim = tokio::time::Instant::now();
