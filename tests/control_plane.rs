@@ -969,3 +969,31 @@ async fn events_keep_flowing_while_rules_change() {
     let duplicates = ids.len() - total;
     assert!(duplicates <= 5, "{duplicates} duplicates");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disabled_rule_routes_nothing_until_enabled_again() {
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis, EMPTY).await;
+    let rx = Receiver::start().await;
+    put(&gw, "/api/v1/buses/orders", json!({})).await;
+    let body = |enabled: bool| {
+        json!({"enabled": enabled, "description": "paid orders to billing",
+               "pattern": {"type": ["paid"]}, "targets": [{"name": "rx", "kind": "http", "url": rx.url("/")}]})
+    };
+    let (status, got, _) = put(&gw, "/api/v1/buses/orders/rules/r", body(false)).await;
+    assert_eq!(status, 201, "{got}");
+    assert_eq!(got["spec"]["description"], "paid orders to billing");
+    ingest(&gw, "orders", "while-disabled", "paid").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rx.count(), 0, "a disabled rule routed");
+    assert_eq!(
+        put(&gw, "/api/v1/buses/orders/rules/r", body(true)).await.0,
+        200
+    );
+    ingest(&gw, "orders", "enabled", "paid").await;
+    assert!(
+        wait_until(Duration::from_secs(5), || rx.ce_ids() == ["enabled"]).await,
+        "{:?}",
+        rx.ce_ids()
+    );
+}

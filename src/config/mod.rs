@@ -560,7 +560,17 @@ pub struct RuleConfig {
     /// CloudEvents Subscriptions API filters, all of which must match (with `pattern`).
     #[serde(default)]
     pub filters: Option<serde_json::Value>,
+    /// `false`: the rule routes nothing; its targets still deliver what was routed before.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Free text for people (shown by the API and the CLI).
+    #[serde(default)]
+    pub description: Option<String>,
     pub targets: Vec<TargetConfig>,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 impl RuleConfig {

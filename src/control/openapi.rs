@@ -329,6 +329,8 @@ pub fn component_schemas() -> Map<String, Value> {
             "bus": {"type": "string", "description": "the bus; defaults to the URL's"},
             "pattern": schema_ref("Pattern"),
             "filters": {"type": "array", "description": "CloudEvents Subscriptions API filters (`exact`, `prefix`, `suffix`, `all`, `any`, `not`, `sql`)", "items": {"type": "object"}},
+            "enabled": {"type": "boolean", "description": "false: the rule routes nothing (default true)"},
+            "description": {"type": "string", "description": "free text for people"},
             "targets": {"type": "array", "items": schema_ref("Target")},
         })),
     }) else {

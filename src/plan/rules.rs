@@ -141,6 +141,12 @@ pub(super) fn build(
                 let Some(condition) = condition.take() else {
                     continue;
                 };
+                // A disabled rule matches nothing; its targets run on, draining what
+                // was routed to them before.
+                if !rule.enabled {
+                    targets.append(rule_targets);
+                    continue;
+                }
                 patterns.push(condition);
                 streams.push(
                     rule.targets
