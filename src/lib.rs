@@ -9,6 +9,7 @@
 
 pub mod bus;
 pub mod cli;
+pub mod compat;
 pub mod config;
 pub mod connectors;
 pub mod control;

@@ -66,7 +66,7 @@ struct AlibabaStub {
 
 /// The signature check of the gateway's own Alibaba endpoint (the same code the cloud's
 /// algorithm was taken from), configured with one AccessKey pair.
-fn acs_verifier(id: &str, secret: &str) -> sluice::sources::alibaba::AcsVerifier {
+fn acs_verifier(id: &str, secret: &str) -> sluice::compat::alibaba::acs::AcsVerifier {
     let plan = sluice::plan::Plan::parse(&format!(
         "buses: [{{name: b}}]\nalibaba: {{access_keys: [{{id: {id}, secret: {secret}}}], default_bus: b}}\n"
     ))
@@ -78,14 +78,14 @@ async fn stub_put_events(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<StubState>,
-    verifier: web::Data<sluice::sources::alibaba::AcsVerifier>,
+    verifier: web::Data<sluice::compat::alibaba::acs::AcsVerifier>,
 ) -> HttpResponse {
     *state.last_headers.lock().unwrap() = req
         .headers()
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
-    let verified = verifier.verify(&sluice::sources::alibaba::SignedRequest {
+    let verified = verifier.verify(&sluice::compat::alibaba::acs::SignedRequest {
         method: req.method().as_str(),
         path: req.path(),
         query: req.query_string(),

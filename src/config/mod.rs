@@ -53,11 +53,11 @@ pub struct Config {
     /// The AWS EventBridge PutEvents-compatible endpoint (`POST /`, `POST /aws/events`);
     /// absent: the endpoint is off. See docs/sources.md, "Cloud-compatible ingest".
     #[serde(default)]
-    pub aws: Option<AwsConfig>,
+    pub aws: Option<crate::compat::aws::AwsConfig>,
     /// The Alibaba Cloud EventBridge PutEvents-compatible endpoint
     /// (`POST /openapi/putEvents`); absent: the endpoint is off.
     #[serde(default)]
-    pub alibaba: Option<AlibabaConfig>,
+    pub alibaba: Option<crate::compat::alibaba::AlibabaConfig>,
     /// Pull connectors: consumers of cloud queues that append to a bus (docs/bridges.md).
     #[serde(default)]
     pub connectors: Vec<ConnectorConfig>,
@@ -193,87 +193,6 @@ pub enum ConnectorKind {
     Sqs,
 }
 
-/// `alibaba:` the Alibaba Cloud EventBridge PutEvents-compatible endpoint.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlibabaConfig {
-    /// `signature` (default): requests must be signed (`authorization: acs:ID:SIG`,
-    /// HMAC-SHA1) with one of `access_keys`; `none`: no authentication.
-    #[serde(default)]
-    pub auth: AlibabaAuth,
-    /// The AccessKey pairs accepted with `auth: signature`.
-    #[serde(default)]
-    pub access_keys: Vec<AccessKeyConfig>,
-    /// Answered as `ResourceOwnerAccountId`.
-    #[serde(default)]
-    pub account: Option<String>,
-    /// The bus of events without the `aliyuneventbusname` extension. Default: none
-    /// (such events fail).
-    #[serde(default)]
-    pub default_bus: Option<String>,
-    /// Accepted difference between the `date` header and the clock. Default 15m, at
-    /// most 1h.
-    #[serde(default, deserialize_with = "opt_duration")]
-    pub max_clock_skew: Option<Duration>,
-    /// Refuse requests without a `content-md5` header (so the body is signed). Default
-    /// false: the Alibaba SDKs send none.
-    #[serde(default)]
-    pub require_content_md5: bool,
-    /// Window in which a repeated (bus, `source`, `id`) is answered as a success and
-    /// not appended again, as for webhook sources. Default 24h; `off`.
-    #[serde(default)]
-    pub dedupe: Dedupe,
-    /// Schema validation of events arriving here; overrides their bus's `validation`.
-    #[serde(default)]
-    pub validation: Option<crate::schema::ValidationMode>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlibabaAuth {
-    #[default]
-    Signature,
-    None,
-}
-
-/// `aws:` the AWS EventBridge PutEvents-compatible endpoint.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AwsConfig {
-    /// `sigv4` (default): requests must carry an AWS Signature Version 4 made with one
-    /// of `access_keys`; `none`: no authentication (a trusted network only).
-    #[serde(default)]
-    pub auth: AwsAuth,
-    /// The access keys accepted with `auth: sigv4`.
-    #[serde(default)]
-    pub access_keys: Vec<AccessKeyConfig>,
-    /// The region requests are signed for (credential scope) and that bus ARNs name.
-    /// Default `us-east-1`.
-    #[serde(default = "default_aws_region")]
-    pub region: String,
-    /// The 12-digit account id bus ARNs must name, and the `awsaccount` extension.
-    #[serde(default)]
-    pub account: Option<String>,
-    /// The bus of entries without `EventBusName` (AWS: `default`). Default `default`.
-    #[serde(default)]
-    pub default_bus: Option<String>,
-    /// Accepted difference between `X-Amz-Date` and the clock. Default 15m, as AWS;
-    /// at most 1h.
-    #[serde(default, deserialize_with = "opt_duration")]
-    pub max_clock_skew: Option<Duration>,
-    /// Schema validation of events arriving here; overrides their bus's `validation`.
-    #[serde(default)]
-    pub validation: Option<crate::schema::ValidationMode>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AwsAuth {
-    #[default]
-    Sigv4,
-    None,
-}
-
 /// `functions[]`: a Lambda-compatible function run by Sluice's function host: any
 /// program that speaks the AWS Lambda Runtime API (e.g. a `lambda_runtime` binary).
 #[derive(Debug, Clone, Deserialize)]
@@ -339,17 +258,6 @@ pub struct AccessKeyConfig {
     pub id: String,
     /// The secret access key: a literal, `env:NAME` or `file:PATH` (resolved at load).
     pub secret: SecretRef,
-}
-
-impl AwsConfig {
-    /// The bus of entries without `EventBusName`.
-    pub fn default_bus(&self) -> &str {
-        self.default_bus.as_deref().unwrap_or("default")
-    }
-}
-
-fn default_aws_region() -> String {
-    "us-east-1".into()
 }
 
 /// Size limits on ingest.

@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use super::{FunctionHost, InvokeError, MAX_PAYLOAD};
-use crate::sources::sigv4::{SigV4, SignedRequest};
+use crate::compat::aws::sigv4::{SigV4, SignedRequest};
 
 /// Event (asynchronous) invocations held at once; beyond, 429.
 const MAX_EVENT_INVOCATIONS: usize = 1024;
@@ -41,11 +41,11 @@ impl InvokeApi {
     /// `keys`: `aws.access_keys`, resolved.
     pub fn new(
         host: Arc<FunctionHost>,
-        aws: Option<&crate::config::AwsConfig>,
+        aws: Option<&crate::compat::aws::AwsConfig>,
         keys: &[(String, Vec<u8>)],
     ) -> InvokeApi {
         let verifier = aws
-            .filter(|a| a.auth == crate::config::AwsAuth::Sigv4)
+            .filter(|a| a.auth == crate::compat::aws::AwsAuth::Sigv4)
             .map(|a| {
                 SigV4::new(
                     "lambda",

@@ -24,7 +24,8 @@ use tracing::{error, info, warn, Instrument};
 
 use super::READ_BLOCK;
 use crate::bus::{self, BusSpec};
-use crate::config::{AwsConfig, Config, Limits};
+use crate::compat::aws::AwsConfig;
+use crate::config::{Config, Limits};
 use crate::control::dlq::DlqApi;
 use crate::dispatch::chain::OnSuccess;
 use crate::dispatch::limits::{Breaker, RateLimiter};

@@ -1,8 +1,6 @@
 //! The HTTP ingress (actix-web): CloudEvents and webhooks in, appended to a bus, 2xx
 //! once Redis has them. Also the health endpoints and, in `sluice dev`, an echo target.
 
-mod alibaba;
-mod aws;
 mod echo;
 pub mod error;
 mod webhook;
@@ -17,13 +15,13 @@ use redis::aio::ConnectionManager;
 use tracing::{debug, warn};
 
 use crate::bus::{self, BusSpec};
+use crate::compat::alibaba::putevents::AlibabaIngest;
+use crate::compat::aws::putevents::AwsIngest;
 use crate::config::Limits;
 use crate::event::cloudevents::{self, FieldError};
 use crate::event::EncodedEvent;
 use crate::observability::metrics::{Metrics, Via};
 use crate::schema::gate::{Entrance, SchemaGate};
-use crate::sources::alibaba::AlibabaIngest;
-use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
 
 pub use echo::EchoSink;
@@ -168,12 +166,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, echo: Option<web::Data<EchoSink>>
     )
     .service(
         web::resource(["/", "/aws/events", "/aws/events/"])
-            .route(web::post().to(aws::put_events))
+            .route(web::post().to(crate::compat::aws::ingest::put_events))
             .default_service(web::to(|| async { method_not_allowed("POST") })),
     )
     .service(
         web::resource("/openapi/putEvents")
-            .route(web::post().to(alibaba::put_events))
+            .route(web::post().to(crate::compat::alibaba::ingest::put_events))
             .default_service(web::to(|| async { method_not_allowed("POST") })),
     )
     .service(web::resource("/healthz").route(web::get().to(healthz)))
@@ -354,7 +352,7 @@ async fn ingest(
 /// Reads a request body of at most `limit` bytes. A larger declared `Content-Length` is
 /// refused before anything is read; a body that grows past the limit is refused as soon
 /// as it does, so an oversized request never sits whole in memory.
-async fn read_body(
+pub(crate) async fn read_body(
     req: &HttpRequest,
     payload: &mut web::Payload,
     limit: usize,
@@ -395,10 +393,10 @@ fn unavailable(bus: &str, e: bus::BusError) -> ApiError {
 }
 
 /// The entry error code of an event refused by its schema (PutEvents-compatible APIs).
-const SCHEMA_ERROR_CODE: &str = "SchemaViolation";
+pub(crate) const SCHEMA_ERROR_CODE: &str = "SchemaViolation";
 
 /// Every violation of a refused event in one line, for per-entry error messages.
-fn describe_rejection(r: &crate::schema::gate::Rejected) -> String {
+pub(crate) fn describe_rejection(r: &crate::schema::gate::Rejected) -> String {
     let list: Vec<String> = r
         .violations
         .iter()
@@ -412,7 +410,7 @@ fn describe_rejection(r: &crate::schema::gate::Rejected) -> String {
     )
 }
 
-fn media_type(content_type: &str) -> &str {
+pub(crate) fn media_type(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or("").trim()
 }
 

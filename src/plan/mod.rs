@@ -17,9 +17,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::compat::alibaba::putevents::AlibabaIngest;
+use crate::compat::aws::putevents::AwsIngest;
 use crate::config::{Config, ConfigError, Errors, Secret};
-use crate::sources::alibaba::AlibabaIngest;
-use crate::sources::aws::AwsIngest;
 use crate::sources::Source;
 
 pub use rules::{BusPlan, OnSuccessPlan, TargetPlan};
@@ -106,12 +106,12 @@ impl Plan {
         let mut aws_keys = Vec::new();
         if let Some(aws) = &config.aws {
             aws_keys = resolve_keys("aws", &aws.access_keys, &mut errors);
-            crate::sources::aws::check(aws, &bus_names, &mut errors);
+            crate::compat::aws::putevents::check(aws, &bus_names, &mut errors);
         }
         let mut alibaba_keys = Vec::new();
         if let Some(alibaba) = &config.alibaba {
             alibaba_keys = resolve_keys("alibaba", &alibaba.access_keys, &mut errors);
-            crate::sources::alibaba::check(alibaba, &bus_names, &mut errors);
+            crate::compat::alibaba::putevents::check(alibaba, &bus_names, &mut errors);
         }
         let buses = rules::build(&config, &bus_names, &gateway_id, &mut errors);
         if !errors.is_empty() {

@@ -9,15 +9,12 @@
 //! counted in `/metrics` (`sluice_webhook_rejected_total`, docs/operations.md). Not
 //! built yet: ed25519 (`v1a`) Standard Webhooks signatures.
 //!
-//! Cloud-compatible ingest lives here too: `aws` (EventBridge PutEvents entries to
-//! CloudEvents) with `sigv4` (AWS Signature Version 4 verification), and `alibaba`
-//! (Alibaba Cloud EventBridge PutEvents: CloudEvents batches, `acs:` signatures).
+//! Cloud-compatible ingest (AWS and Alibaba PutEvents, with their signatures) is in
+//! `compat/`, one folder per cloud.
 
-pub mod alibaba;
-pub mod aws;
 pub mod envelope;
 mod normalize;
-pub mod sigv4;
+
 pub mod verify;
 
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! The body is a JSON array of CloudEvents (`application/cloudevents-batch+json`), each
 //! event in the structured JSON format with the bus in the `aliyuneventbusname`
 //! extension. The request is signed as the Alibaba EventBridge SDKs sign it, with the
-//! string to sign of `sources::alibaba` (the same code that verifies inbound requests):
+//! string to sign of `compat::alibaba::acs` (the same code that verifies inbound requests):
 //! `authorization: acs:{AccessKeyId}:{base64 HMAC-SHA1}`, with the headers the public
 //! Alibaba EventBridge SDKs send (no `content-md5`, as they: the body is protected by
 //! TLS). With an STS token, `x-acs-accesskey-id` and `x-acs-security-token` are sent
@@ -23,9 +23,10 @@ use serde::Deserialize;
 use super::batch::{self, Batcher, Sink};
 use super::bridge::{retryable_code, Bridge, BridgeFields};
 use super::{BuildContext, Delivered, DeliveryError};
+use crate::compat::alibaba::acs::{sign, string_to_sign_of};
+use crate::compat::alibaba::putevents::BUS_EXTENSION;
 use crate::config::{Endpoint, Errors, PeerId, SecretRef};
 use crate::event::Event;
-use crate::sources::alibaba::{sign, string_to_sign_of, BUS_EXTENSION};
 
 /// PutEvents limits: entries per request and bytes per request body.
 pub const MAX_ENTRIES: usize = 10;

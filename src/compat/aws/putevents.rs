@@ -1,6 +1,6 @@
 //! AWS EventBridge `PutEvents`: the request body, its validation as EventBridge does it
 //! (whole-request errors vs per-entry errors) and the mapping of each entry to a
-//! CloudEvent. Pure: the HTTP handler in `ingress::aws` authenticates, calls
+//! CloudEvent. Pure: the HTTP handler in `super::ingest` authenticates, calls
 //! [`AwsIngest::entries`] and appends the valid events. The mapping is documented in
 //! `docs/sources.md`, "Cloud-compatible ingest"; keep the two in step.
 
@@ -12,9 +12,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::config::{AwsAuth, AwsConfig};
 use super::sigv4::SigV4;
 use crate::bus::BusSpec;
-use crate::config::{AccessKeyConfig, AwsAuth, AwsConfig};
+use crate::config::AccessKeyConfig;
 use crate::event::{Data, DataKind, EncodedEvent};
 
 /// At most this many entries per request (EventBridge's limit).

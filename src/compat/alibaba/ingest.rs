@@ -1,6 +1,6 @@
 //! The Alibaba Cloud EventBridge PutEvents-compatible endpoint, `POST
 //! /openapi/putEvents`: a CloudEvents JSON batch, signed the way the Alibaba SDKs sign
-//! (see `sources::alibaba`), answered with one result per event:
+//! (see `super::acs`), answered with one result per event:
 //! `{"RequestId", "ResourceOwnerAccountId", "FailedEntryCount", "EntryList"}`. Valid
 //! events are appended (one MULTI/EXEC, with `dedupe: off`) even when others fail, and the 200 goes out only
 //! once Redis acknowledged them. Errors of the whole request are
@@ -17,12 +17,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use tracing::{debug, warn};
 
-use super::{read_body, Ingress};
+use super::acs::{nonce_key, SignedRequest};
+use super::putevents::{event_dedupe_key, EntryError};
 use crate::bus;
 use crate::event::cloudevents;
+use crate::ingress::{read_body, Ingress};
 use crate::observability::metrics::Via;
 use crate::schema::gate::Entrance;
-use crate::sources::alibaba::{event_dedupe_key, nonce_key, EntryError, SignedRequest};
 
 fn unavailable(request_id: &str, e: &bus::BusError) -> HttpResponse {
     warn!(error = %e, "Alibaba PutEvents: Redis unavailable; answering 503");
@@ -42,21 +43,21 @@ fn error(status: StatusCode, request_id: &str, code: &str, message: &str) -> Htt
     response.json(json!({"requestId": request_id, "code": code, "message": message}))
 }
 
-pub(super) async fn put_events(
+pub(crate) async fn put_events(
     req: HttpRequest,
     mut payload: web::Payload,
     live: web::Data<crate::live::Live<Ingress>>,
 ) -> HttpResponse {
     let state = live.get();
     let Some(alibaba) = &state.alibaba else {
-        return super::not_found(req).await;
+        return crate::ingress::not_found(req).await;
     };
     let request_id = uuid::Uuid::new_v4().to_string().to_ascii_uppercase();
     let batch = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(super::media_type)
+        .map(crate::ingress::media_type)
         .is_some_and(|t| {
             t.eq_ignore_ascii_case(cloudevents::BATCH) || t.eq_ignore_ascii_case("application/json")
         });
@@ -134,7 +135,7 @@ pub(super) async fn put_events(
     // Bridge traces: a copy of an event that was on this gateway before is answered as
     // a success and not appended (see `event::bridge`).
     for accepted in results.iter_mut().flatten() {
-        accepted.returned = super::returned(&mut accepted.event, &state.gateway_id);
+        accepted.returned = crate::ingress::returned(&mut accepted.event, &state.gateway_id);
     }
     // Per entry, as the rest of this API: an event refused by its schema fails alone.
     for result in results.iter_mut() {
@@ -149,8 +150,8 @@ pub(super) async fn put_events(
         if let Some((id, r)) = refused {
             *result = Err(EntryError {
                 event_id: Some(id),
-                code: super::SCHEMA_ERROR_CODE,
-                message: super::describe_rejection(&r),
+                code: crate::ingress::SCHEMA_ERROR_CODE,
+                message: crate::ingress::describe_rejection(&r),
             });
         }
     }

@@ -16,12 +16,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use tracing::{debug, warn};
 
-use super::{read_body, Ingress};
 use crate::bus;
+use crate::compat::aws::putevents::EntryError;
+use crate::compat::aws::sigv4::SignedRequest;
+use crate::ingress::{read_body, Ingress};
 use crate::observability::metrics::Via;
 use crate::schema::gate::Entrance;
-use crate::sources::aws::EntryError;
-use crate::sources::sigv4::SignedRequest;
 
 const TARGET: &str = "AWSEvents.PutEvents";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -39,14 +39,14 @@ fn aws_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     response.body(json!({"__type": code, "message": message}).to_string())
 }
 
-pub(super) async fn put_events(
+pub(crate) async fn put_events(
     req: HttpRequest,
     mut payload: web::Payload,
     live: web::Data<crate::live::Live<Ingress>>,
 ) -> HttpResponse {
     let state = live.get();
     let Some(aws) = &state.aws else {
-        return super::not_found(req).await;
+        return crate::ingress::not_found(req).await;
     };
     let target = req
         .headers()
@@ -66,7 +66,7 @@ pub(super) async fn put_events(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(super::media_type)
+        .map(crate::ingress::media_type)
         .is_none_or(|t| {
             [
                 "application/x-amz-json-1.1",
@@ -124,8 +124,8 @@ pub(super) async fn put_events(
         };
         if let Some(r) = refused {
             *result = Err(EntryError {
-                code: super::SCHEMA_ERROR_CODE,
-                message: super::describe_rejection(&r),
+                code: crate::ingress::SCHEMA_ERROR_CODE,
+                message: crate::ingress::describe_rejection(&r),
             });
         }
     }
