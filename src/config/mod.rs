@@ -347,10 +347,12 @@ pub struct BusConfig {
 /// A webhook source: `POST /webhooks/{name}`, verified the way `kind` says, normalised
 /// to a CloudEvent and appended to `bus`. Per-kind options are rejected on other kinds.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub name: Name,
-    pub kind: SourceKind,
+    /// The kind and its own fields (their config structs live with the kinds, in
+    /// `sources/`); a field of another kind is refused naming the kinds it is for.
+    #[serde(flatten)]
+    pub kind: crate::sources::SourceKindConfig,
     pub bus: String,
     /// The secret: a literal, `env:NAME` or `file:PATH` (resolved at load).
     #[serde(default)]
@@ -367,42 +369,13 @@ pub struct SourceConfig {
     /// The CloudEvents `source` of every event (default: derived per kind).
     #[serde(default)]
     pub source: Option<String>,
-    /// twilio: the public URL Twilio calls (and signs).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// aws-api-destination: the id of the AWS side (the first id of the bridge trace of
-    /// events that carry none; docs/bridges.md).
-    #[serde(default)]
-    pub peer: Option<String>,
-    /// hmac: the signature header; token, aws-api-destination: the header holding the
-    /// token (API key).
-    #[serde(default)]
-    pub header: Option<String>,
-    /// hmac: sha1, sha256 (default) or sha512.
-    #[serde(default)]
-    pub algorithm: Option<HmacAlgorithm>,
-    /// hmac: hex (default) or base64.
-    #[serde(default)]
-    pub encoding: Option<SignatureEncoding>,
-    /// hmac: text before the signature in the header, e.g. `sha256=`.
-    #[serde(default)]
-    pub prefix: Option<String>,
-    /// hmac: header carrying the signed Unix timestamp (enables the tolerance window).
-    #[serde(default)]
-    pub timestamp_header: Option<String>,
-    /// hmac: what is signed, from `{timestamp}` and `{body}`. Default `{body}`, or
-    /// `{timestamp}.{body}` with `timestamp_header`.
-    #[serde(default)]
-    pub signed_content: Option<String>,
-    /// hmac, token, basic: header carrying a delivery id (the event id, for dedupe).
-    #[serde(default)]
-    pub id_header: Option<String>,
-    /// basic: the user name (the password is `secret`).
-    #[serde(default)]
-    pub username: Option<String>,
     /// Schema validation of this source's events; overrides the bus's `validation`.
     #[serde(default)]
     pub validation: Option<crate::schema::ValidationMode>,
+    /// Every other field: the kind's own (read by `kind` as well) and misplaced or
+    /// unknown ones, which the plan refuses.
+    #[serde(flatten)]
+    pub other_fields: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -439,21 +412,6 @@ impl SourceKind {
             SourceKind::AwsApiDestination => "aws-api-destination",
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HmacAlgorithm {
-    Sha1,
-    Sha256,
-    Sha512,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SignatureEncoding {
-    Hex,
-    Base64,
 }
 
 /// A rule: an event pattern on one bus and the targets of matching events.
@@ -773,10 +731,12 @@ impl Config {
                     message = rest.to_string();
                 }
             }
-            // A target's `kind` selects its flattened fields, so serde reports a bad kind
-            // at the target: name the field.
+            // A target's or source's `kind` selects its flattened fields, so serde
+            // reports a bad kind at the item: name the field. (A bad value of another
+            // enum among the flattened fields is reported at the item, with its value.)
             let mut path = path;
-            if message.starts_with("unknown variant") && path.ends_with(']') {
+            let of_kinds = message.contains("`http`") || message.contains("`github`");
+            if message.starts_with("unknown variant") && of_kinds && path.ends_with(']') {
                 path.push_str(".kind");
             }
             vec![ConfigError {

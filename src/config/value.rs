@@ -278,6 +278,49 @@ pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>,
     duration(d).map(Some)
 }
 
+/// Refuses fields of other kinds and unknown fields of a kind-tagged config (`kind`,
+/// whose own fields and misplaced or unknown ones are all in `fields`): a misplaced
+/// option would otherwise be silently ignored, which for security settings is worse
+/// than a typo. `table` lists each kind's own fields in the order messages name the
+/// kinds; `misplaced(owners)` words the error of a field of other kinds, `unknown` that
+/// of a field no kind has.
+pub fn check_kind_fields<K: Copy + PartialEq>(
+    kind: K,
+    table: &[(K, &'static [&'static str])],
+    fields: &std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+    at: &str,
+    errors: &mut crate::config::Errors,
+    misplaced: impl Fn(&[K]) -> String,
+    unknown: impl Fn(&str) -> String,
+) {
+    let own = table
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(&[][..], |t| t.1);
+    // In the order of the table, so messages come in a stable, documented order.
+    let mut seen = std::collections::HashSet::new();
+    let ordered = table
+        .iter()
+        .flat_map(|(_, fields)| fields.iter().copied())
+        .filter(|f| seen.insert(*f));
+    for field in ordered {
+        if !fields.contains_key(field) || own.contains(&field) {
+            continue;
+        }
+        let owners: Vec<K> = table
+            .iter()
+            .filter(|(_, fields)| fields.contains(&field))
+            .map(|(k, _)| *k)
+            .collect();
+        errors.at(format!("{at}.{field}"), misplaced(&owners));
+    }
+    for field in fields.keys() {
+        if field != "kind" && !seen.contains(field.as_str()) {
+            errors.at(format!("{at}.{field}"), unknown(field));
+        }
+    }
+}
+
 /// The field names of a config struct, as its `Deserialize` declares them (serde passes
 /// them to `deserialize_struct`); empty for a type that is not a plain struct. Used to
 /// tell which kind a misplaced field belongs to.

@@ -320,15 +320,8 @@ fn build_sources(
             );
         }
         let secrets = crate::sources::resolve_secrets(source, &at, errors);
-        match Source::compile(source, &secrets) {
-            Ok(compiled) => {
-                sources.entry(source.name.to_string()).or_insert(compiled);
-            }
-            Err(list) => {
-                for (field, message) in list {
-                    errors.at(format!("{at}.{field}"), message);
-                }
-            }
+        if let Some(compiled) = Source::compile(source, &secrets, &at, errors) {
+            sources.entry(source.name.to_string()).or_insert(compiled);
         }
     }
     sources

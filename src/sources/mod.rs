@@ -12,26 +12,130 @@
 //! Cloud-compatible ingest (AWS and Alibaba PutEvents, with their signatures) is in
 //! `compat/`, one folder per cloud.
 
+mod api_destination;
+mod basic;
 pub mod envelope;
+mod hmac;
 mod normalize;
-
+mod token;
+mod twilio;
 pub mod verify;
 
 use std::time::Duration;
 
 use actix_web::http::header::HeaderName;
+use serde::Deserialize;
 
-use crate::config::{
-    Errors, HmacAlgorithm, Secret, SecretRef, SignatureEncoding, SourceConfig, SourceKind,
-};
+use crate::config::value::{check_kind_fields, fields_of};
+use crate::config::{Errors, Secret, SecretRef, SourceConfig, SourceKind};
 
+pub use api_destination::ApiDestinationConfig;
+pub use basic::BasicConfig;
+pub use hmac::{HmacAlgorithm, HmacConfig, SignatureEncoding};
 pub use normalize::{Normalized, Outcome};
+pub use token::TokenConfig;
+pub use twilio::TwilioConfig;
 pub use verify::{Rejection, Request, Verifier};
 
 /// Default tolerance of timestamped schemes (Stripe's and Slack's libraries use 5 min).
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
 pub use crate::config::value::MAX_DEDUPE;
+
+/// The kind of a source and its own fields: one arm per kind, the config struct and its
+/// build in the kind's module. Adding a kind: a module with its config and `build`
+/// (returning its [`verify::Scheme`]), an arm here, in [`SourceKind`], in
+/// [`kind_fields`], and its normalisation in `normalize.rs` (docs/architecture.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SourceKindConfig {
+    Github(NoOptions),
+    Stripe(NoOptions),
+    Slack(NoOptions),
+    Shopify(NoOptions),
+    StandardWebhooks(NoOptions),
+    Gitlab(NoOptions),
+    Twilio(TwilioConfig),
+    Hmac(HmacConfig),
+    Token(TokenConfig),
+    Basic(BasicConfig),
+    /// EventBridge API destinations: the event envelope, API key or basic auth.
+    AwsApiDestination(ApiDestinationConfig),
+}
+
+/// The fields of a provider kind whose scheme has no options (GitHub, Stripe, ...).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NoOptions {}
+
+impl SourceKindConfig {
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            SourceKindConfig::Github(_) => SourceKind::Github,
+            SourceKindConfig::Stripe(_) => SourceKind::Stripe,
+            SourceKindConfig::Slack(_) => SourceKind::Slack,
+            SourceKindConfig::Shopify(_) => SourceKind::Shopify,
+            SourceKindConfig::StandardWebhooks(_) => SourceKind::StandardWebhooks,
+            SourceKindConfig::Gitlab(_) => SourceKind::Gitlab,
+            SourceKindConfig::Twilio(_) => SourceKind::Twilio,
+            SourceKindConfig::Hmac(_) => SourceKind::Hmac,
+            SourceKindConfig::Token(_) => SourceKind::Token,
+            SourceKindConfig::Basic(_) => SourceKind::Basic,
+            SourceKindConfig::AwsApiDestination(_) => SourceKind::AwsApiDestination,
+        }
+    }
+
+    /// Whether the scheme signs a timestamp (and so has a tolerance window).
+    fn timestamped(&self) -> bool {
+        match self {
+            SourceKindConfig::Stripe(_)
+            | SourceKindConfig::Slack(_)
+            | SourceKindConfig::StandardWebhooks(_) => true,
+            SourceKindConfig::Hmac(c) => c.timestamp_header.is_some(),
+            _ => false,
+        }
+    }
+
+    /// The header carrying a delivery id, for the generic kinds.
+    fn id_header(&self) -> Option<&String> {
+        match self {
+            SourceKindConfig::Hmac(c) => c.id_header.as_ref(),
+            SourceKindConfig::Token(c) => c.id_header.as_ref(),
+            SourceKindConfig::Basic(c) => c.id_header.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Checks the kind's own fields and builds its verification scheme.
+    fn build(&self, at: &str, errors: &mut Errors) -> verify::Scheme {
+        match self {
+            SourceKindConfig::Github(_) => verify::Scheme::Github,
+            SourceKindConfig::Stripe(_) => verify::Scheme::Stripe,
+            SourceKindConfig::Slack(_) => verify::Scheme::Slack,
+            SourceKindConfig::Shopify(_) => verify::Scheme::Shopify,
+            SourceKindConfig::StandardWebhooks(_) => verify::Scheme::StandardWebhooks,
+            SourceKindConfig::Gitlab(_) => verify::Scheme::Gitlab,
+            SourceKindConfig::Twilio(c) => c.build(at, errors),
+            SourceKindConfig::Hmac(c) => c.build(at, errors),
+            SourceKindConfig::Token(c) => c.build(at, errors),
+            SourceKindConfig::Basic(c) => c.build(at, errors),
+            SourceKindConfig::AwsApiDestination(c) => c.build(at, errors),
+        }
+    }
+}
+
+/// Each kind's own fields, kinds in the order error messages name them.
+fn kind_fields() -> [(SourceKind, &'static [&'static str]); 5] {
+    [
+        (SourceKind::Twilio, fields_of::<TwilioConfig>()),
+        (SourceKind::Hmac, fields_of::<HmacConfig>()),
+        (SourceKind::Token, fields_of::<TokenConfig>()),
+        (SourceKind::Basic, fields_of::<BasicConfig>()),
+        (
+            SourceKind::AwsApiDestination,
+            fields_of::<ApiDestinationConfig>(),
+        ),
+    ]
+}
 
 /// A configured webhook source, compiled.
 #[derive(Debug, Clone)]
@@ -50,85 +154,60 @@ pub struct Source {
     pub peer: Option<String>,
 }
 
-/// Kinds whose signature covers a timestamp (and so have a tolerance window).
-fn timestamped(config: &SourceConfig) -> bool {
-    match config.kind {
-        SourceKind::Stripe | SourceKind::Slack | SourceKind::StandardWebhooks => true,
-        SourceKind::Hmac => config.timestamp_header.is_some(),
-        _ => false,
-    }
+/// A header name option (`field` of the source at `at`), checked.
+pub(crate) fn header_name(
+    value: Option<&String>,
+    at: &str,
+    field: &str,
+    errors: &mut Errors,
+) -> Option<HeaderName> {
+    let value = value?;
+    HeaderName::from_bytes(value.as_bytes())
+        .map_err(|_| {
+            errors.at(
+                format!("{at}.{field}"),
+                format!("{value:?} is not a header name"),
+            )
+        })
+        .ok()
 }
 
 impl Source {
-    /// Compiles a source with its resolved secrets (from [`resolve_secrets`], one per
-    /// configured secret, `None` for one that failed to resolve). Errors are (field
-    /// relative to the source, message) pairs.
+    /// Compiles the source at path `at` with its resolved secrets (from
+    /// [`resolve_secrets`], one per configured secret, `None` for one that failed to
+    /// resolve); every error goes to `errors`.
     pub fn compile(
         config: &SourceConfig,
         resolved_secrets: &[Option<Secret>],
-    ) -> Result<Source, Vec<(String, String)>> {
-        let mut errors: Vec<(String, String)> = Vec::new();
-        let mut err = |field: &str, message: String| errors.push((field.to_string(), message));
-        let kind = config.kind;
-
-        // Per-kind options are errors elsewhere: a misplaced option would otherwise be
-        // silently ignored, which for security settings is worse than a typo.
-        let options: [(&str, bool, &[SourceKind]); 10] = [
-            ("url", config.url.is_some(), &[SourceKind::Twilio]),
-            (
-                "header",
-                config.header.is_some(),
-                &[
-                    SourceKind::Hmac,
-                    SourceKind::Token,
-                    SourceKind::AwsApiDestination,
-                ],
-            ),
-            (
-                "peer",
-                config.peer.is_some(),
-                &[SourceKind::AwsApiDestination],
-            ),
-            ("algorithm", config.algorithm.is_some(), &[SourceKind::Hmac]),
-            ("encoding", config.encoding.is_some(), &[SourceKind::Hmac]),
-            ("prefix", config.prefix.is_some(), &[SourceKind::Hmac]),
-            (
-                "timestamp_header",
-                config.timestamp_header.is_some(),
-                &[SourceKind::Hmac],
-            ),
-            (
-                "signed_content",
-                config.signed_content.is_some(),
-                &[SourceKind::Hmac],
-            ),
-            (
-                "id_header",
-                config.id_header.is_some(),
-                &[SourceKind::Hmac, SourceKind::Token, SourceKind::Basic],
-            ),
-            (
-                "username",
-                config.username.is_some(),
-                &[SourceKind::Basic, SourceKind::AwsApiDestination],
-            ),
-        ];
-        for (field, set, kinds) in options {
-            if set && !kinds.contains(&kind) {
-                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-                err(
-                    field,
-                    format!(
-                        "applies only to kind {}, not {}",
-                        names.join(" or "),
-                        kind.as_str()
-                    ),
-                );
-            }
-        }
-        if config.tolerance.is_some() && !timestamped(config) {
-            err(
-                "tolerance",
+        at: &str,
+        errors: &mut Errors,
+    ) -> Option<Source> {
+        let before = errors.len();
+        let kind = config.kind.kind();
+        check_kind_fields(
+            kind,
+            &kind_fields(),
+            &config.other_fields,
+            at,
+            errors,
+            |owners| {
+                let names: Vec<&str> = owners.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "applies only to kind {}, not {}",
+                    names.join(" or "),
+                    kind.as_str()
+                )
+            },
+            |field| {
+                format!(
+                    "unknown field `{field}` of a {} source (see docs/configuration.md)",
+                    kind.as_str()
+                )
+            },
+        );
+        if config.tolerance.is_some() && !config.kind.timestamped() {
+            errors.at(
+                format!("{at}.tolerance"),
                 format!(
                     "kind {} signs no timestamp{}",
                     kind.as_str(),
@@ -143,43 +222,24 @@ impl Source {
         // Timestamps are whole seconds: a sub-second tolerance would truncate to 0.
         let tolerance = config.tolerance.unwrap_or(DEFAULT_TOLERANCE);
         if tolerance < Duration::from_secs(1) {
-            err(
-                "tolerance",
-                "must be at least 1s (signed timestamps are whole seconds)".into(),
+            errors.at(
+                format!("{at}.tolerance"),
+                "must be at least 1s (signed timestamps are whole seconds)",
             );
         }
         if let Err(m) = config.dedupe.check() {
-            err("dedupe", m);
-        }
-        if config
-            .peer
-            .as_deref()
-            .is_some_and(|p| !crate::event::bridge::valid_id(p))
-        {
-            err("peer", "must be non-empty, without commas or spaces".into());
+            errors.at(format!("{at}.dedupe"), m);
         }
         if let Some(source) = &config.source {
             if source.is_empty() || source.contains(char::is_whitespace) {
-                err(
-                    "source",
-                    "must be a non-empty URI reference without spaces".into(),
+                errors.at(
+                    format!("{at}.source"),
+                    "must be a non-empty URI reference without spaces",
                 );
             }
         }
-        let header_name =
-            |field: &str, value: &Option<String>| -> Result<Option<HeaderName>, (String, String)> {
-                value
-                    .as_deref()
-                    .map(|v| {
-                        HeaderName::from_bytes(v.as_bytes())
-                            .map_err(|_| (field.to_string(), format!("{v:?} is not a header name")))
-                    })
-                    .transpose()
-            };
-        let id_header = header_name("id_header", &config.id_header).unwrap_or_else(|e| {
-            err(&e.0, e.1);
-            None
-        });
+        let id_header = header_name(config.kind.id_header(), at, "id_header", errors);
+        let scheme = config.kind.build(at, errors);
 
         // Standard Webhooks secrets are `whsec_` + base64 of the key bytes.
         // `resolved_secrets` has one entry per configured secret, so `i` is its index;
@@ -193,125 +253,17 @@ impl Source {
             }
             match crate::config::decode_whsec(&secret.0) {
                 Ok(key) => secrets.push(key),
-                Err(message) => err(&secret_field(config, i), message),
+                Err(message) => errors.at(format!("{at}.{}", secret_field(config, i)), message),
             }
         }
-
-        let scheme = match kind {
-            SourceKind::Github => verify::Scheme::Github,
-            SourceKind::Stripe => verify::Scheme::Stripe,
-            SourceKind::Slack => verify::Scheme::Slack,
-            SourceKind::Shopify => verify::Scheme::Shopify,
-            SourceKind::StandardWebhooks => verify::Scheme::StandardWebhooks,
-            SourceKind::Gitlab => verify::Scheme::Gitlab,
-            SourceKind::Twilio => {
-                let url = config.url.clone().unwrap_or_default();
-                match url::Url::parse(&url) {
-                    _ if config.url.is_none() => err(
-                        "url",
-                        "kind twilio needs the public URL Twilio calls (it is signed)".into(),
-                    ),
-                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.query().is_none() => {}
-                    Ok(_) => err(
-                        "url",
-                        "must be an http(s) URL without query string (the request's own query is appended)".into(),
-                    ),
-                    Err(e) => err("url", format!("invalid URL: {e}")),
-                }
-                verify::Scheme::Twilio { url }
-            }
-            SourceKind::Hmac => {
-                let header = match header_name("header", &config.header) {
-                    Ok(Some(h)) => Some(h),
-                    Ok(None) => {
-                        err("header", "kind hmac needs the signature header".into());
-                        None
-                    }
-                    Err(e) => {
-                        err(&e.0, e.1);
-                        None
-                    }
-                };
-                let timestamp_header = header_name("timestamp_header", &config.timestamp_header)
-                    .unwrap_or_else(|e| {
-                        err(&e.0, e.1);
-                        None
-                    });
-                let default_template = if timestamp_header.is_some() {
-                    "{timestamp}.{body}"
-                } else {
-                    "{body}"
-                };
-                let template = config.signed_content.as_deref().unwrap_or(default_template);
-                let template = match verify::parse_template(template) {
-                    Ok(t) => t,
-                    Err(m) => {
-                        err("signed_content", m);
-                        Vec::new()
-                    }
-                };
-                let uses_ts = template.contains(&verify::Part::Timestamp);
-                if uses_ts && timestamp_header.is_none() {
-                    err(
-                        "signed_content",
-                        "uses {timestamp} but timestamp_header is not set".into(),
-                    );
-                }
-                // An unsigned timestamp could be replaced by a replayer: the tolerance
-                // window would then prove nothing.
-                if !uses_ts && config.timestamp_header.is_some() && !template.is_empty() {
-                    err(
-                        "signed_content",
-                        "must contain {timestamp} when timestamp_header is set (an unsigned timestamp does not prevent replays)".into(),
-                    );
-                }
-                verify::Scheme::Hmac(Box::new(verify::HmacScheme {
-                    header: header.unwrap_or(HeaderName::from_static("x-signature")),
-                    algorithm: config.algorithm.unwrap_or(HmacAlgorithm::Sha256),
-                    encoding: config.encoding.unwrap_or(SignatureEncoding::Hex),
-                    prefix: config.prefix.clone().unwrap_or_default(),
-                    timestamp_header,
-                    template,
-                }))
-            }
-            // An API destination connection: API key (a header and its value) or basic
-            // auth (user name and password); without either, `Authorization: Bearer`.
-            SourceKind::AwsApiDestination if config.username.is_some() => {
-                if config.header.is_some() {
-                    err(
-                        "header",
-                        "set header (API key auth) or username (basic auth), not both".into(),
-                    );
-                }
-                verify::Scheme::Basic {
-                    username: config.username.clone().unwrap_or_default(),
-                }
-            }
-            SourceKind::Token | SourceKind::AwsApiDestination => {
-                match header_name("header", &config.header) {
-                    Ok(header) => verify::Scheme::Token { header },
-                    Err(e) => {
-                        err(&e.0, e.1);
-                        verify::Scheme::Token { header: None }
-                    }
-                }
-            }
-            SourceKind::Basic => {
-                let username = config.username.clone().unwrap_or_default();
-                if username.is_empty() || username.contains(':') {
-                    err(
-                        "username",
-                        "kind basic needs a user name (without ':'); the password is the secret"
-                            .into(),
-                    );
-                }
-                verify::Scheme::Basic { username }
-            }
+        if errors.len() > before {
+            return None;
+        }
+        let peer = match &config.kind {
+            SourceKindConfig::AwsApiDestination(c) => c.peer.clone(),
+            _ => None,
         };
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(Source {
+        Some(Source {
             name: config.name.to_string(),
             kind,
             bus: config.bus.clone(),
@@ -323,7 +275,7 @@ impl Source {
             dedupe: config.dedupe.0,
             source: config.source.clone(),
             id_header,
-            peer: config.peer.clone(),
+            peer,
         })
     }
 }
@@ -352,8 +304,8 @@ pub fn resolve_secrets(
             format!("{at}.secret"),
             format!(
                 "kind {} needs a secret (or secrets: [...]){}",
-                config.kind.as_str(),
-                if config.kind == SourceKind::Basic {
+                config.kind.kind().as_str(),
+                if config.kind.kind() == SourceKind::Basic {
                     ": the password"
                 } else {
                     ""
@@ -406,6 +358,35 @@ mod tests {
         // The default template with a timestamp header signs it.
         let ok = "{name: h, kind: hmac, bus: b, secret: k, header: x-sig, timestamp_header: x-ts}";
         assert_eq!(errors(ok), Vec::<String>::new());
+    }
+
+    #[test]
+    fn fields_belong_to_their_kinds() {
+        let got = errors(
+            "{name: s, kind: github, bus: b, secret: k, header: x-sig, username: u, colour: red}",
+        );
+        assert_eq!(
+            got,
+            [
+                "sources[0].header: applies only to kind hmac or token or aws-api-destination, not github",
+                "sources[0].username: applies only to kind basic or aws-api-destination, not github",
+                "sources[0].colour: unknown field `colour` of a github source (see docs/configuration.md)",
+            ],
+        );
+        // A kind's own field of the wrong type fails parsing, naming the value.
+        let got = errors("{name: s, kind: hmac, bus: b, secret: k, header: x-sig, algorithm: md5}");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("line 2: sources[0]: unknown variant `md5`"),
+            "{got:?}"
+        );
+        // A kind that does not exist is named at `kind`.
+        let got = errors("{name: s, kind: gitea, bus: b, secret: k}");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("line 2: sources[0].kind: unknown variant `gitea`"),
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{HmacAlgorithm, SignatureEncoding};
+use super::hmac::{HmacAlgorithm, SignatureEncoding};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 

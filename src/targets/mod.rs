@@ -82,50 +82,32 @@ fn kind_fields() -> [(TargetKind, &'static [&'static str]); 7] {
     ]
 }
 
-/// Refuses fields of other kinds (naming the kinds they are for) and unknown fields:
-/// a misplaced option would otherwise be silently ignored.
+/// Refuses fields of other kinds (naming the kinds they are for) and unknown fields.
 fn check_fields(config: &TargetConfig, at: &str, errors: &mut Errors) {
     let kind = config.kind.kind();
-    let table = kind_fields();
-    let own = table
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map_or(&[][..], |t| t.1);
-    // In the order of the table, so messages come in a stable, documented order.
-    let mut seen = HashSet::new();
-    let ordered = table
-        .iter()
-        .flat_map(|(_, fields)| fields.iter().copied())
-        .filter(|f| seen.insert(*f));
-    for field in ordered {
-        if !config.other_fields.contains_key(field) || own.contains(&field) {
-            continue;
-        }
-        let names: Vec<&str> = table
-            .iter()
-            .filter(|(_, fields)| fields.contains(&field))
-            .map(|(k, _)| k.as_str())
-            .collect();
-        let names = match names.split_last() {
-            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-            _ => names.join(""),
-        };
-        errors.at(
-            format!("{at}.{field}"),
-            format!("applies only to {names} targets, not {}", kind.as_str()),
-        );
-    }
-    for field in config.other_fields.keys() {
-        if field != "kind" && !seen.contains(field.as_str()) {
-            errors.at(
-                format!("{at}.{field}"),
-                format!(
-                    "unknown field `{field}` of a {} target (see docs/configuration.md)",
-                    kind.as_str()
-                ),
-            );
-        }
-    }
+    crate::config::value::check_kind_fields(
+        kind,
+        &kind_fields(),
+        &config.other_fields,
+        at,
+        errors,
+        |owners| {
+            let names: Vec<&str> = owners.iter().map(|k| k.as_str()).collect();
+            let names = match names.split_last() {
+                Some((last, rest)) if !rest.is_empty() => {
+                    format!("{} and {last}", rest.join(", "))
+                }
+                _ => names.join(""),
+            };
+            format!("applies only to {names} targets, not {}", kind.as_str())
+        },
+        |field| {
+            format!(
+                "unknown field `{field}` of a {} target (see docs/configuration.md)",
+                kind.as_str()
+            )
+        },
+    );
 }
 
 /// What a target's build may consult besides its own fields.
