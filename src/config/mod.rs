@@ -432,7 +432,28 @@ pub struct RuleConfig {
     /// Free text for people (shown by the API and the CLI).
     #[serde(default)]
     pub description: Option<String>,
+    /// What `pattern` is written against: `cloudevents` (default, the stored event) or
+    /// `aws` (the AWS EventBridge event: `detail-type`, `detail`, `account`, ...).
+    #[serde(default)]
+    pub dialect: Dialect,
+    /// Free-form string labels for people and tools (the AWS facade keeps its names
+    /// here); Sluice itself ignores them.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Where matching events go; a rule without targets routes nothing.
+    #[serde(default)]
     pub targets: Vec<TargetConfig>,
+}
+
+/// The event a rule's pattern or a target's payload is written against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// The stored CloudEvent.
+    #[default]
+    Cloudevents,
+    /// The AWS EventBridge event (`rules::dialect`).
+    Aws,
 }
 
 fn enabled() -> bool {
@@ -450,7 +471,16 @@ impl RuleConfig {
         };
         let mut parts = Vec::new();
         if let Some(p) = &self.pattern {
-            parts.push(Pattern::parse(p).map_err(|e| within("pattern", e))?);
+            let parsed = match self.dialect {
+                Dialect::Cloudevents => Pattern::parse(p),
+                Dialect::Aws => crate::rules::dialect::aws_pattern(p)
+                    .and_then(|native| Pattern::parse(&native))
+                    .map_err(|e| InvalidAt {
+                        path: crate::rules::dialect::aws_path(&e.path),
+                        message: e.message,
+                    }),
+            };
+            parts.push(parsed.map_err(|e| within("pattern", e))?);
         }
         if let Some(f) = &self.filters {
             parts.push(Pattern::parse_filters(f).map_err(|e| within("filters", e))?);
@@ -495,6 +525,13 @@ pub struct TargetConfig {
     /// Reshapes the event before delivery (see docs/transforms.md).
     #[serde(default)]
     pub transform: Option<crate::rules::TransformConfig>,
+    /// What the target receives and its transform addresses: `cloudevents` (default)
+    /// or `aws` (the AWS EventBridge event, as an AWS rule's target gets it).
+    #[serde(default)]
+    pub envelope: Dialect,
+    /// Free-form string labels for people and tools; Sluice itself ignores them.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// Retry policy; absent: the defaults (or the legacy `delivery.retry_delay`).
     #[serde(default)]
     pub retry: Option<RetryConfig>,

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::bus;
+use crate::config::Dialect;
 use crate::config::{
     BreakerConfig, Config, Errors, RateConfig, RetryConfig, RuleConfig, Secret, TargetConfig,
 };
@@ -64,6 +65,17 @@ pub(super) fn build(
         functions: &config.functions,
         delivery: &config.delivery,
         gateway_id,
+        aws_identity: (
+            config
+                .aws
+                .as_ref()
+                .and_then(|a| a.account.as_deref())
+                .unwrap_or(crate::rules::dialect::DEFAULT_ACCOUNT),
+            config
+                .aws
+                .as_ref()
+                .map_or("us-east-1", |a| a.region.as_str()),
+        ),
     };
     // Rules in file order, each with its compiled condition (None: invalid).
     let mut compiled = Vec::with_capacity(config.rules.len());
@@ -93,9 +105,6 @@ pub(super) fn build(
                 None
             }
         };
-        if rule.targets.is_empty() {
-            errors.at(format!("{at}.targets"), "a rule needs at least one target");
-        }
         let mut target_names = HashSet::new();
         let targets: Vec<TargetPlan> = rule
             .targets
@@ -142,8 +151,8 @@ pub(super) fn build(
                     continue;
                 };
                 // A disabled rule matches nothing; its targets run on, draining what
-                // was routed to them before.
-                if !rule.enabled {
+                // was routed to them before. A rule without targets routes nowhere.
+                if !rule.enabled || rule.targets.is_empty() {
                     targets.append(rule_targets);
                     continue;
                 }
@@ -184,9 +193,28 @@ fn build_target(
 ) -> Option<TargetPlan> {
     let before = errors.len();
     // One compile of the transform, handed to the kind (`ORIGINAL` is none).
-    let transform = match &target.transform {
-        None => None,
-        Some(t) => match Transform::compile(t) {
+    let transform = match (&target.transform, target.envelope) {
+        (t, Dialect::Aws) => {
+            let (account, region) = cx.aws_identity;
+            if target.kind.kind().is_bridge() {
+                errors.at(
+                    format!("{at}.envelope"),
+                    format!(
+                        "a {} target sends the event itself; envelope aws is for http, cloudevents, function and aws-lambda targets",
+                        target.kind.kind().as_str()
+                    ),
+                );
+            }
+            match Transform::aws_envelope(t.as_ref(), account, region) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    errors.at(format!("{at}.transform{}", e.path), e.message);
+                    None
+                }
+            }
+        }
+        (None, Dialect::Cloudevents) => None,
+        (Some(t), Dialect::Cloudevents) => match Transform::compile(t) {
             Ok(Transform::Original) => None,
             Ok(t) => Some(t),
             Err(e) => {

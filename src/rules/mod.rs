@@ -7,6 +7,7 @@
 //! depends on; how it matches is free to change.
 
 pub mod cesql;
+pub mod dialect;
 mod flatten;
 mod index;
 mod matcher;

@@ -24,6 +24,8 @@ use crate::event::{DataKind, Event};
 /// An event and, built only if a complex path needs it, its JSON document.
 pub struct Document<'a> {
     pub event: &'a Event,
+    /// The member the data appears as: `data`, or `detail` in the AWS view.
+    data_member: &'static str,
     value: OnceCell<Value>,
 }
 
@@ -31,8 +33,24 @@ impl<'a> Document<'a> {
     pub fn new(event: &'a Event) -> Self {
         Document {
             event,
+            data_member: "data",
             value: OnceCell::new(),
         }
+    }
+
+    /// The AWS view of an event (`rules::dialect::aws_view`): its data is `detail`, and
+    /// non-JSON data is a string there (text, or base64 for binary).
+    pub fn aws(view: &'a Event) -> Self {
+        Document {
+            event: view,
+            data_member: "detail",
+            value: OnceCell::new(),
+        }
+    }
+
+    /// The whole document as JSON text.
+    pub fn json(&self) -> String {
+        serde_json::to_string(self.value()).expect("JSON")
     }
 
     /// The event as a JSON document (built on first use).
@@ -40,17 +58,18 @@ impl<'a> Document<'a> {
         self.value.get_or_init(|| {
             let mut doc = self.event.attrs.clone();
             if let Some(data) = &self.event.data {
+                let aws = self.data_member == "detail";
                 let (name, value) = match data.kind {
                     DataKind::Json => (
-                        "data",
+                        self.data_member,
                         serde_json::from_slice(&data.bytes).unwrap_or(Value::Null),
                     ),
                     DataKind::Text => (
-                        "data",
+                        self.data_member,
                         Value::String(String::from_utf8_lossy(&data.bytes).into_owned()),
                     ),
                     DataKind::Binary => (
-                        "data_base64",
+                        if aws { "detail" } else { "data_base64" },
                         Value::String(
                             base64::engine::general_purpose::STANDARD.encode(&data.bytes),
                         ),
@@ -69,6 +88,8 @@ pub enum Dialect {
     CloudEvents,
     /// Also `$.detail` (= `$.data`) and `$.detail-type` (= `$.type`), as in AWS.
     Aws,
+    /// Over the AWS view of the event (`envelope: aws`): its own names, no aliases.
+    AwsEnvelope,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -130,7 +151,18 @@ impl Path {
             Some((Step::Index(_), _)) => return None,
         };
         let event = doc.event;
-        match (first.as_str(), &event.data) {
+        // In the AWS view the data is `detail`, binary data included (base64 text), and
+        // `data` / `data_base64` are no members.
+        let aws = doc.data_member != "data";
+        let first = match first.as_str() {
+            "detail" if aws => match &event.data {
+                Some(d) if d.kind == DataKind::Binary => "data_base64",
+                _ => "data",
+            },
+            "data" | "data_base64" if aws => return None,
+            name => name,
+        };
+        match (first, &event.data) {
             ("data", Some(data)) if data.kind == DataKind::Json => {
                 let text = std::str::from_utf8(&data.bytes).ok()?;
                 walk_raw(text, rest).map(Cow::Borrowed)

@@ -118,11 +118,47 @@ pub enum Transform {
         vars: Vec<(String, Var)>,
         template: Template,
     },
+    /// `envelope: aws`: `inner` (or, without one, nothing: the whole view) applied to
+    /// the AWS view of the event.
+    AwsEnvelope {
+        inner: Option<Box<Transform>>,
+        account: String,
+        region: String,
+    },
 }
 
 impl Transform {
     /// Compiles a transform; errors name the offending field.
     pub fn compile(config: &TransformConfig) -> Result<Transform, TransformError> {
+        Transform::compile_in(config, false)
+    }
+
+    /// The transform of a target with `envelope: aws`: it runs on the AWS view of the
+    /// event (`rules::dialect::aws_view`, with `account` and `region` for events that
+    /// carry none); without a transform (or with ORIGINAL) the view itself is sent.
+    pub fn aws_envelope(
+        config: Option<&TransformConfig>,
+        account: &str,
+        region: &str,
+    ) -> Result<Transform, TransformError> {
+        let inner = match config.map(|c| Transform::compile_in(c, true)).transpose()? {
+            None | Some(Transform::Original) => None,
+            Some(t) => Some(Box::new(t)),
+        };
+        Ok(Transform::AwsEnvelope {
+            inner,
+            account: account.to_string(),
+            region: region.to_string(),
+        })
+    }
+
+    /// `envelope`: paths address the AWS view (its own names) instead of the CloudEvent.
+    fn compile_in(config: &TransformConfig, envelope: bool) -> Result<Transform, TransformError> {
+        let (aws_dialect, ce_dialect) = if envelope {
+            (Dialect::AwsEnvelope, Dialect::AwsEnvelope)
+        } else {
+            (Dialect::Aws, Dialect::CloudEvents)
+        };
         let alibaba = config.form.is_some();
         let bare = config.input_paths_map.is_some() || config.input_template.is_some();
         let aws = [
@@ -143,11 +179,16 @@ impl Transform {
             return Err(error("", "value and template go with form"));
         }
         if let Some(form) = config.form {
-            return compile_form(form, config.value.as_ref(), config.template.as_deref());
+            return compile_form(
+                form,
+                config.value.as_ref(),
+                config.template.as_deref(),
+                ce_dialect,
+            );
         }
         if let Some(path) = &config.input_path {
             return Ok(Transform::Path {
-                path: Path::compile(path, Dialect::Aws).map_err(|m| error(".InputPath", m))?,
+                path: Path::compile(path, aws_dialect).map_err(|m| error(".InputPath", m))?,
                 bare_strings: false,
             });
         }
@@ -176,13 +217,28 @@ impl Transform {
                 })?,
             ),
         };
-        compile_input_transformer(at, paths_map, input_template)
+        compile_input_transformer(at, paths_map, input_template, aws_dialect)
     }
 
     /// Applies the transform. `None` means deliver the event as it is (ORIGINAL).
     pub fn apply(&self, doc: &Document<'_>, ctx: &Context<'_>) -> Option<Payload> {
         match self {
             Transform::Original => None,
+            Transform::AwsEnvelope {
+                inner,
+                account,
+                region,
+            } => {
+                let view = super::dialect::aws_view(doc.event, account, region);
+                let view_doc = Document::aws(&view);
+                match inner {
+                    Some(t) => t.apply(&view_doc, ctx),
+                    None => Some(Payload {
+                        body: Bytes::from(view_doc.json()),
+                        content_type: JSON,
+                    }),
+                }
+            }
             Transform::Constant(payload) => Some(payload.clone()),
             Transform::Path { path, bare_strings } => Some(match path.select(doc) {
                 Some(json) if *bare_strings && json.starts_with('"') => Payload {
@@ -213,6 +269,7 @@ fn compile_input_transformer(
     at: &str,
     paths_map: &BTreeMap<String, String>,
     input_template: &str,
+    dialect: Dialect,
 ) -> Result<Transform, TransformError> {
     let mut vars = Vec::with_capacity(paths_map.len());
     for (name, path) in paths_map {
@@ -231,7 +288,7 @@ fn compile_input_transformer(
         }
         vars.push((
             name.clone(),
-            Var::Path(Path::compile(path, Dialect::Aws).map_err(|m| error(&at, m))?),
+            Var::Path(Path::compile(path, dialect).map_err(|m| error(&at, m))?),
         ));
     }
     let template = Template::parse(input_template, Syntax::Angle, &vars)
@@ -243,6 +300,7 @@ fn compile_form(
     form: Form,
     value: Option<&Value>,
     template: Option<&str>,
+    dialect: Dialect,
 ) -> Result<Transform, TransformError> {
     if form != Form::Template && template.is_some() {
         return Err(error(".template", "template goes only with form TEMPLATE"));
@@ -262,7 +320,7 @@ fn compile_form(
                 ));
             };
             Ok(Transform::Path {
-                path: Path::compile(path, Dialect::CloudEvents).map_err(|m| error(".value", m))?,
+                path: Path::compile(path, dialect).map_err(|m| error(".value", m))?,
                 bare_strings: true,
             })
         }
@@ -313,9 +371,9 @@ fn compile_form(
                     return Err(error(&at, "variable names may contain letters, digits, '_', '-' and '.' (aws.events.* is reserved)"));
                 }
                 let var = match binding {
-                    Value::String(s) if s.starts_with('$') => Var::Path(
-                        Path::compile(&s, Dialect::CloudEvents).map_err(|m| error(&at, m))?,
-                    ),
+                    Value::String(s) if s.starts_with('$') => {
+                        Var::Path(Path::compile(&s, dialect).map_err(|m| error(&at, m))?)
+                    }
                     other => Var::Constant(other.to_string()),
                 };
                 vars.push((name, var));
@@ -593,6 +651,33 @@ mod tests {
 
     fn run(transform: &str) -> (String, &'static str) {
         run_on(transform, EVENT).expect("a payload")
+    }
+
+    #[test]
+    fn aws_envelope_view_and_paths() {
+        let ctx = Context::default();
+        let ev = event(
+            r#"{"specversion":"1.0","id":"e1","source":"shop","type":"Order Placed","time":"2026-12-03T10:00:00Z","awsaccount":"123456789012","resources":"arn:a,arn:b","datacontenttype":"application/json","data":{"order":{"id":7}}}"#,
+        );
+        let whole = Transform::aws_envelope(None, "000000000000", "eu-west-1").unwrap();
+        let body = whole.apply(&Document::new(&ev), &ctx).unwrap().body;
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"version":"0","id":"e1","detail-type":"Order Placed","source":"shop","account":"123456789012","time":"2026-12-03T10:00:00Z","region":"eu-west-1","resources":["arn:a","arn:b"],"detail":{"order":{"id":7}}}"#
+        );
+        let it = config(
+            r#"{"InputTransformer":{"InputPathsMap":{"id":"$.detail.order.id","t":"$.detail-type","r":"$.resources[1]","all":"$.detail"},"InputTemplate":"{\"order\": <id>, \"type\": \"<t>\", \"r\": \"<r>\", \"all\": <all>}"}}"#,
+        );
+        let t = Transform::aws_envelope(Some(&it), "000000000000", "eu-west-1").unwrap();
+        let body = t.apply(&Document::new(&ev), &ctx).unwrap().body;
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"order": 7, "type": "Order Placed", "r": "arn:b", "all": {"order":{"id":7}}}"#
+        );
+        // The CloudEvents names are not members of the view.
+        let p = Transform::aws_envelope(Some(&config(r#"{"InputPath":"$.data"}"#)), "0", "r")
+            .unwrap();
+        assert_eq!(&p.apply(&Document::new(&ev), &ctx).unwrap().body[..], b"null");
     }
 
     #[test]

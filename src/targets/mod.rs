@@ -116,6 +116,9 @@ pub struct BuildContext<'a> {
     pub functions: &'a [FunctionConfig],
     pub delivery: &'a Delivery,
     pub gateway_id: &'a str,
+    /// The account and region of the AWS view of events without AWS extensions
+    /// (`envelope: aws`): the `aws:` section's, else `000000000000` and `us-east-1`.
+    pub aws_identity: (&'a str, &'a str),
 }
 
 /// A target as the plan built it: checked, compiled, secrets resolved; started by
