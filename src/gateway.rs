@@ -185,6 +185,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .app_data(ingress.clone())
             .app_data(scrape.clone())
             .app_data(invoke.clone())
+            // The AWS facade's operations write through the resource API.
+            .app_data(resources.clone())
             .service(web::resource("/metrics").route(web::get().to(metrics::serve)))
             // Every 4xx answer of the ingress, by class (not those of the control API
             // or the Lambda Invoke API: they reject no events).

@@ -187,6 +187,12 @@ impl Merged {
         }
     }
 
+    /// The resource `kind`/`id` as the document holds it.
+    pub fn get(&self, kind: Kind, id: &str) -> Option<&Value> {
+        let (_, at) = self.index.get(&(kind, id.to_string()))?;
+        self.top.get(kind.section())?.as_array()?.get(*at)
+    }
+
     pub fn origin(&self, kind: Kind, id: &str) -> Option<Origin> {
         self.index.get(&(kind, id.to_string())).map(|(o, _)| *o)
     }

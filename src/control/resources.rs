@@ -118,7 +118,7 @@ fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
 }
 
-async fn current(api: &ResourceApi) -> Result<(Snapshot, Merged), ApiError> {
+pub(crate) async fn current(api: &ResourceApi) -> Result<(Snapshot, Merged), ApiError> {
     let snapshot = store::snapshot(&mut api.redis.clone())
         .await
         .map_err(redis_error)?;
@@ -541,17 +541,17 @@ fn invalid(errors: Vec<ConfigError>) -> ApiError {
 }
 
 /// What a prepared change writes, and how to answer once it is written.
-struct Change {
-    ops: Vec<Op>,
+pub(crate) struct Change {
+    pub ops: Vec<Op>,
     /// Where the changed resource sits in the merged document, for relative paths.
-    at: Option<String>,
-    dry_run: bool,
+    pub at: Option<String>,
+    pub dry_run: bool,
 }
 
 /// Runs `prepare` on a fresh snapshot, checks the result and writes it, starting over
 /// while other writes come first. The store's new revision (None for a dry run or a
 /// change of nothing).
-async fn commit<F>(
+pub(crate) async fn commit<F>(
     api: &ResourceApi,
     actor: &str,
     mut prepare: F,

@@ -675,9 +675,12 @@ mod tests {
             r#"{"order": 7, "type": "Order Placed", "r": "arn:b", "all": {"order":{"id":7}}}"#
         );
         // The CloudEvents names are not members of the view.
-        let p = Transform::aws_envelope(Some(&config(r#"{"InputPath":"$.data"}"#)), "0", "r")
-            .unwrap();
-        assert_eq!(&p.apply(&Document::new(&ev), &ctx).unwrap().body[..], b"null");
+        let p =
+            Transform::aws_envelope(Some(&config(r#"{"InputPath":"$.data"}"#)), "0", "r").unwrap();
+        assert_eq!(
+            &p.apply(&Document::new(&ev), &ctx).unwrap().body[..],
+            b"null"
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub(crate) async fn put_events(
     req: HttpRequest,
     mut payload: web::Payload,
     live: web::Data<crate::live::Live<Ingress>>,
+    resources: Option<web::Data<crate::control::resources::ResourceApi>>,
 ) -> HttpResponse {
     let state = live.get();
     let Some(aws) = &state.aws else {
@@ -52,16 +53,23 @@ pub(crate) async fn put_events(
         .headers()
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok());
-    if target != Some(TARGET) {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "UnknownOperationException",
-            &format!(
-                "operation {:?} is not supported here: only {TARGET}",
-                target.unwrap_or("")
-            ),
-        );
-    }
+    // Every other AWSEvents operation is the control facade (`super::control`).
+    let control = match target {
+        Some(TARGET) => None,
+        Some(t) if t.starts_with("AWSEvents.") && resources.is_some() => {
+            Some(t["AWSEvents.".len()..].to_string())
+        }
+        _ => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "UnknownOperationException",
+                &format!(
+                    "operation {:?} is not supported here: AWSEvents.* operations only",
+                    target.unwrap_or("")
+                ),
+            )
+        }
+    };
     let json_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -91,6 +99,7 @@ pub(crate) async fn put_events(
         Err(e) => return aws_error(e.status, "SerializationException", &e.message),
     };
     let now = chrono::Utc::now();
+    let mut key_id = None;
     if let Some(verifier) = &aws.verifier {
         let verified = verifier.verify(&SignedRequest {
             method: req.method().as_str(),
@@ -100,10 +109,43 @@ pub(crate) async fn put_events(
             body: &body,
             now,
         });
-        if let Err(e) = verified {
-            warn!(code = e.code(), reason = %e.message(), "PutEvents request refused");
-            return aws_error(StatusCode::BAD_REQUEST, e.code(), &e.message());
+        match verified {
+            Ok(id) => key_id = Some(id),
+            Err(e) => {
+                warn!(code = e.code(), reason = %e.message(), "AWS request refused");
+                return aws_error(StatusCode::BAD_REQUEST, e.code(), &e.message());
+            }
         }
+    }
+    if let (Some(operation), Some(resources)) = (control, resources) {
+        // Without SigV4 (`auth: none`) only loopback clients may change the configuration.
+        let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+        if key_id.is_none() && !loopback {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "AccessDeniedException",
+                "control operations need SigV4 (aws.auth: sigv4) unless the client is on loopback",
+            );
+        }
+        let caller = super::control::Caller {
+            actor: format!("aws:{}", key_id.as_deref().unwrap_or("anonymous")),
+            region: &aws.region,
+            account: aws
+                .account
+                .as_deref()
+                .unwrap_or(crate::rules::dialect::DEFAULT_ACCOUNT),
+            default_bus: &aws.default_bus,
+        };
+        return match super::control::handle(&operation, &body, &resources, &caller).await {
+            Ok(answer) => HttpResponse::Ok()
+                .content_type(CONTENT_TYPE)
+                .insert_header(("x-amzn-RequestId", uuid::Uuid::new_v4().to_string()))
+                .body(answer.to_string()),
+            Err(e) => {
+                debug!(operation, code = e.error, message = %e.message, "AWS control operation refused");
+                aws_error(e.status, e.error, &e.message)
+            }
+        };
     }
 
     let mut results = match aws.entries(&body, &state.buses, state.limits.max_event_bytes, now) {

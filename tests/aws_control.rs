@@ -1,0 +1,518 @@
+//! The AWS EventBridge control facade driven by boto3 and the AWS CLI, unmodified
+//! (PyPI `boto3`, `awscli`; installed by `.ci/run`): buses, rules, targets, API
+//! destinations and TestEventPattern, with events delivered in the AWS envelope, and
+//! every resource the same one `/api/v1` shows and edits.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const REGION: &str = "eu-west-1";
+const ACCOUNT: &str = "123456789012";
+
+/// Builds the echo function once.
+fn echo() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--message-format=json", "-p", "echo"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("running cargo build");
+        assert!(out.status.success(), "cargo build of functions/echo failed");
+        let bins: HashMap<String, PathBuf> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|m| {
+                Some((
+                    m["target"]["name"].as_str()?.to_string(),
+                    PathBuf::from(m["executable"].as_str()?),
+                ))
+            })
+            .collect();
+        bins["echo"].clone()
+    })
+}
+
+/// Whether boto3 can be imported; under CI (`CI` set) it must.
+fn have_boto3() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import boto3"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "boto3 is missing under CI (pip install boto3)"
+        );
+        eprintln!("\n*** SKIPPED: boto3 is not installed; pip install boto3 ***\n");
+    }
+    ok
+}
+
+/// Runs `script` with `ev` (a boto3 events client on the gateway) and `call(fn, **kw)`,
+/// which prints nothing and returns the answer, or `{"Error": code, "Message": ...}`
+/// for a ClientError. The script sets `out`; its JSON is returned.
+fn boto(gw: &Gateway, script: &str) -> Value {
+    let prelude = r#"
+import json, os, sys
+import boto3, botocore
+ev = boto3.client("events", endpoint_url=os.environ["GW"], region_name=os.environ["REGION"],
+                  aws_access_key_id=os.environ["KEY"], aws_secret_access_key=os.environ["SECRET"],
+                  config=botocore.config.Config(retries={"max_attempts": 2}))
+def call(fn, **kw):
+    try:
+        r = fn(**kw)
+        r.pop("ResponseMetadata", None)
+        return r
+    except botocore.exceptions.ClientError as e:
+        return {"Error": e.response["Error"]["Code"], "Message": e.response["Error"].get("Message", "")}
+out = None
+"#;
+    let full = format!("{prelude}\n{script}\nprint(json.dumps(out, default=str))\n");
+    let result = std::process::Command::new("python3")
+        .args(["-c", &full])
+        .env("GW", gw.url(""))
+        .env("REGION", REGION)
+        .env("KEY", KEY_ID)
+        .env("SECRET", SECRET)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        result.status.success(),
+        "boto3 script failed: {}\n{script}\n{}",
+        String::from_utf8_lossy(&result.stderr),
+        gw.logs()
+    );
+    serde_json::from_slice(&result.stdout).unwrap_or_else(|e| {
+        panic!(
+            "boto3 script printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&result.stdout)
+        )
+    })
+}
+
+fn config(rx: &Receiver) -> String {
+    format!(
+        r#"
+buses: [{{name: default}}, {{name: results}}]
+aws:
+  region: {REGION}
+  account: "{ACCOUNT}"
+  access_keys: [{{id: {KEY_ID}, secret: "{SECRET}"}}]
+functions:
+  - {{name: echo, command: {}}}
+rules:
+  - name: watch
+    bus: results
+    targets:
+      - {{name: rx, kind: http, url: "{}"}}
+"#,
+        echo().display(),
+        rx.url("/results")
+    )
+}
+
+async fn api(
+    gw: &Gateway,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, gw.url(path));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_builds_a_bus_rule_and_targets_that_deliver_the_aws_envelope() {
+    if !have_boto3() {
+        return;
+    }
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let gw = Gateway::start(&redis, &config(&rx)).await;
+    gw.ready().await;
+
+    let pattern = json!({"source": ["com.shop"], "detail-type": ["OrderPlaced"], "detail": {"total": [{"numeric": [">", 100]}]}});
+    let out = boto(
+        &gw,
+        &format!(
+            r#"
+out = {{}}
+out["bus"] = call(ev.create_event_bus, Name="shop")
+out["again"] = call(ev.create_event_bus, Name="shop")
+conn = call(ev.create_connection, Name="rx-key", AuthorizationType="API_KEY",
+            AuthParameters={{"ApiKeyAuthParameters": {{"ApiKeyName": "x-api-key", "ApiKeyValue": "k-123"}}}})
+out["conn"] = conn
+dest = call(ev.create_api_destination, Name="rx", ConnectionArn=conn["ConnectionArn"],
+            InvocationEndpoint="{url}", HttpMethod="POST", InvocationRateLimitPerSecond=50)
+out["dest"] = dest
+out["rule"] = call(ev.put_rule, Name="big-orders", EventBusName="shop", EventPattern=json.dumps({pattern}),
+                   Description="orders over 100")
+out["targets"] = call(ev.put_targets, Rule="big-orders", EventBusName="shop", Targets=[
+    {{"Id": "to-rx", "Arn": dest["ApiDestinationArn"],
+      "InputTransformer": {{"InputPathsMap": {{"id": "$.detail.id", "acct": "$.account", "type": "$.detail-type"}},
+                            "InputTemplate": '{{"order": <id>, "account": "<acct>", "type": "<type>"}}'}},
+      "RetryPolicy": {{"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600}}}},
+    {{"Id": "fn", "Arn": "arn:aws:lambda:{REGION}:{ACCOUNT}:function:echo"}}])
+out["put"] = call(ev.put_events, Entries=[
+    {{"Source": "com.shop", "DetailType": "OrderPlaced", "Detail": json.dumps({{"id": "o-1", "total": 150}}), "EventBusName": "shop"}},
+    {{"Source": "com.shop", "DetailType": "OrderPlaced", "Detail": json.dumps({{"id": "o-2", "total": 50}}), "EventBusName": "shop"}}])
+"#,
+            url = rx.url("/hook"),
+            pattern = pattern
+        ),
+    );
+    assert_eq!(
+        out["bus"]["EventBusArn"],
+        format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/shop")
+    );
+    assert_eq!(out["again"]["Error"], "ResourceAlreadyExistsException");
+    assert_eq!(out["conn"]["ConnectionState"], "AUTHORIZED");
+    assert_eq!(
+        out["rule"]["RuleArn"],
+        format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/shop/big-orders")
+    );
+    assert_eq!(out["targets"]["FailedEntryCount"], 0, "{out}");
+    assert_eq!(out["put"]["FailedEntryCount"], 0, "{out}");
+
+    // The API destination gets the matching event only, transformed over the AWS
+    // envelope, with the connection's API key.
+    assert!(
+        wait_until(Duration::from_secs(20), || rx
+            .received()
+            .iter()
+            .any(|r| r.path == "/hook"))
+        .await,
+        "{}",
+        gw.logs()
+    );
+    let hook: Vec<Received> = rx
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/hook")
+        .collect();
+    assert_eq!(hook.len(), 1);
+    assert_eq!(hook[0].header("x-api-key"), Some("k-123"));
+    let body: Value = serde_json::from_slice(&hook[0].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"order": "o-1", "account": ACCOUNT, "type": "OrderPlaced"})
+    );
+
+    // The same rule through the native API: an AWS-dialect rule with an http and a
+    // function target, both delivering the AWS envelope.
+    let (status, rule) = api(
+        &gw,
+        reqwest::Method::GET,
+        "/api/v1/buses/shop/rules/big-orders",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{rule}");
+    let mut spec = rule["spec"].clone();
+    assert_eq!(spec["dialect"], "aws");
+    assert_eq!(spec["pattern"], pattern);
+    assert_eq!(spec["targets"][0]["kind"], "http");
+    assert_eq!(spec["targets"][0]["envelope"], "aws");
+    assert_eq!(spec["targets"][0]["retry"]["max_attempts"], 4);
+    assert_eq!(spec["targets"][1]["kind"], "function");
+    assert_eq!(spec["targets"][1]["function"], "echo");
+
+    // Edited natively: the function's result goes to the `results` bus, and the
+    // description changes; boto3 sees the change.
+    spec["targets"][1]["on_success"] = json!({"bus": "results"});
+    spec["description"] = "edited through /api/v1".into();
+    let (status, put) = api(
+        &gw,
+        reqwest::Method::PUT,
+        "/api/v1/buses/shop/rules/big-orders",
+        Some(spec),
+    )
+    .await;
+    assert_eq!(status, 200, "{put}");
+    let out = boto(
+        &gw,
+        r#"
+out = {"rule": call(ev.describe_rule, Name="big-orders", EventBusName="shop")}
+out["put"] = call(ev.put_events, Entries=[
+    {"Source": "com.shop", "DetailType": "OrderPlaced", "Detail": json.dumps({"id": "o-3", "total": 300}), "EventBusName": "shop", "Resources": ["arn:aws:shop:o-3"]}])
+"#,
+    );
+    assert_eq!(out["rule"]["Description"], "edited through /api/v1");
+    assert_eq!(out["rule"]["State"], "ENABLED");
+    assert_eq!(out["rule"]["EventBusName"], "shop");
+    assert_eq!(
+        serde_json::from_str::<Value>(out["rule"]["EventPattern"].as_str().unwrap()).unwrap(),
+        pattern
+    );
+    // The function got the AWS envelope (echo returns what it got).
+    assert!(
+        wait_until(Duration::from_secs(30), || rx
+            .received()
+            .iter()
+            .any(|r| r.path == "/results"))
+        .await,
+        "{}",
+        gw.logs()
+    );
+    let result = rx
+        .received()
+        .into_iter()
+        .find(|r| r.path == "/results")
+        .unwrap();
+    let envelope: Value = serde_json::from_slice(&result.body).unwrap();
+    assert_eq!(envelope["version"], "0");
+    assert_eq!(envelope["detail-type"], "OrderPlaced");
+    assert_eq!(envelope["source"], "com.shop");
+    assert_eq!(envelope["account"], ACCOUNT);
+    assert_eq!(envelope["region"], REGION);
+    assert_eq!(envelope["resources"], json!(["arn:aws:shop:o-3"]));
+    assert_eq!(envelope["detail"], json!({"id": "o-3", "total": 300}));
+
+    // Disabled, the rule routes nothing; enabled again, it does.
+    let before = rx.received().iter().filter(|r| r.path == "/hook").count();
+    let out = boto(
+        &gw,
+        r#"
+out = {"disable": call(ev.disable_rule, Name="big-orders", EventBusName="shop"),
+       "state": call(ev.describe_rule, Name="big-orders", EventBusName="shop")["State"],
+       "put": call(ev.put_events, Entries=[{"Source": "com.shop", "DetailType": "OrderPlaced", "Detail": json.dumps({"id": "o-4", "total": 400}), "EventBusName": "shop"}])}
+"#,
+    );
+    assert_eq!(out["state"], "DISABLED");
+    assert_eq!(out["put"]["FailedEntryCount"], 0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        rx.received().iter().filter(|r| r.path == "/hook").count(),
+        before
+    );
+    let out = boto(
+        &gw,
+        r#"
+out = {"enable": call(ev.enable_rule, Name="big-orders", EventBusName="shop"),
+       "put": call(ev.put_events, Entries=[{"Source": "com.shop", "DetailType": "OrderPlaced", "Detail": json.dumps({"id": "o-5", "total": 500}), "EventBusName": "shop"}])}
+"#,
+    );
+    assert_eq!(out["put"]["FailedEntryCount"], 0);
+    assert!(
+        wait_until(Duration::from_secs(20), || rx
+            .received()
+            .iter()
+            .filter(|r| r.path == "/hook")
+            .count()
+            == before + 1)
+        .await,
+        "{}",
+        gw.logs()
+    );
+    let last: Value = serde_json::from_slice(
+        &rx.received()
+            .iter()
+            .rev()
+            .find(|r| r.path == "/hook")
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert_eq!(last["order"], "o-5");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_lists_pages_tests_patterns_and_gets_aws_errors() {
+    if !have_boto3() {
+        return;
+    }
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let gw = Gateway::start(&redis, &config(&rx)).await;
+    gw.ready().await;
+    let out = boto(
+        &gw,
+        r#"
+out = {}
+for n in ["a-rule", "b-rule", "c-rule"]:
+    call(ev.put_rule, Name=n, EventPattern=json.dumps({"source": [n]}))
+p1 = call(ev.list_rules, Limit=2)
+p2 = call(ev.list_rules, Limit=2, NextToken=p1["NextToken"])
+out["page1"] = [r["Name"] for r in p1["Rules"]]
+out["page2"] = [r["Name"] for r in p2["Rules"]]
+out["more"] = "NextToken" in p2
+out["prefix"] = [r["Name"] for r in call(ev.list_rules, NamePrefix="b")["Rules"]]
+out["buses"] = [b["Name"] for b in call(ev.list_event_buses)["EventBuses"]]
+out["default"] = call(ev.describe_event_bus)
+lam = "arn:aws:lambda:eu-west-1:123456789012:function:echo"
+out["put_targets"] = call(ev.put_targets, Rule="a-rule", Targets=[{"Id": "fn", "Arn": lam, "Input": json.dumps({"fixed": True})}])
+out["targets"] = call(ev.list_targets_by_rule, Rule="a-rule")
+out["by_target"] = call(ev.list_rule_names_by_target, TargetArn=lam)
+event = {"id": "1", "account": "123456789012", "source": "com.shop", "time": "2026-12-03T10:00:00Z",
+         "region": "eu-west-1", "resources": [], "detail-type": "OrderPlaced", "detail": {"total": 150}}
+pat = {"detail-type": ["OrderPlaced"], "detail": {"total": [{"numeric": [">", 100]}]}}
+out["test_yes"] = call(ev.test_event_pattern, EventPattern=json.dumps(pat), Event=json.dumps(event))
+event["detail"]["total"] = 50
+out["test_no"] = call(ev.test_event_pattern, EventPattern=json.dumps(pat), Event=json.dumps(event))
+out["test_bad"] = call(ev.test_event_pattern, EventPattern=json.dumps({"detail": {"total": [{"numeric": [">"]}]}}), Event=json.dumps(event))
+out["missing_rule"] = call(ev.describe_rule, Name="nope")
+out["missing_bus"] = call(ev.put_rule, Name="x", EventBusName="nope", EventPattern="{}")
+out["bad_pattern"] = call(ev.put_rule, Name="x", EventPattern="{not json")
+out["bad_pattern2"] = call(ev.put_rule, Name="x", EventPattern=json.dumps({"detail": {"a": "not-a-list"}}))
+out["schedule"] = call(ev.put_rule, Name="x", ScheduleExpression="rate(5 minutes)")
+out["sqs"] = call(ev.put_targets, Rule="a-rule", Targets=[{"Id": "q", "Arn": "arn:aws:sqs:eu-west-1:123456789012:q"}])
+out["too_many"] = call(ev.put_targets, Rule="b-rule", Targets=[{"Id": "t%d" % i, "Arn": lam} for i in range(6)])
+out["delete_with_targets"] = call(ev.delete_rule, Name="a-rule")
+out["remove"] = call(ev.remove_targets, Rule="a-rule", Ids=["fn"])
+out["delete"] = call(ev.delete_rule, Name="a-rule")
+out["after_delete"] = call(ev.describe_rule, Name="a-rule")
+out["delete_default"] = call(ev.delete_event_bus, Name="default")
+"#,
+    );
+    assert_eq!(out["page1"], json!(["a-rule", "b-rule"]), "{out}");
+    assert_eq!(out["page2"], json!(["c-rule"]));
+    assert_eq!(out["more"], false);
+    assert_eq!(out["prefix"], json!(["b-rule"]));
+    assert_eq!(out["buses"], json!(["default", "results"]));
+    assert_eq!(
+        out["default"]["Arn"],
+        format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default")
+    );
+    assert_eq!(out["put_targets"]["FailedEntryCount"], 0, "{out}");
+    let t = &out["targets"]["Targets"][0];
+    assert_eq!(t["Id"], "fn");
+    assert_eq!(
+        t["Arn"],
+        "arn:aws:lambda:eu-west-1:123456789012:function:echo"
+    );
+    assert_eq!(t["Input"], r#"{"fixed": true}"#);
+    assert_eq!(out["by_target"]["RuleNames"], json!(["a-rule"]));
+    assert_eq!(out["test_yes"]["Result"], true);
+    assert_eq!(out["test_no"]["Result"], false);
+    assert_eq!(out["test_bad"]["Error"], "InvalidEventPatternException");
+    assert_eq!(out["missing_rule"]["Error"], "ResourceNotFoundException");
+    assert_eq!(out["missing_bus"]["Error"], "ResourceNotFoundException");
+    assert_eq!(out["bad_pattern"]["Error"], "InvalidEventPatternException");
+    assert_eq!(
+        out["bad_pattern2"]["Error"], "InvalidEventPatternException",
+        "{out}"
+    );
+    assert!(
+        out["bad_pattern2"]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("detail.a"),
+        "{out}"
+    );
+    assert_eq!(out["schedule"]["Error"], "ValidationException");
+    assert_eq!(out["sqs"]["Error"], "ValidationException");
+    assert_eq!(out["too_many"]["Error"], "LimitExceededException");
+    assert_eq!(out["delete_with_targets"]["Error"], "ValidationException");
+    assert_eq!(out["remove"]["FailedEntryCount"], 0);
+    assert_eq!(out["delete"], json!({}));
+    assert_eq!(out["after_delete"]["Error"], "ResourceNotFoundException");
+    assert_eq!(out["delete_default"]["Error"], "ValidationException");
+
+    // A rule made natively is a rule to boto3 too.
+    let (status, _) = api(
+        &gw,
+        reqwest::Method::PUT,
+        "/api/v1/buses/default/rules/native",
+        Some(json!({"pattern": {"type": ["x"]}, "targets": []})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let out = boto(&gw, r#"out = call(ev.describe_rule, Name="native")"#);
+    assert_eq!(out["Name"], "native");
+    assert_eq!(out["State"], "ENABLED");
+
+    // Unsigned or wrongly signed control requests are refused as AWS refuses them.
+    let res = reqwest::Client::new()
+        .post(gw.url("/"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "AWSEvents.DeleteRule")
+        .body(r#"{"Name": "b-rule"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["__type"], "MissingAuthenticationTokenException",
+        "{body}"
+    );
+    let out = boto(
+        &gw,
+        r#"out = [r["Name"] for r in call(ev.list_rules)["Rules"]]"#,
+    );
+    assert_eq!(out, json!(["b-rule", "c-rule", "native"]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_aws_cli_puts_and_lists_rules() {
+    if !have_boto3() {
+        return;
+    }
+    let cli = std::process::Command::new("aws").arg("--version").output();
+    if !cli.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the AWS CLI is missing under CI (pip install awscli)"
+        );
+        eprintln!("\n*** SKIPPED: the AWS CLI is not installed; pip install awscli ***\n");
+        return;
+    }
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let gw = Gateway::start(&redis, &config(&rx)).await;
+    gw.ready().await;
+    let aws = |args: &[&str]| {
+        let out = std::process::Command::new("aws")
+            .args(["events", "--endpoint-url", &gw.url(""), "--output", "json"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_DEFAULT_REGION", REGION)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .expect("aws runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = aws(&[
+        "put-rule",
+        "--name",
+        "cli-rule",
+        "--event-pattern",
+        r#"{"source":["com.cli"]}"#,
+        "--state",
+        "DISABLED",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("rule/cli-rule"), "{stdout}");
+    let (code, stdout, stderr) = aws(&["list-rules"]);
+    assert_eq!(code, 0, "{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed["Rules"][0]["Name"], "cli-rule");
+    assert_eq!(listed["Rules"][0]["State"], "DISABLED");
+    // An error exits non-zero with AWS's error code.
+    let (code, _, stderr) = aws(&["describe-rule", "--name", "missing"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("ResourceNotFoundException"), "{stderr}");
+}
