@@ -4,3 +4,50 @@
 
 pub mod alibaba;
 pub mod aws;
+
+use serde_json::Value;
+
+use crate::control::document::{Merged, Origin};
+use crate::control::resources::{commit, Change, ResourceApi};
+use crate::control::store::{Kind, Op};
+use crate::ingress::error::ApiError;
+
+/// One facade write: `change` edits the merged document (file + store) and returns the
+/// resources it wrote (`None`: deleted); the result is checked whole and written with
+/// the native commit (retried on concurrent writes), so a facade never writes what
+/// `sluice check` would refuse. Resources of the file are refused with `read_only`.
+pub async fn edit<F>(
+    api: &ResourceApi,
+    actor: &str,
+    mut change: F,
+    read_only: impl Fn(Kind, &str) -> ApiError,
+) -> Result<Merged, ApiError>
+where
+    F: FnMut(&mut Merged) -> Result<Vec<(Kind, String, Option<Value>)>, ApiError>,
+{
+    let (_, _, merged) = commit(api, actor, |_, merged| {
+        let writes = change(merged)?;
+        let mut ops = Vec::with_capacity(writes.len());
+        let mut at = None;
+        for (kind, id, spec) in writes {
+            if merged.origin(kind, &id) == Some(Origin::File) {
+                return Err(read_only(kind, &id));
+            }
+            match &spec {
+                Some(spec) => {
+                    let i = merged.put(kind, &id, spec.clone());
+                    at = Some(format!("{}[{i}]", kind.section()));
+                }
+                None => merged.remove(kind, &id),
+            }
+            ops.push(Op { kind, id, spec });
+        }
+        Ok(Change {
+            ops,
+            at,
+            dry_run: false,
+        })
+    })
+    .await?;
+    Ok(merged)
+}

@@ -317,6 +317,9 @@ impl Default for Delivery {
 #[serde(deny_unknown_fields)]
 pub struct BusConfig {
     pub name: Name,
+    /// Free text for people (shown by the API and the cloud facades).
+    #[serde(default)]
+    pub description: Option<String>,
     /// Keep events this long (the router trims once a second, never past what it has
     /// not routed yet). Default 7d.
     #[serde(default, deserialize_with = "opt_duration")]

@@ -174,6 +174,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, echo: Option<web::Data<EchoSink>>
             .route(web::post().to(crate::compat::alibaba::ingest::put_events))
             .default_service(web::to(|| async { method_not_allowed("POST") })),
     )
+    .service(
+        web::resource("/openapi/{action}")
+            .route(web::post().to(crate::compat::alibaba::ingest::control))
+            .default_service(web::to(|| async { method_not_allowed("POST") })),
+    )
     .service(web::resource("/healthz").route(web::get().to(healthz)))
     .service(web::resource("/readyz").route(web::get().to(readyz)));
     if let Some(echo) = echo {

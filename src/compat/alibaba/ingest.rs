@@ -43,6 +43,125 @@ fn error(status: StatusCode, request_id: &str, code: &str, message: &str) -> Htt
     response.json(json!({"requestId": request_id, "code": code, "message": message}))
 }
 
+/// Checks the request's `acs:` signature and records its nonce (a replay is refused);
+/// `Ok` with the AccessKey id (`None` with `auth: none`), `Err` with the answer.
+async fn verify(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &Ingress,
+    alibaba: &super::putevents::AlibabaIngest,
+    request_id: &str,
+) -> Result<Option<String>, HttpResponse> {
+    let Some(verifier) = &alibaba.verifier else {
+        return Ok(None);
+    };
+    let verified = verifier.verify(&SignedRequest {
+        method: req.method().as_str(),
+        path: req.path(),
+        query: req.query_string(),
+        headers: req.headers(),
+        body,
+        now: chrono::Utc::now(),
+    });
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(e) => {
+            warn!(code = e.code, reason = %e.message, "Alibaba request refused");
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN);
+            return Err(error(status, request_id, e.code, &e.message));
+        }
+    };
+    // The nonce is signed: a request seen before (a replay) is refused. Recorded for
+    // twice the date window, so a replay is refused by its date once it is forgotten.
+    let ttl = u64::try_from(verifier.nonce_ttl().as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let mut redis = state.redis.clone();
+    let recorded: Result<Option<String>, _> = bus::within(
+        redis::cmd("SET")
+            .arg(nonce_key(&verified.key_id, &verified.nonce))
+            .arg("1")
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl)
+            .query_async(&mut redis),
+    )
+    .await;
+    match recorded {
+        Ok(Some(_)) => Ok(Some(verified.key_id)),
+        Ok(None) => {
+            warn!(
+                code = "SignatureNonceUsed",
+                key_id = %verified.key_id,
+                "Alibaba request refused: nonce already used"
+            );
+            Err(error(
+                StatusCode::FORBIDDEN,
+                request_id,
+                "SignatureNonceUsed",
+                "Specified signature nonce was used already.",
+            ))
+        }
+        Err(e) => Err(unavailable(request_id, &e)),
+    }
+}
+
+/// `POST /openapi/{action}`: the control actions of the Alibaba SDK ([`super::control`]),
+/// signed as putEvents; answered with `RequestId` and `ResourceOwnerAccountId`.
+pub(crate) async fn control(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    action: web::Path<String>,
+    live: web::Data<crate::live::Live<Ingress>>,
+    resources: Option<web::Data<crate::control::resources::ResourceApi>>,
+) -> HttpResponse {
+    let state = live.get();
+    let (Some(alibaba), Some(resources)) = (&state.alibaba, resources) else {
+        return crate::ingress::not_found(req).await;
+    };
+    let request_id = uuid::Uuid::new_v4().to_string().to_ascii_uppercase();
+    let body = match read_body(&req, &mut payload, state.limits.max_request_bytes).await {
+        Ok(body) => body,
+        Err(e) => return error(e.status, &request_id, "InvalidArgument", &e.message),
+    };
+    let key_id = match verify(&req, &body, &state, alibaba, &request_id).await {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
+    // Without signatures (`auth: none`) only loopback clients may change the configuration.
+    let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+    if key_id.is_none() && !loopback {
+        return error(
+            StatusCode::FORBIDDEN,
+            &request_id,
+            "AccessDenied",
+            "control actions need signed requests (alibaba.auth: signature) unless the client is on loopback",
+        );
+    }
+    let account = alibaba.account.as_deref().unwrap_or("0");
+    let region = req
+        .headers()
+        .get("x-eventbridge-regionid")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("local");
+    let caller = super::control::Caller {
+        actor: format!("alibaba:{}", key_id.as_deref().unwrap_or("anonymous")),
+        region,
+        account,
+    };
+    match super::control::handle(&action, &body, &resources, &caller).await {
+        Ok(mut answer) => {
+            answer["RequestId"] = request_id.into();
+            answer["ResourceOwnerAccountId"] = account.into();
+            HttpResponse::Ok().json(answer)
+        }
+        Err(e) => {
+            debug!(action = %action, code = e.error, message = %e.message, "Alibaba control action refused");
+            error(e.status, &request_id, e.error, &e.message)
+        }
+    }
+}
+
 pub(crate) async fn put_events(
     req: HttpRequest,
     mut payload: web::Payload,
@@ -73,56 +192,8 @@ pub(crate) async fn put_events(
         Ok(body) => body,
         Err(e) => return error(e.status, &request_id, "InvalidArgument", &e.message),
     };
-    if let Some(verifier) = &alibaba.verifier {
-        let verified = verifier.verify(&SignedRequest {
-            method: req.method().as_str(),
-            path: req.path(),
-            query: req.query_string(),
-            headers: req.headers(),
-            body: &body,
-            now: chrono::Utc::now(),
-        });
-        let verified = match verified {
-            Ok(verified) => verified,
-            Err(e) => {
-                warn!(code = e.code, reason = %e.message, "Alibaba PutEvents request refused");
-                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN);
-                return error(status, &request_id, e.code, &e.message);
-            }
-        };
-        // The nonce is signed: a request seen before (a replay) is refused. Recorded for
-        // twice the date window, so a replay is refused by its date once it is forgotten.
-        let ttl = u64::try_from(verifier.nonce_ttl().as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let mut redis = state.redis.clone();
-        let recorded: Result<Option<String>, _> = bus::within(
-            redis::cmd("SET")
-                .arg(nonce_key(&verified.key_id, &verified.nonce))
-                .arg("1")
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl)
-                .query_async(&mut redis),
-        )
-        .await;
-        match recorded {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                warn!(
-                    code = "SignatureNonceUsed",
-                    key_id = %verified.key_id,
-                    "Alibaba PutEvents request refused: nonce already used"
-                );
-                return error(
-                    StatusCode::FORBIDDEN,
-                    &request_id,
-                    "SignatureNonceUsed",
-                    "Specified signature nonce was used already.",
-                );
-            }
-            Err(e) => return unavailable(&request_id, &e),
-        }
+    if let Err(refused) = verify(&req, &body, &state, alibaba, &request_id).await {
+        return refused;
     }
 
     let mut results = match alibaba.entries(&body, &state.buses, state.limits.max_event_bytes) {

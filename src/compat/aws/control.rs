@@ -20,9 +20,9 @@ use base64::Engine;
 use redis::AsyncCommands;
 use serde_json::{json, Map, Value};
 
-use crate::control::document::{self, Merged, Origin};
-use crate::control::resources::{commit, current, Change, ResourceApi};
-use crate::control::store::{Kind, Op};
+use crate::control::document::{self, Merged};
+use crate::control::resources::{current, ResourceApi};
+use crate::control::store::Kind;
 use crate::ingress::error::ApiError;
 use crate::rules::dialect;
 
@@ -257,37 +257,22 @@ fn with_token(mut out: Value, next: Option<String>) -> Value {
     out
 }
 
-/// Writes what `change` does to the merged document, checked whole, retried on
-/// concurrent writes (the native commit).
-async fn edit<F>(api: &ResourceApi, caller: &Caller<'_>, mut change: F) -> Result<Merged, ApiError>
+/// [`crate::compat::edit`] with AWS's error for resources of the file.
+async fn edit<F>(api: &ResourceApi, caller: &Caller<'_>, change: F) -> Result<Merged, ApiError>
 where
     F: FnMut(&mut Merged) -> Result<Vec<(Kind, String, Option<Value>)>, ApiError>,
 {
-    let (_, _, merged) = commit(api, &caller.actor, |_, merged| {
-        let writes = change(merged)?;
-        let mut ops = Vec::with_capacity(writes.len());
-        let mut at = None;
-        for (kind, id, spec) in writes {
-            if merged.origin(kind, &id) == Some(Origin::File) {
-                return Err(aws(
-                    StatusCode::BAD_REQUEST,
-                    "ManagedRuleException",
-                    format!("{} {id:?} is defined by the configuration file given to serve: change it there", kind.singular()),
-                ));
-            }
-            match &spec {
-                Some(spec) => {
-                    let i = merged.put(kind, &id, spec.clone());
-                    at = Some(format!("{}[{i}]", kind.section()));
-                }
-                None => merged.remove(kind, &id),
-            }
-            ops.push(Op { kind, id, spec });
-        }
-        Ok(Change { ops, at, dry_run: false })
+    crate::compat::edit(api, &caller.actor, change, |kind, id| {
+        aws(
+            StatusCode::BAD_REQUEST,
+            "ManagedRuleException",
+            format!(
+                "{} {id:?} is defined by the configuration file given to serve: change it there",
+                kind.singular()
+            ),
+        )
     })
-    .await?;
-    Ok(merged)
+    .await
 }
 
 // ---- event buses ----
