@@ -111,8 +111,12 @@ pub(crate) async fn put_events(
         });
         match verified {
             Ok(id) => key_id = Some(id),
+            Err(e) if control.is_some() => {
+                warn!(code = e.code(), reason = %e.message(), "AWS control request refused");
+                return aws_error(StatusCode::BAD_REQUEST, e.code(), &e.message());
+            }
             Err(e) => {
-                warn!(code = e.code(), reason = %e.message(), "AWS request refused");
+                warn!(code = e.code(), reason = %e.message(), "PutEvents request refused");
                 return aws_error(StatusCode::BAD_REQUEST, e.code(), &e.message());
             }
         }
