@@ -38,7 +38,7 @@ fn syntax_and_type_errors_name_line_and_field_path() {
         ),
         (
             "buses:\n  - name: orders\n    retension: 7d\n",
-            "bad.yaml:3: buses[0].retension: unknown field `retension`, expected one of `name`, `retention`, `max_len`,",
+            "bad.yaml:3: buses[0].retension: unknown field `retension`, expected one of `name`, `description`, `retention`,",
         ),
         (
             "buses:\n  - name: orders\n    max_len: lots\n",

@@ -1,9 +1,12 @@
 //! Cloud-compatible protocols: each cloud's wire API in one folder (its request
 //! signature, its requests' mapping to and from CloudEvents, its HTTP handlers and its
-//! config section), so the unmodified AWS and Alibaba SDKs work against Sluice.
+//! config section), so the unmodified AWS and Alibaba SDKs, the AWS CLI and
+//! RocketMQ-EventBridge's clients work against Sluice. Their control operations are
+//! facades over the native control plane: they write through [`edit`].
 
 pub mod alibaba;
 pub mod aws;
+pub mod rocketmq;
 
 use serde_json::Value;
 

@@ -26,6 +26,17 @@ pub fn configure(
     dlq: web::Data<crate::live::Live<dlq::DlqApi>>,
     resources: web::Data<resources::ResourceApi>,
 ) {
+    // RocketMQ-EventBridge's control API, authorized as the native one.
+    cfg.service(
+        web::scope("/{area:bus|rule|target|source}")
+            .app_data(tokens.clone())
+            .app_data(resources.clone())
+            .wrap(from_fn(auth::authorize))
+            .route(
+                "/{action}",
+                web::post().to(crate::compat::rocketmq::control),
+            ),
+    );
     cfg.service(
         web::scope("/api/v1")
             .app_data(tokens)

@@ -175,6 +175,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, echo: Option<web::Data<EchoSink>>
             .default_service(web::to(|| async { method_not_allowed("POST") })),
     )
     .service(
+        web::resource("/putEvents")
+            .route(web::post().to(crate::compat::rocketmq::put_events))
+            .default_service(web::to(|| async { method_not_allowed("POST") })),
+    )
+    .service(web::resource("/webhook/putEvents").to(crate::compat::rocketmq::webhook))
+    .service(
         web::resource("/openapi/{action}")
             .route(web::post().to(crate::compat::alibaba::ingest::control))
             .default_service(web::to(|| async { method_not_allowed("POST") })),
