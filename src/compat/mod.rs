@@ -7,6 +7,7 @@
 pub mod alibaba;
 pub mod aws;
 pub mod rocketmq;
+pub mod subscriptions;
 
 use serde_json::Value;
 

@@ -37,6 +37,14 @@ pub fn configure(
                 web::post().to(crate::compat::rocketmq::control),
             ),
     );
+    // The CloudEvents Subscriptions API, authorized as the native one.
+    cfg.service(
+        web::scope("/subscriptions")
+            .app_data(tokens.clone())
+            .app_data(resources.clone())
+            .wrap(from_fn(auth::authorize))
+            .configure(crate::compat::subscriptions::routes),
+    );
     cfg.service(
         web::scope("/api/v1")
             .app_data(tokens)
