@@ -27,6 +27,9 @@ fn check_accepts_the_examples() {
         stdout.contains("ok (1 buses, 2 sources, 2 rules, 2 targets)"),
         "{stdout}"
     );
+    let (code, stdout, stderr) = sluice(&["check", "--config", "examples/cloud-apis/sluice.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ok (2 buses"), "{stdout}");
 }
 
 /// Every example's config passes `sluice check`, whatever examples are added.

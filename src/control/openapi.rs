@@ -317,6 +317,7 @@ pub fn component_schemas() -> Map<String, Value> {
         },
         "Bus": open("A bus, as `buses[]` of the configuration holds it (docs/configuration.md)", json!({
             "name": {"type": "string", "description": "the bus; events are posted to `/buses/{name}/events`; defaults to the URL's"},
+            "description": {"type": "string", "description": "free text for people"},
             "retention": duration,
             "max_len": {"type": "integer", "minimum": 0, "description": "instead of `retention`: keep at most this many events"},
             "ingest_token": secret,
@@ -331,7 +332,9 @@ pub fn component_schemas() -> Map<String, Value> {
             "filters": {"type": "array", "description": "CloudEvents Subscriptions API filters (`exact`, `prefix`, `suffix`, `all`, `any`, `not`, `sql`)", "items": {"type": "object"}},
             "enabled": {"type": "boolean", "description": "false: the rule routes nothing (default true)"},
             "description": {"type": "string", "description": "free text for people"},
-            "targets": {"type": "array", "items": schema_ref("Target")},
+            "dialect": {"enum": ["cloudevents", "aws"], "description": "what `pattern` is written against: the stored CloudEvent (default) or the AWS EventBridge event"},
+            "labels": string_map,
+            "targets": {"type": "array", "items": schema_ref("Target"), "description": "where matching events go; a rule without targets routes nothing"},
         })),
     }) else {
         unreachable!()
@@ -350,6 +353,8 @@ pub fn component_schemas() -> Map<String, Value> {
                 "path_params": string_map,
                 "query": string_map,
                 "mode": {"enum": ["binary", "structured"]},
+                "envelope": {"enum": ["cloudevents", "aws"], "description": "the event the target receives: the CloudEvent (default) or the AWS EventBridge event"},
+                "labels": string_map,
                 "transform": schema_ref("Transform"),
                 "timeout": duration,
                 "concurrency": {"type": "integer", "minimum": 1},
