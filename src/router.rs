@@ -25,11 +25,20 @@ pub struct BusRoutes {
     pub key: String,
     pub retention: bus::Retention,
     pub matcher: Matcher,
-    /// For rule `i` of the matcher, the keys of its target streams.
-    pub targets: Vec<Vec<String>>,
+    /// For rule `i` of the matcher, where its targets' entries go.
+    pub targets: Vec<Vec<Route>>,
     /// Some target of the bus delivers in order: one replica at a time routes the bus
     /// (under a lease), so target streams keep the bus's order.
     pub exclusive: bool,
+}
+
+/// Where the router appends a matched event for one target.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// The target's stream, read by its dispatcher.
+    Stream(String),
+    /// Another bus (a `bus` target): its stream, `key`, in the same transaction.
+    Bus { to: String, key: String },
 }
 
 /// Tuning shared by routers and dispatchers.
@@ -318,17 +327,34 @@ fn route_entry(
     }
     debug!(bus = %routes.bus, entry = %entry.id, rules = matched.len(), "routed");
     for &rule in matched.iter() {
-        for key in &routes.targets[rule] {
-            let cmd = pipe
-                .cmd("XADD")
-                .arg(key)
-                .arg("*")
-                .arg("a")
-                .arg(raw.attrs.as_ref());
-            if let Some((kind, bytes)) = &raw.data {
-                cmd.arg("k").arg(kind.code()).arg("d").arg(bytes.as_ref());
+        for route in &routes.targets[rule] {
+            match route {
+                Route::Stream(key) => {
+                    let cmd = pipe
+                        .cmd("XADD")
+                        .arg(key)
+                        .arg("*")
+                        .arg("a")
+                        .arg(raw.attrs.as_ref());
+                    if let Some((kind, bytes)) = &raw.data {
+                        cmd.arg("k").arg(kind.code()).arg("d").arg(bytes.as_ref());
+                    }
+                    cmd.arg("b").arg(&entry.id).ignore();
+                }
+                Route::Bus { to, key } => {
+                    let Some(attrs) = crate::targets::bus::forwarded(&raw.attrs, &routes.bus, to)
+                    else {
+                        debug!(bus = %routes.bus, entry = %entry.id, to = %to, "not forwarded: the event was on that bus before");
+                        continue;
+                    };
+                    // A bus entry, as ingest appends it.
+                    let cmd = pipe.cmd("XADD").arg(key).arg("*").arg("a").arg(attrs);
+                    if let Some((kind, bytes)) = &raw.data {
+                        cmd.arg("k").arg(kind.code()).arg("d").arg(bytes.as_ref());
+                    }
+                    cmd.ignore();
+                }
             }
-            cmd.arg("b").arg(&entry.id).ignore();
         }
     }
 }

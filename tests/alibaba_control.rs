@@ -104,12 +104,17 @@ out["bad_pattern"] = call(client.create_rule, m.CreateRuleRequest(event_bus_name
                    filter_pattern=json.dumps({{"data": {{"total": "not-a-list"}}}})))
 out["bad_type"] = call(client.create_targets, m.CreateTargetsRequest(event_bus_name="shop", rule_name="paid",
                    targets=[m.TargetEntry(id="q", type="acs.mns.queue", endpoint="acs:mns:cn-hangzhou:1:queues/q")]))
+fwd_params = [m.EBTargetParam(resource_key="AliyunEventBus", form="CONSTANT", value="default"),
+              m.EBTargetParam(resource_key="RegionId", form="CONSTANT", value="cn-hangzhou")]
+out["fwd"] = call(client.create_targets, m.CreateTargetsRequest(event_bus_name="shop", rule_name="paid",
+                   targets=[m.TargetEntry(id="fwd", type="acs.eventbridge", endpoint="acs:eventbridge:cn-hangzhou:{account}:eventbus/default", param_list=fwd_params)]))
 def event(i, total):
     return m.CloudEvent(id=i, source="shop", type="order.paid", datacontenttype="application/json",
                         data=json.dumps({{"id": i, "total": total}}).encode(), extensions={{"aliyuneventbusname": "shop"}})
 out["put"] = client.put_events([event("o-1", 150), event("o-2", 50)]).to_map()
 "#,
-            url = rx.url("/hook")
+            url = rx.url("/hook"),
+            account = ACCOUNT
         ),
     );
     assert_eq!(
@@ -130,6 +135,7 @@ out["put"] = client.put_events([event("o-1", 150), event("o-2", 50)]).to_map()
         "{out}"
     );
     assert_eq!(out["bad_type"]["Error"], "EventTargetTypeNotSupported");
+    assert_eq!(out["fwd"]["ErrorEntriesCount"], 0, "{out}");
     assert_eq!(out["put"]["FailedEntryCount"], 0, "{out}");
 
     assert!(
@@ -142,6 +148,15 @@ out["put"] = client.put_events([event("o-1", 150), event("o-2", 50)]).to_map()
     assert_eq!(got.len(), 1, "only the event over 100 matches");
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body, json!({"order": "o-1"}));
+    // The acs.eventbridge target to a bus of this gateway forwarded o-1 into it.
+    assert!(
+        wait_until(Duration::from_secs(10), || redis
+            .xlen("sluice:{default}:events")
+            == 1)
+        .await,
+        "{}",
+        gw.logs()
+    );
 
     // The rule as the native API sees it, and as the SDK reads it back.
     let native: Value = reqwest::get(gw.url("/api/v1/buses/shop/rules/paid"))
@@ -171,7 +186,7 @@ ev = json.dumps({"specversion": "1.0", "id": "1", "source": "shop", "type": "ord
 out["test_yes"] = call(client.test_event_pattern, m.TestEventPatternRequest(event=ev, event_pattern=json.dumps({"data": {"total": [{"numeric": [">", 100]}]}})))
 out["test_no"] = call(client.test_event_pattern, m.TestEventPatternRequest(event=ev, event_pattern=json.dumps({"type": ["other"]})))
 out["missing"] = call(client.get_rule, m.GetRuleRequest(event_bus_name="shop", rule_name="nope"))
-out["delete_targets"] = call(client.delete_targets, m.DeleteTargetsRequest(event_bus_name="shop", rule_name="paid", target_ids=["rx"]))
+out["delete_targets"] = call(client.delete_targets, m.DeleteTargetsRequest(event_bus_name="shop", rule_name="paid", target_ids=["rx", "fwd"]))
 out["targets_after"] = call(client.list_targets, m.ListTargetsRequest(event_bus_name="shop", rule_name="paid"))["Targets"]
 out["delete_rule"] = call(client.delete_rule, m.DeleteRuleRequest(event_bus_name="shop", rule_name="paid"))
 out["buses"] = [b["EventBusName"] for b in call(client.list_event_buses, m.ListEventBusesRequest())["EventBuses"]]

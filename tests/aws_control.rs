@@ -374,6 +374,10 @@ out["bad_pattern2"] = call(ev.put_rule, Name="x", EventPattern=json.dumps({"deta
 out["schedule"] = call(ev.put_rule, Name="x", ScheduleExpression="rate(5 minutes)")
 out["sqs"] = call(ev.put_targets, Rule="a-rule", Targets=[{"Id": "q", "Arn": "arn:aws:sqs:eu-west-1:123456789012:q"}])
 out["too_many"] = call(ev.put_targets, Rule="b-rule", Targets=[{"Id": "t%d" % i, "Arn": lam} for i in range(6)])
+own = out["default"]["Arn"].replace("event-bus/default", "event-bus/results")
+out["to_bus"] = call(ev.put_targets, Rule="c-rule", Targets=[{"Id": "fwd", "Arn": own}])
+out["to_bus_input"] = call(ev.put_targets, Rule="c-rule", Targets=[{"Id": "fwd2", "Arn": own, "InputPath": "$.detail"}])
+out["to_missing_bus"] = call(ev.put_targets, Rule="c-rule", Targets=[{"Id": "fwd3", "Arn": own.replace("results", "nope")}])
 out["delete_with_targets"] = call(ev.delete_rule, Name="a-rule")
 out["remove"] = call(ev.remove_targets, Rule="a-rule", Ids=["fn"])
 out["delete"] = call(ev.delete_rule, Name="a-rule")
@@ -419,6 +423,19 @@ out["delete_default"] = call(ev.delete_event_bus, Name="default")
     assert_eq!(out["schedule"]["Error"], "ValidationException");
     assert_eq!(out["sqs"]["Error"], "ValidationException");
     assert_eq!(out["too_many"]["Error"], "LimitExceededException");
+    assert_eq!(out["to_bus"]["FailedEntryCount"], 0, "{out}");
+    assert_eq!(out["to_bus_input"]["Error"], "ValidationException");
+    assert_eq!(out["to_missing_bus"]["Error"], "ResourceNotFoundException");
+    // An event bus of this gateway is a `bus` target (forwarded by the router).
+    let (_, rule) = api(
+        &gw,
+        reqwest::Method::GET,
+        "/api/v1/buses/default/rules/c-rule",
+        None,
+    )
+    .await;
+    assert_eq!(rule["spec"]["targets"][0]["kind"], "bus", "{rule}");
+    assert_eq!(rule["spec"]["targets"][0]["bus"], "results");
     assert_eq!(out["delete_with_targets"]["Error"], "ValidationException");
     assert_eq!(out["remove"]["FailedEntryCount"], 0);
     assert_eq!(out["delete"], json!({}));

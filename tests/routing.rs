@@ -227,3 +227,55 @@ rules:
     assert_eq!(ids(&consistent), ["e2"]);
     assert_eq!(ids(&text), ["e4"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bus_targets_forward_into_another_bus_and_never_loop() {
+    let redis = Redis::start();
+    let orders_rx = Receiver::start().await;
+    let audit_rx = Receiver::start().await;
+    // orders -> audit for paid orders, and audit -> orders for everything: a cycle.
+    let config = format!(
+        r#"
+buses: [{{name: orders}}, {{name: audit}}]
+rules:
+  - name: to-audit
+    bus: orders
+    pattern: {{type: [order.paid]}}
+    targets: [{{name: fwd, kind: bus, bus: audit}}]
+  - name: all
+    bus: orders
+    targets: [{{name: rx, kind: http, url: "{}"}}]
+  - name: log
+    bus: audit
+    targets: [{{name: rx, kind: http, url: "{}"}}]
+  - name: back
+    bus: audit
+    targets: [{{name: fwd, kind: bus, bus: orders}}]
+"#,
+        orders_rx.url("/"),
+        audit_rx.url("/")
+    );
+    let gw = Gateway::start(&redis, &config).await;
+    for (id, ty) in [("p1", "order.paid"), ("c1", "order.created")] {
+        let status = post_structured(&gw, "orders", &structured_event(id, ty, r#"{"n":1}"#)).await;
+        assert_eq!(status, 202);
+    }
+    assert!(
+        wait_until(Duration::from_secs(15), || orders_rx.count() >= 2
+            && audit_rx.count() >= 1)
+        .await,
+        "{}",
+        gw.logs()
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Each bus saw each event once: the copy back to orders was not forwarded.
+    let mut ids = orders_rx.ce_ids();
+    ids.sort();
+    assert_eq!(ids, ["c1", "p1"]);
+    assert_eq!(audit_rx.ce_ids(), ["p1"]);
+    let forwarded = &audit_rx.received()[0];
+    assert_eq!(forwarded.header("ce-sluicebuses"), Some("orders"));
+    assert_eq!(forwarded.body, br#"{"n":1}"#);
+    assert_eq!(redis.xlen("sluice:{audit}:events"), 1);
+    assert_eq!(redis.xlen("sluice:{orders}:events"), 2);
+}

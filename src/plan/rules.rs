@@ -9,7 +9,7 @@ use crate::config::Dialect;
 use crate::config::{
     BreakerConfig, Config, Errors, RateConfig, RetryConfig, RuleConfig, Secret, TargetConfig,
 };
-use crate::router::BusRoutes;
+use crate::router::{BusRoutes, Route};
 use crate::rules::select::Path;
 use crate::rules::{Matcher, Transform};
 use crate::targets::{BuildContext, BuiltTarget, TargetKindConfig};
@@ -160,7 +160,16 @@ pub(super) fn build(
                 streams.push(
                     rule.targets
                         .iter()
-                        .map(|t| bus::target_key(&b.name, &rule.name, &t.name))
+                        .map(|t| match &t.kind {
+                            TargetKindConfig::Bus(forward) => {
+                                let to = forward.bus.clone().unwrap_or_default();
+                                Route::Bus {
+                                    key: bus::bus_key(&to),
+                                    to,
+                                }
+                            }
+                            _ => Route::Stream(bus::target_key(&b.name, &rule.name, &t.name)),
+                        })
                         .collect(),
                 );
                 exclusive |= rule.targets.iter().any(|t| t.ordering.is_some());
@@ -191,6 +200,12 @@ fn build_target(
     at: &str,
     errors: &mut Errors,
 ) -> Option<TargetPlan> {
+    if let TargetKindConfig::Bus(forward) = &target.kind {
+        // Forwarded by the router: checked here, nothing to start.
+        crate::targets::check_fields(target, at, errors);
+        forward.check(target, &rule.bus, cx, at, errors);
+        return None;
+    }
     let before = errors.len();
     // One compile of the transform, handed to the kind (`ORIGINAL` is none).
     let transform = match (&target.transform, target.envelope) {

@@ -129,7 +129,32 @@ rules:
         [
             "rules[0].targets[0].url: a http target needs a url",
             "rules[0].targets[2].url: applies only to http and cloudevents targets, not bus",
-            "rules[0].targets[2].kind: target kind bus is not supported yet",
+            "rules[0].targets[2].bus: a bus target needs the bus to forward to",
+        ]
+    );
+}
+
+#[test]
+fn bus_targets_name_another_bus_and_nothing_a_forward_cannot_do() {
+    let yaml = r#"
+buses: [{name: orders}, {name: audit}]
+rules:
+  - name: r
+    bus: orders
+    targets:
+      - {name: a, kind: bus, bus: audit}
+      - {name: b, kind: bus, bus: orders}
+      - {name: c, kind: bus, bus: nope}
+      - {name: d, kind: bus, bus: audit, retry: {max_attempts: 3}, transform: {form: ORIGINAL}}
+"#;
+    let got = errors(yaml);
+    assert_eq!(
+        got,
+        [
+            "rules[0].targets[1].bus: a rule cannot forward to its own bus (the event is already there)",
+            "rules[0].targets[2].bus: no bus named \"nope\" in buses",
+            "rules[0].targets[3].transform: a bus target forwards the event unchanged inside the routing transaction: nothing to transform, retry, pace or order",
+            "rules[0].targets[3].retry: a bus target forwards the event unchanged inside the routing transaction: nothing to transform, retry, pace or order",
         ]
     );
 }

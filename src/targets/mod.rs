@@ -6,6 +6,7 @@ pub mod aws_eventbridge;
 pub mod aws_lambda;
 pub mod batch;
 pub mod bridge;
+pub mod bus;
 pub mod function;
 pub mod http;
 
@@ -18,6 +19,7 @@ use serde::Deserialize;
 pub use alibaba_eventbridge::{AlibabaEventBridgeConfig, AlibabaEventBridgeTarget};
 pub use aws_eventbridge::{AwsEventBridgeConfig, AwsEventBridgeTarget};
 pub use aws_lambda::{AwsLambdaConfig, AwsLambdaTarget};
+pub use bus::BusTargetConfig;
 pub use function::{FunctionTarget, FunctionTargetConfig};
 pub use http::{HttpConfig, HttpTarget};
 
@@ -41,13 +43,9 @@ pub enum TargetKindConfig {
     AwsLambda(AwsLambdaConfig),
     AwsEventbridge(AwsEventBridgeConfig),
     AlibabaEventbridge(AlibabaEventBridgeConfig),
-    /// Another bus of this gateway (not built yet).
+    /// Another bus of this gateway: forwarded by the router (`bus.rs`).
     Bus(BusTargetConfig),
 }
-
-/// The fields of `bus` targets (none yet: the kind is refused).
-#[derive(Debug, Clone, Deserialize)]
-pub struct BusTargetConfig {}
 
 impl TargetKindConfig {
     pub fn kind(&self) -> TargetKind {
@@ -83,7 +81,7 @@ fn kind_fields() -> [(TargetKind, &'static [&'static str]); 7] {
 }
 
 /// Refuses fields of other kinds (naming the kinds they are for) and unknown fields.
-fn check_fields(config: &TargetConfig, at: &str, errors: &mut Errors) {
+pub(crate) fn check_fields(config: &TargetConfig, at: &str, errors: &mut Errors) {
     let kind = config.kind.kind();
     crate::config::value::check_kind_fields(
         kind,
@@ -162,10 +160,9 @@ pub fn build(
         TargetKindConfig::AlibabaEventbridge(c) => c
             .build(has_transform, cx, at, errors)
             .map(BuiltTarget::AlibabaEventBridge),
-        TargetKindConfig::Bus(_) => {
-            errors.at(format!("{at}.kind"), "target kind bus is not supported yet");
-            None
-        }
+        // Checked by the plan (`BusTargetConfig::check`): the router forwards, nothing
+        // is started.
+        TargetKindConfig::Bus(_) => None,
     }
 }
 

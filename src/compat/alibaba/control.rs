@@ -373,7 +373,10 @@ async fn create_rule(input: &Input, api: &ResourceApi, c: &Caller<'_>) -> Result
     let description = input.str("Description")?.map(String::from);
     let targets: Vec<Value> = match input.0.get("Targets") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(t)) => t.iter().map(native_target).collect::<Result<_, _>>()?,
+        Some(Value::Array(t)) => t
+            .iter()
+            .map(|t| native_target(t, c))
+            .collect::<Result<_, _>>()?,
         Some(_) => return Err(invalid("Targets must be a list")),
     };
     let id = format!("{bus}/{name}");
@@ -504,7 +507,7 @@ fn param<'a>(target: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 /// The native target of an Alibaba `TargetEntry`.
-fn native_target(t: &Value) -> Result<Value, ApiError> {
+fn native_target(t: &Value, c: &Caller<'_>) -> Result<Value, ApiError> {
     let id = t["Id"]
         .as_str()
         .filter(|s| !s.is_empty())
@@ -535,12 +538,31 @@ fn native_target(t: &Value) -> Result<Value, ApiError> {
                 })?;
             json!({"kind": "function", "function": name})
         }
+        "acs.eventbridge" => {
+            let value = |key: &str| param(t, key).and_then(|p| p["Value"].as_str());
+            let bus = value("AliyunEventBus")
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| {
+                    invalid("an acs.eventbridge target needs the AliyunEventBus parameter")
+                })?;
+            let own = value("RegionId").is_none_or(|r| r == c.region)
+                && value("AliyunAccountId").is_none_or(|a| a == c.account);
+            if !own {
+                return Err(err(
+                    StatusCode::BAD_REQUEST,
+                    "EventTargetTypeNotSupported",
+                    "an acs.eventbridge target of another region or account is not served here: use an alibaba-eventbridge target (with its access key) through /api/v1",
+                ));
+            }
+            // A bus of this gateway: forwarded by the router.
+            json!({"kind": "bus", "bus": bus})
+        }
         other => {
             return Err(err(
                 StatusCode::BAD_REQUEST,
                 "EventTargetTypeNotSupported",
                 format!(
-                    "target type {other} is not supported by Sluice: http, https, acs.fc.function"
+                    "target type {other} is not supported by Sluice: http, https, acs.fc.function, acs.eventbridge"
                 ),
             ))
         }
@@ -606,9 +628,10 @@ async fn create_targets(
     c: &Caller<'_>,
 ) -> Result<Value, ApiError> {
     let targets: Vec<Value> = match input.0.get("Targets") {
-        Some(Value::Array(t)) if !t.is_empty() => {
-            t.iter().map(native_target).collect::<Result<_, _>>()?
-        }
+        Some(Value::Array(t)) if !t.is_empty() => t
+            .iter()
+            .map(|t| native_target(t, c))
+            .collect::<Result<_, _>>()?,
         _ => return Err(invalid("Targets is mandatory for this action.")),
     };
     change_rule(input, api, c, |rule| {

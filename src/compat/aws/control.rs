@@ -623,11 +623,14 @@ impl Targets {
             }
             ("events", Some(("event-bus", bus))) => {
                 if region == c.region && account == c.account {
-                    return Err(validation(format!(
-                        "Parameter {arn} is not valid. Reason: a target that is another bus of this gateway is not supported by Sluice yet"
-                    )));
+                    // A bus of this gateway: forwarded inside the routing transaction.
+                    if merged.get(Kind::Bus, bus).is_none() {
+                        return Err(not_found(format!("Event bus {bus} does not exist.")));
+                    }
+                    json!({"kind": "bus", "bus": bus})
+                } else {
+                    json!({"kind": "aws-eventbridge", "event_bus": arn, "region": region, "peer": format!("aws-{account}-{region}-{bus}")})
                 }
-                json!({"kind": "aws-eventbridge", "event_bus": arn, "region": region, "peer": format!("aws-{account}-{region}-{bus}")})
             }
             _ => {
                 return Err(validation(format!(
@@ -636,21 +639,28 @@ impl Targets {
             }
         };
         let bridge = target["kind"] == "aws-eventbridge";
+        let forward = target["kind"] == "bus";
         target["name"] = id.into();
         let mut labels = json!({"aws:arn": arn});
-        if !bridge {
+        if !bridge && !forward {
             target["envelope"] = "aws".into();
         }
         let mut transform = Map::new();
         for key in ["Input", "InputPath", "InputTransformer"] {
             if let Some(v) = t.get(key).filter(|v| !v.is_null()) {
+                if forward {
+                    return Err(validation(format!(
+                        "Parameter {key} is not valid for target {id}: an event bus of this gateway receives the event unchanged"
+                    )));
+                }
                 transform.insert(key.into(), v.clone());
             }
         }
         if !transform.is_empty() {
             target["transform"] = Value::Object(transform);
         }
-        if let Some(r) = t.get("RetryPolicy").filter(|v| v.is_object()) {
+        // A forward runs inside the routing transaction: there is nothing to retry.
+        if let Some(r) = t.get("RetryPolicy").filter(|v| v.is_object() && !forward) {
             let mut retry = json!({});
             if let Some(n) = r["MaximumRetryAttempts"].as_u64() {
                 if n > 185 {
