@@ -533,3 +533,123 @@ async fn the_aws_cli_puts_and_lists_rules() {
     assert_ne!(code, 0);
     assert!(stderr.contains("ResourceNotFoundException"), "{stderr}");
 }
+
+/// A local OAuth authorization server: answers client-credentials token requests with
+/// `tok-N` (N counts the requests) and records each request's Authorization and body.
+async fn token_server() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let port = free_port();
+    let server = HttpServer::new(move || {
+        let seen = seen.clone();
+        App::new().route(
+            "/oauth/token",
+            web::post().to(move |req: HttpRequest, body: web::Bytes| {
+                let seen = seen.clone();
+                async move {
+                    let auth = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    let n = {
+                        let mut calls = seen.lock().unwrap();
+                        calls.push((auth, String::from_utf8_lossy(&body).into_owned()));
+                        calls.len()
+                    };
+                    HttpResponse::Ok().json(
+                        json!({"access_token": format!("tok-{n}"), "token_type": "bearer", "expires_in": 3600}),
+                    )
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind(("127.0.0.1", port))
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (format!("http://127.0.0.1:{port}/oauth/token"), calls)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oauth_connection_fetches_renews_and_sends_bearer_tokens() {
+    if !have_boto3() {
+        return;
+    }
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let (token_url, calls) = token_server().await;
+    let gw = Gateway::start(&redis, &config(&rx)).await;
+    gw.ready().await;
+    let out = boto(
+        &gw,
+        &format!(
+            r#"
+out = {{}}
+auth = {{"OAuthParameters": {{"AuthorizationEndpoint": "{token_url}", "HttpMethod": "POST",
+         "ClientParameters": {{"ClientID": "cid", "ClientSecret": "csecret"}},
+         "OAuthHttpParameters": {{"BodyParameters": [{{"Key": "audience", "Value": "orders-api", "IsValueSecret": False}}]}}}}}}
+conn = call(ev.create_connection, Name="oauth", AuthorizationType="OAUTH_CLIENT_CREDENTIALS", AuthParameters=auth)
+out["conn"] = conn
+out["described"] = call(ev.describe_connection, Name="oauth")
+dest = call(ev.create_api_destination, Name="api", ConnectionArn=conn["ConnectionArn"], InvocationEndpoint="{url}", HttpMethod="POST")
+call(ev.put_rule, Name="orders", EventPattern=json.dumps({{"source": ["shop"]}}))
+out["targets"] = call(ev.put_targets, Rule="orders", Targets=[{{"Id": "api", "Arn": dest["ApiDestinationArn"]}}])
+"#,
+            url = rx.url("/api")
+        ),
+    );
+    assert_eq!(out["conn"]["ConnectionState"], "AUTHORIZED", "{out}");
+    assert_eq!(out["targets"]["FailedEntryCount"], 0, "{out}");
+    assert!(!out["described"].to_string().contains("csecret"), "{out}");
+    // The target holds the secret, redacted on reads.
+    let (_, rule) = api(
+        &gw,
+        reqwest::Method::GET,
+        "/api/v1/buses/default/rules/orders",
+        None,
+    )
+    .await;
+    assert_eq!(rule["spec"]["targets"][0]["oauth"]["client_secret"], "***");
+
+    // The endpoint refuses the first token once: a new token, and the event arrives.
+    rx.answer_once(401, &[]);
+    let put = r#"out = call(ev.put_events, Entries=[{"Source": "shop", "DetailType": "order.paid", "Detail": "{\"n\": 1}"}])"#;
+    assert_eq!(boto(&gw, put)["FailedEntryCount"], 0);
+    assert!(
+        wait_until(Duration::from_secs(20), || rx.count() >= 1).await,
+        "{}",
+        gw.logs()
+    );
+    let attempts = rx.attempts();
+    assert_eq!(attempts[0].0, 401);
+    assert_eq!(attempts[0].1.header("authorization"), Some("Bearer tok-1"));
+    assert_eq!(
+        rx.received()[0].header("authorization"),
+        Some("Bearer tok-2")
+    );
+    {
+        let calls = calls.lock().unwrap();
+        assert_eq!(calls.len(), 2);
+        for (auth, body) in calls.iter() {
+            // RFC 6749 §2.3.1: the client authenticates with HTTP Basic.
+            assert_eq!(auth, "Basic Y2lkOmNzZWNyZXQ=");
+            assert!(body.contains("grant_type=client_credentials"), "{body}");
+            assert!(body.contains("audience=orders-api"), "{body}");
+        }
+    }
+    // The token is kept: the next event needs no new one.
+    assert_eq!(boto(&gw, put)["FailedEntryCount"], 0);
+    assert!(wait_until(Duration::from_secs(10), || rx.count() >= 2).await);
+    assert_eq!(
+        rx.received()[1].header("authorization"),
+        Some("Bearer tok-2")
+    );
+    assert_eq!(calls.lock().unwrap().len(), 2);
+}

@@ -237,8 +237,9 @@ pub fn relative(errors: Vec<ConfigError>, at: Option<&str>) -> Vec<ConfigError> 
 pub const REDACTED: &str = "***";
 
 /// Fields whose values are secrets (`SecretRef`s of the configuration).
-const SECRET_FIELDS: [&str; 6] = [
+const SECRET_FIELDS: [&str; 7] = [
     "secret",
+    "client_secret",
     "secrets",
     "ingest_token",
     "token",

@@ -488,3 +488,29 @@ fn alibaba_section_is_validated_with_paths() {
         ["alibaba.access_keys: not used with auth: none; remove them or set auth: signature"]
     );
 }
+
+#[test]
+fn oauth_needs_a_token_url_credentials_and_owns_the_authorization_header() {
+    let yaml = r#"
+buses: [{name: orders}]
+rules:
+  - name: r
+    bus: orders
+    targets:
+      - name: a
+        kind: http
+        url: "http://127.0.0.1:9000/x"
+        headers: {Authorization: "Bearer x"}
+        oauth: {token_url: "/token", client_id: "", client_secret: s, method: DELETE}
+"#;
+    let got = errors(yaml);
+    assert_eq!(
+        got,
+        [
+            "rules[0].targets[0].oauth.token_url: must be an absolute http:// or https:// URL",
+            "rules[0].targets[0].oauth.client_id: must not be empty",
+            "rules[0].targets[0].oauth.method: must be POST, GET or PUT",
+            "rules[0].targets[0].headers.Authorization: set by oauth (the bearer token): leave it out",
+        ]
+    );
+}

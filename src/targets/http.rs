@@ -65,6 +65,9 @@ pub struct HttpConfig {
     /// Standard Webhooks signing of every request.
     #[serde(default)]
     pub signing: Option<SigningConfig>,
+    /// OAuth 2.0 client credentials: a bearer token fetched and renewed by Sluice.
+    #[serde(default)]
+    pub oauth: Option<super::oauth::OAuthConfig>,
 }
 
 fn default_method() -> String {
@@ -95,6 +98,7 @@ pub struct HttpSpec {
     headers: HeaderMap,
     mode: DeliveryMode,
     signing_key: Option<Vec<u8>>,
+    oauth: Option<Box<super::oauth::OAuth>>,
 }
 
 impl HttpSpec {
@@ -187,6 +191,22 @@ impl HttpConfig {
                 }
             }
         });
+        let oauth = self
+            .oauth
+            .as_ref()
+            .and_then(|o| o.build(&format!("{at}.oauth"), errors))
+            .map(Box::new);
+        if self.oauth.is_some()
+            && self
+                .headers
+                .keys()
+                .any(|h| h.eq_ignore_ascii_case("authorization"))
+        {
+            errors.at(
+                format!("{at}.headers.Authorization"),
+                "set by oauth (the bearer token): leave it out",
+            );
+        }
         if errors.len() > before {
             return None;
         }
@@ -196,6 +216,7 @@ impl HttpConfig {
             headers,
             mode: self.mode,
             signing_key,
+            oauth,
         })
     }
 }
@@ -397,6 +418,7 @@ pub struct HttpTarget {
     timeout: Duration,
     /// Standard Webhooks signing key (decoded `whsec_`).
     signing_key: Option<Vec<u8>>,
+    oauth: Option<Box<super::oauth::OAuth>>,
 }
 
 impl HttpTarget {
@@ -418,12 +440,20 @@ impl HttpTarget {
             mode: spec.mode,
             timeout,
             signing_key: spec.signing_key,
+            oauth: spec.oauth,
         })
     }
 
     /// Sends one event; a 2xx answer is success. Returns the status code.
     pub async fn deliver(&self, event: &Event, ctx: &Context<'_>) -> Result<u16, DeliveryError> {
-        let request = self.request(event, ctx)?;
+        let mut request = self.request(event, ctx)?;
+        let token = match &self.oauth {
+            Some(oauth) => Some(oauth.token(&self.client).await?),
+            None => None,
+        };
+        if let Some(token) = &token {
+            request = request.bearer_auth(token);
+        }
         let response = request.send().await.map_err(|e| {
             if e.is_timeout() {
                 DeliveryError::Timeout(self.timeout)
@@ -444,6 +474,13 @@ impl HttpTarget {
         let _ = response.bytes().await;
         if (200..300).contains(&status) {
             Ok(status)
+        } else if let (401, Some(oauth), Some(token)) = (status, &self.oauth, &token) {
+            // The token was revoked or expired early: a new one for the next attempt.
+            oauth.refused(token).await;
+            Err(DeliveryError::Failed {
+                message: "target answered HTTP 401 to the OAuth token; a new token is fetched for the next attempt".into(),
+                retryable: true,
+            })
         } else {
             Err(DeliveryError::Status {
                 status,

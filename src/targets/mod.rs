@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod bus;
 pub mod function;
 pub mod http;
+pub mod oauth;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -711,6 +711,7 @@ impl Targets {
             .ok_or_else(|| not_found(format!("Failed to find connection {connection}")))?;
         let mut headers = Map::new();
         let mut query = Map::new();
+        let mut oauth = None;
         let auth = &conn["AuthParameters"];
         match conn["AuthorizationType"].as_str() {
             Some("API_KEY") => {
@@ -736,6 +737,28 @@ impl Targets {
                     .into(),
                 );
             }
+            Some("OAUTH_CLIENT_CREDENTIALS") => {
+                let o = &auth["OAuthParameters"];
+                let pairs = |list: &str| -> Map<String, Value> {
+                    o["OAuthHttpParameters"][list]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| {
+                            Some((p["Key"].as_str()?.to_string(), p["Value"].as_str()?.into()))
+                        })
+                        .collect()
+                };
+                oauth = Some(json!({
+                    "token_url": o["AuthorizationEndpoint"],
+                    "method": o["HttpMethod"].as_str().unwrap_or("POST"),
+                    "client_id": o["ClientParameters"]["ClientID"],
+                    "client_secret": o["ClientParameters"]["ClientSecret"],
+                    "body": pairs("BodyParameters"),
+                    "query": pairs("QueryStringParameters"),
+                    "headers": pairs("HeaderParameters"),
+                }));
+            }
             _ => {}
         }
         let params = &auth["InvocationHttpParameters"];
@@ -760,6 +783,9 @@ impl Targets {
         }
         if !query.is_empty() {
             target["query"] = Value::Object(query);
+        }
+        if let Some(oauth) = oauth {
+            target["oauth"] = oauth;
         }
         if let Some(rate) = d["InvocationRateLimitPerSecond"].as_u64() {
             target["rate"] = json!({"per_second": rate});
@@ -1046,13 +1072,26 @@ async fn put_connection(
     };
     merge(&mut conn, &input.0);
     match conn["AuthorizationType"].as_str() {
-        Some("API_KEY") if conn["AuthParameters"]["ApiKeyAuthParameters"]["ApiKeyName"].is_string() => {}
+        Some("API_KEY")
+            if conn["AuthParameters"]["ApiKeyAuthParameters"]["ApiKeyName"].is_string() => {}
         Some("BASIC") if conn["AuthParameters"]["BasicAuthParameters"]["Username"].is_string() => {}
         Some("OAUTH_CLIENT_CREDENTIALS") => {
-            return Err(validation("AuthorizationType OAUTH_CLIENT_CREDENTIALS is not supported by Sluice: use API_KEY or BASIC"))
+            let o = &conn["AuthParameters"]["OAuthParameters"];
+            if !o["AuthorizationEndpoint"].is_string()
+                || !o["ClientParameters"]["ClientID"].is_string()
+                || !o["ClientParameters"]["ClientSecret"].is_string()
+            {
+                return Err(validation("OAuthParameters need AuthorizationEndpoint, HttpMethod and ClientParameters (ClientID, ClientSecret)"));
+            }
         }
-        Some(t @ ("API_KEY" | "BASIC")) => return Err(validation(format!("AuthParameters for {t} are missing"))),
-        _ => return Err(validation("AuthorizationType must be API_KEY or BASIC")),
+        Some(t @ ("API_KEY" | "BASIC")) => {
+            return Err(validation(format!("AuthParameters for {t} are missing")))
+        }
+        _ => {
+            return Err(validation(
+                "AuthorizationType must be API_KEY, BASIC or OAUTH_CLIENT_CREDENTIALS",
+            ))
+        }
     }
     conn["LastModifiedTime"] = now_seconds().into();
     hset(api, CONNECTIONS, &name, &conn).await?;
@@ -1091,6 +1130,12 @@ async fn describe_connection(
             .and_then(Value::as_object_mut)
         {
             b.remove("Password");
+        }
+        if let Some(o) = auth
+            .pointer_mut("/OAuthParameters/ClientParameters")
+            .and_then(Value::as_object_mut)
+        {
+            o.remove("ClientSecret");
         }
     }
     conn["ConnectionArn"] = connection_arn(c, name).into();
