@@ -25,6 +25,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/schemas/{name}/versions/{version}"),
     ("GET", "/api/v1/buses"),
     ("GET", "/api/v1/buses/{bus}"),
+    ("GET", "/api/v1/buses/{bus}/events"),
     ("PUT", "/api/v1/buses/{bus}"),
     ("DELETE", "/api/v1/buses/{bus}"),
     ("GET", "/api/v1/buses/{bus}/rules"),

@@ -439,6 +439,33 @@ fn unexpected(value: &Value) -> BusError {
     )))
 }
 
+/// Up to `count` entries of `key` between `start` and `end` (stream range syntax:
+/// `-`, `+`, `MS`, `MS-SEQ`, `(ID` exclusive), oldest first; newest first with
+/// `newest_first` (then `start` is the upper bound, as `XREVRANGE` takes them).
+pub async fn range(
+    conn: &mut ConnectionManager,
+    key: &str,
+    start: &str,
+    end: &str,
+    count: usize,
+    newest_first: bool,
+) -> Result<Vec<Entry>, BusError> {
+    let command = if newest_first { "XREVRANGE" } else { "XRANGE" };
+    let value: Value = within(
+        redis::cmd(command)
+            .arg(key)
+            .arg(start)
+            .arg(end)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(conn),
+    )
+    .await?;
+    let mut out = Vec::with_capacity(count.min(4096));
+    parse_entries(value, &mut out)?;
+    Ok(out)
+}
+
 /// Parses `[[id, [field, value, ...]], ...]`, skipping nil entries (deleted ones).
 fn parse_entries(value: Value, out: &mut Vec<Entry>) -> Result<(), BusError> {
     let Value::Array(items) = value else {

@@ -12,6 +12,7 @@
 
 mod check;
 mod dlq;
+mod events;
 mod invoke;
 pub(crate) mod pattern;
 mod remote;
@@ -81,6 +82,12 @@ enum Command {
     Get(remote::GetArgs),
     /// Delete a resource made through the API: `sluice delete rule orders/paid`.
     Delete(remote::DeleteArgs),
+    /// Search a running gateway's retained events (`events search --bus B --since 1h
+    /// --pattern '{...}'`).
+    Events {
+        #[command(subcommand)]
+        action: events::EventsAction,
+    },
     /// Make, revoke and list the bearer tokens of a running gateway (roles).
     Token {
         #[command(subcommand)]
@@ -105,6 +112,7 @@ impl Cli {
             Command::Diff(args) => remote::diff(&args),
             Command::Get(args) => remote::get(&args),
             Command::Delete(args) => remote::delete(&args),
+            Command::Events { action } => events::run(&action),
             Command::Token { action } => remote::token(&action),
         }
     }

@@ -85,13 +85,13 @@ pub(super) struct DeleteArgs {
 }
 
 /// An answer of the API: status and JSON body.
-struct Answer {
-    status: u16,
-    body: Value,
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Value,
 }
 
 impl Server {
-    fn call(
+    pub(crate) fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -130,7 +130,7 @@ impl Server {
 }
 
 /// The API's refusal as lines: its message, then every error at its path.
-fn refusal(answer: &Answer) -> String {
+pub(crate) fn refusal(answer: &Answer) -> String {
     let b = &answer.body;
     let mut out = match b.get("message").and_then(Value::as_str) {
         Some(m) => format!("{} ({})", m, answer.status),

@@ -467,14 +467,27 @@ impl RuleConfig {
     /// The rule's compiled condition: `pattern` and `filters` together. An error names
     /// its path relative to the rule (`pattern.data.x[0]`, `filters[1].exact.type`).
     pub fn condition(&self) -> Result<crate::rules::Pattern, crate::rules::InvalidAt> {
+        condition(self.pattern.as_ref(), self.filters.as_ref(), self.dialect)
+    }
+}
+
+/// A rule's `pattern` (in its `dialect`) and `filters` as one condition, with the paths
+/// of errors relative to the rule (`pattern.data.total`, `filters[0]`). Search uses it
+/// too, so a query selects exactly what a rule would.
+pub fn condition(
+    pattern: Option<&serde_json::Value>,
+    filters: Option<&serde_json::Value>,
+    dialect: Dialect,
+) -> Result<crate::rules::Pattern, crate::rules::InvalidAt> {
+    {
         use crate::rules::{InvalidAt, Pattern, MAX_COMBINATIONS, MAX_CONDITIONS};
         let within = |field: &str, e: InvalidAt| InvalidAt {
             path: format!("{field}{}", e.path),
             message: e.message,
         };
         let mut parts = Vec::new();
-        if let Some(p) = &self.pattern {
-            let parsed = match self.dialect {
+        if let Some(p) = pattern {
+            let parsed = match dialect {
                 Dialect::Cloudevents => Pattern::parse(p),
                 Dialect::Aws => crate::rules::dialect::aws_pattern(p)
                     .and_then(|native| Pattern::parse(&native))
@@ -485,7 +498,7 @@ impl RuleConfig {
             };
             parts.push(parsed.map_err(|e| within("pattern", e))?);
         }
-        if let Some(f) = &self.filters {
+        if let Some(f) = filters {
             parts.push(Pattern::parse_filters(f).map_err(|e| within("filters", e))?);
         }
         let combined: usize = parts.iter().map(Pattern::combinations).product();

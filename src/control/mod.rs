@@ -14,6 +14,7 @@ use actix_web::web;
 pub mod auth;
 pub mod dlq;
 pub mod document;
+mod events;
 mod openapi;
 pub mod resources;
 pub mod store;
@@ -54,6 +55,7 @@ pub fn configure(
             // Areas add their routes here: `.configure(area::routes)`.
             .configure(openapi::routes)
             .configure(dlq::routes)
+            .configure(events::routes)
             .configure(schemas::routes)
             .configure(resources::routes)
             .configure(tools::routes)

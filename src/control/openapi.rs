@@ -52,6 +52,7 @@ use utoipa::{Modify, OpenApi};
         super::resources::delete_function,
         super::resources::apply,
         super::resources::audit,
+        super::events::search,
         super::dlq::index,
         super::dlq::entries,
         super::dlq::entry,
@@ -72,6 +73,7 @@ use utoipa::{Modify, OpenApi};
     security(("bearer" = [])),
     tags(
         (name = "resources", description = "Buses, rules (with their targets), sources and functions, read and written at run time"),
+        (name = "events", description = "A bus's retained events: search"),
         (name = "dlq", description = "Dead-letter queues"),
         (name = "schemas", description = "The schema registry"),
         (name = "tools", description = "Patterns and transforms, tried without a gateway's state"),
@@ -420,6 +422,14 @@ pub fn component_schemas() -> Map<String, Value> {
             "functions": {"type": "array", "items": schema_ref("Function")},
         })),
         "Pattern": {"type": "object", "description": "An EventBridge-style event pattern (docs/patterns.md)", "additionalProperties": true},
+        "EventPage": closed(&["events", "next", "scanned"], json!({
+            "events": {"type": "array", "items": closed(&["entry", "event"], json!({
+                "entry": {"type": "string", "description": "the bus stream entry id"},
+                "event": {"type": "object", "description": "the event in the CloudEvents JSON format"},
+            }))},
+            "next": {"type": ["string", "null"], "description": "the `cursor` of the next page; null once the window is scanned to its end"},
+            "scanned": {"type": "integer", "minimum": 0, "description": "entries this request read (at most `budget`)"},
+        })),
         "Transform": {"description": "A target's `transform` (docs/transforms.md): an object such as `{form: TEMPLATE, template: ...}` or the AWS `InputPath`/`Input`/`InputTransformer` shapes"},
         "TransformMode": {"enum": ["binary", "structured"], "description": "how the event is delivered (default `structured`)"},
         "CloudEvent": {

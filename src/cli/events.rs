@@ -1,0 +1,157 @@
+//! `sluice events search`: a bus's retained events that match a pattern, through the
+//! control API (`GET /api/v1/buses/{bus}/events`), page after page.
+//!
+//! Exit codes: 0 done (whether or not anything matched), 1 the API refused or failed,
+//! 2 bad usage (an unreadable `@FILE`).
+
+use std::process::ExitCode;
+
+use super::remote::{refusal, Server};
+
+#[derive(clap::Subcommand)]
+pub(super) enum EventsAction {
+    /// Search a bus's retained events by time window and pattern.
+    Search(SearchArgs),
+}
+
+#[derive(clap::Args)]
+pub(super) struct SearchArgs {
+    /// The bus.
+    #[arg(long)]
+    bus: String,
+    /// Oldest time: RFC 3339 or a duration ago (`1h`).
+    #[arg(long)]
+    since: Option<String>,
+    /// Newest time: RFC 3339 or a duration ago.
+    #[arg(long)]
+    until: Option<String>,
+    /// An event pattern (JSON, or `@FILE`).
+    #[arg(long)]
+    pattern: Option<String>,
+    /// CloudEvents filters (a JSON array, or `@FILE`).
+    #[arg(long)]
+    filters: Option<String>,
+    /// `aws`: the pattern is written against the AWS event.
+    #[arg(long)]
+    dialect: Option<String>,
+    /// Most events to print.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Newest first.
+    #[arg(long)]
+    newest_first: bool,
+    /// `json`: one event per line (the CloudEvents JSON format).
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: SearchOutput,
+    #[command(flatten)]
+    server: Server,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(super) enum SearchOutput {
+    Table,
+    Json,
+}
+
+pub(super) fn run(action: &EventsAction) -> ExitCode {
+    match action {
+        EventsAction::Search(args) => search(args),
+    }
+}
+
+fn argument(text: &Option<String>) -> Result<Option<String>, String> {
+    match text.as_deref() {
+        Some(path) if path.starts_with('@') => std::fs::read_to_string(&path[1..])
+            .map(Some)
+            .map_err(|e| format!("cannot read {}: {e}", &path[1..])),
+        other => Ok(other.map(String::from)),
+    }
+}
+
+fn search(args: &SearchArgs) -> ExitCode {
+    let (pattern, filters) = match (argument(&args.pattern), argument(&args.filters)) {
+        (Ok(p), Ok(f)) => (p, f),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("sluice events search: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let encode = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let mut base = vec![format!(
+        "order={}",
+        if args.newest_first {
+            "newest"
+        } else {
+            "oldest"
+        }
+    )];
+    for (name, value) in [
+        ("since", &args.since),
+        ("until", &args.until),
+        ("pattern", &pattern),
+        ("filters", &filters),
+        ("dialect", &args.dialect),
+    ] {
+        if let Some(v) = value {
+            base.push(format!("{name}={}", encode(v)));
+        }
+    }
+    if matches!(args.output, SearchOutput::Table) {
+        println!(
+            "{:<22} {:<25} {:<28} {:<24} ID",
+            "ENTRY", "TIME", "TYPE", "SOURCE"
+        );
+    }
+    let mut printed = 0;
+    let mut cursor: Option<String> = None;
+    while printed < args.limit {
+        let mut query = base.clone();
+        query.push(format!("limit={}", (args.limit - printed).min(1000)));
+        if let Some(c) = &cursor {
+            query.push(format!("cursor={}", encode(c)));
+        }
+        let path = format!(
+            "/api/v1/buses/{}/events?{}",
+            encode(&args.bus),
+            query.join("&")
+        );
+        let answer = match args.server.call(reqwest::Method::GET, &path, None) {
+            Ok(a) if a.status == 200 => a,
+            Ok(a) => {
+                eprintln!("sluice events search: {}", refusal(&a));
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("sluice events search: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for found in answer.body["events"].as_array().into_iter().flatten() {
+            let e = &found["event"];
+            match args.output {
+                SearchOutput::Json => println!("{e}"),
+                SearchOutput::Table => println!(
+                    "{:<22} {:<25} {:<28} {:<24} {}",
+                    found["entry"].as_str().unwrap_or_default(),
+                    e["time"].as_str().unwrap_or("-"),
+                    e["type"].as_str().unwrap_or_default(),
+                    e["source"].as_str().unwrap_or_default(),
+                    e["id"].as_str().unwrap_or_default()
+                ),
+            }
+            printed += 1;
+        }
+        match answer.body["next"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+        if answer.body["events"].as_array().is_some_and(Vec::is_empty)
+            && answer.body["scanned"] == 0
+        {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,299 @@
+//! `GET /api/v1/buses/{bus}/events`: search a bus's retained events by time window and
+//! by an event pattern or CloudEvents filters, with the router's matcher.
+//!
+//! The bus stream is read in ranges (`XRANGE`/`XREVRANGE`, oldest or newest first) and
+//! matched on the stored bytes as the router matches them (no decoding of events that do
+//! not match). A request scans at most `budget` entries, so a broad query cannot hold up
+//! Redis: when the budget runs out before `limit` matches, the answer has what it found
+//! and a `next` cursor (the last entry scanned), and the client asks again from there.
+//! Cursors are entry ids, so pages neither skip nor repeat an event, whatever was
+//! appended in between.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::resources::{current, ResourceApi};
+use super::store::Kind;
+use crate::config::Dialect;
+use crate::event::DataKind;
+use crate::ingress::error::ApiError;
+use crate::rules::{EventData, EventView, Matcher};
+
+/// Matches per page unless `limit` says otherwise, and the most a page may ask for.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+/// Entries scanned per request unless `budget` says otherwise, and the most allowed.
+const DEFAULT_BUDGET: usize = 10_000;
+const MAX_BUDGET: usize = 100_000;
+/// Entries per Redis range read.
+const CHUNK: usize = 1000;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/buses/{bus}/events", web::get().to(search));
+}
+
+fn bad(field: &'static str, message: impl Into<String>) -> ApiError {
+    let message = message.into();
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        format!("{field}: {message}"),
+    )
+    .field(field)
+}
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// Oldest time to include: RFC 3339 (`2026-12-03T10:00:00Z`) or a duration ago (`1h`).
+    since: Option<String>,
+    /// Newest time to include, the same forms; default now.
+    until: Option<String>,
+    /// An event pattern (JSON), as a rule's `pattern`.
+    pattern: Option<String>,
+    /// CloudEvents Subscriptions filters (a JSON array), as a rule's `filters`.
+    filters: Option<String>,
+    /// What `pattern` is written against: `cloudevents` (default) or `aws`.
+    dialect: Option<String>,
+    /// Matching events per page (1..=1000, default 100).
+    limit: Option<usize>,
+    /// Entries scanned at most by this request (1..=100000, default 10000).
+    budget: Option<usize>,
+    /// The `next` of the previous page.
+    cursor: Option<String>,
+    /// `oldest` (default) or `newest` first.
+    order: Option<String>,
+}
+
+/// A bound of the window in stream-id milliseconds.
+fn time_ms(field: &'static str, text: &str, now_ms: u64) -> Result<u64, ApiError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return u64::try_from(t.timestamp_millis())
+            .map_err(|_| bad(field, "must not be before 1970"));
+    }
+    match humantime::parse_duration(text) {
+        Ok(ago) => Ok(now_ms.saturating_sub(ago.as_millis() as u64)),
+        Err(_) => Err(bad(
+            field,
+            format!("{text:?} is neither an RFC 3339 time nor a duration such as 1h"),
+        )),
+    }
+}
+
+fn json_param(field: &'static str, text: &Option<String>) -> Result<Option<Value>, ApiError> {
+    text.as_deref()
+        .map(|t| serde_json::from_str(t).map_err(|e| bad(field, format!("not JSON: {e}"))))
+        .transpose()
+}
+
+fn valid_cursor(cursor: &str) -> bool {
+    cursor
+        .split_once('-')
+        .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok())
+}
+
+/// One checked search.
+struct Search {
+    matcher: Matcher,
+    key: String,
+    /// Stream-range bounds (inclusive), oldest to newest.
+    from: String,
+    to: String,
+    newest_first: bool,
+    limit: usize,
+    budget: usize,
+}
+
+fn plan(bus: &str, q: &SearchQuery, now_ms: u64) -> Result<Search, ApiError> {
+    let dialect = match q.dialect.as_deref() {
+        None | Some("cloudevents") => Dialect::Cloudevents,
+        Some("aws") => Dialect::Aws,
+        Some(other) => {
+            return Err(bad(
+                "dialect",
+                format!("{other:?} is not cloudevents or aws"),
+            ))
+        }
+    };
+    let pattern = json_param("pattern", &q.pattern)?;
+    let filters = json_param("filters", &q.filters)?;
+    let condition =
+        crate::config::condition(pattern.as_ref(), filters.as_ref(), dialect).map_err(|e| {
+            let field = if e.path.starts_with("filters") {
+                "filters"
+            } else {
+                "pattern"
+            };
+            bad(field, format!("{}: {}", e.path, e.message))
+        })?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(bad("limit", format!("must be between 1 and {MAX_LIMIT}")));
+    }
+    let budget = q.budget.unwrap_or(DEFAULT_BUDGET);
+    if !(1..=MAX_BUDGET).contains(&budget) {
+        return Err(bad("budget", format!("must be between 1 and {MAX_BUDGET}")));
+    }
+    let newest_first = match q.order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(other) => return Err(bad("order", format!("{other:?} is not oldest or newest"))),
+    };
+    let since = q
+        .since
+        .as_deref()
+        .map(|t| time_ms("since", t, now_ms))
+        .transpose()?;
+    let until = q
+        .until
+        .as_deref()
+        .map(|t| time_ms("until", t, now_ms))
+        .transpose()?;
+    if let (Some(s), Some(u)) = (since, until) {
+        if s > u {
+            return Err(bad("until", "is before since"));
+        }
+    }
+    // A bare millisecond is `MS-0` as a start and `MS-<max>` as an end.
+    let mut from = since.map_or_else(|| "-".to_string(), |ms| ms.to_string());
+    let mut to = until.map_or_else(|| "+".to_string(), |ms| ms.to_string());
+    if let Some(cursor) = &q.cursor {
+        if !valid_cursor(cursor) {
+            return Err(bad(
+                "cursor",
+                "not a cursor of this API (the `next` of a page)",
+            ));
+        }
+        // Exclusive: the cursor's entry was scanned already.
+        if newest_first {
+            to = format!("({cursor}");
+        } else {
+            from = format!("({cursor}");
+        }
+    }
+    Ok(Search {
+        matcher: Matcher::new(vec![condition]),
+        key: crate::bus::bus_key(bus),
+        from,
+        to,
+        newest_first,
+        limit,
+        budget,
+    })
+}
+
+/// Whether a stored entry matches, read as the router reads it.
+fn matches(matcher: &Matcher, raw: &crate::bus::RawEntry, found: &mut Vec<usize>) -> bool {
+    let data = match &raw.data {
+        _ if !matcher.needs_data() => EventData::None,
+        Some((DataKind::Json, bytes)) => EventData::Json(bytes),
+        Some((DataKind::Text, bytes)) => match std::str::from_utf8(bytes) {
+            Ok(text) => EventData::Text(text),
+            Err(_) => EventData::None,
+        },
+        _ => EventData::None,
+    };
+    found.clear();
+    let view = EventView {
+        attrs: &raw.attrs,
+        data,
+    };
+    matcher.matching_checked(&view, found).is_ok() && !found.is_empty()
+}
+
+#[utoipa::path(get, path = "/api/v1/buses/{bus}/events", tag = "events",
+    params(("bus" = String, Path, description = "the bus", example = "orders"), SearchQuery),
+    responses(
+        (status = 200, description = "a page of matching events and the cursor of the next", body = ref("#/components/schemas/EventPage")),
+        (status = 400, description = "an invalid parameter (`field` names it)"),
+        (status = 404, description = "no such bus"),
+        (status = 503, description = "Redis is unavailable"),
+    )
+)]
+/// Retained events of a bus that match a pattern or filters, in a time window, paged.
+pub(crate) async fn search(
+    path: web::Path<String>,
+    query: Result<web::Query<SearchQuery>, actix_web::Error>,
+    resources: web::Data<ResourceApi>,
+) -> Result<HttpResponse, ApiError> {
+    let bus = path.into_inner();
+    let query = query
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("invalid query: {e}"),
+            )
+        })?
+        .into_inner();
+    let (_, merged) = current(&resources).await?;
+    if merged.get(Kind::Bus, &bus).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no bus {bus:?}"),
+        ));
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let search = plan(&bus, &query, now_ms)?;
+    let mut conn = resources.redis.clone();
+    let unavailable = |e: crate::bus::BusError| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "redis_unavailable",
+            format!("cannot read the bus: {e}"),
+        )
+    };
+    let (mut from, mut to) = (search.from.clone(), search.to.clone());
+    let mut events = Vec::new();
+    let mut scanned = 0;
+    let mut last: Option<String> = None;
+    let mut found = Vec::new();
+    let mut exhausted = false;
+    'scan: while events.len() < search.limit && scanned < search.budget {
+        let count = CHUNK.min(search.budget - scanned);
+        let chunk = if search.newest_first {
+            crate::bus::range(&mut conn, &search.key, &to, &from, count, true).await
+        } else {
+            crate::bus::range(&mut conn, &search.key, &from, &to, count, false).await
+        }
+        .map_err(unavailable)?;
+        let n = chunk.len();
+        for entry in chunk {
+            scanned += 1;
+            if let Ok(raw) = &entry.body {
+                if matches(&search.matcher, raw, &mut found) {
+                    let event = raw.to_event().ok().and_then(|e| {
+                        serde_json::from_slice::<Value>(&e.to_structured_json()).ok()
+                    });
+                    if let Some(event) = event {
+                        events.push(json!({"entry": entry.id, "event": event}));
+                    }
+                }
+            }
+            let id = entry.id;
+            if search.newest_first {
+                to = format!("({id}");
+            } else {
+                from = format!("({id}");
+            }
+            last = Some(id);
+            if events.len() >= search.limit {
+                break 'scan;
+            }
+        }
+        if n < count {
+            exhausted = true;
+            break;
+        }
+    }
+    let next = if exhausted { None } else { last };
+    Ok(HttpResponse::Ok().json(json!({
+        "events": events,
+        "next": next,
+        "scanned": scanned,
+    })))
+}
