@@ -297,3 +297,184 @@ fn redis_events(redis: &Redis, key: &str) -> Vec<Value> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_and_api_destinations_deliver_with_their_auth() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let gw = Gateway::start(&redis, "buses: [{name: demo-bus}]\n").await;
+    gw.ready().await;
+
+    let connection = json!({
+        "connectionName": "demo-conn", "description": "the demo API",
+        "networkParameters": {"networkType": "PublicNetwork"},
+        "authParameters": {"authorizationType": "API_KEY_AUTH",
+                           "apiKeyAuthParameters": {"apiKeyName": "x-api-key", "apiKeyValue": "k-1"}}
+    });
+    let (s, b) = post(&gw, "/connection/createConnection", connection.clone()).await;
+    assert_eq!((s, &b["connectionName"]), (200, &json!("demo-conn")), "{b}");
+    let (s, b) = post(&gw, "/connection/createConnection", connection.clone()).await;
+    assert_eq!(
+        (s, &b["code"]),
+        (409, &json!("ConnectionAlreadyExist")),
+        "{b}"
+    );
+    let (_, b) = post(
+        &gw,
+        "/connection/createConnection",
+        json!({"connectionName": "c2"}),
+    )
+    .await;
+    assert_eq!(b["code"], "NetworkParametersIsNull", "{b}");
+    let (_, b) = post(&gw, "/connection/createConnection", json!({"connectionName": "-bad name", "networkParameters": {"networkType": "PublicNetwork"}})).await;
+    assert_eq!(b["code"], "RequestParameterInvalid", "{b}");
+    let (_, b) = post(&gw, "/connection/createConnection", json!({"connectionName": "c3", "networkParameters": {"networkType": "PublicNetwork"},
+        "authParameters": {"authorizationType": "BASIC_AUTH", "basicAuthParameters": {"username": "u"}}})).await;
+    assert_eq!(b["code"], "BasicRequiredParameterIsEmpty", "{b}");
+    // Read back with the secret masked.
+    let (_, b) = post(
+        &gw,
+        "/connection/getConnection",
+        json!({"connectionName": "demo-conn"}),
+    )
+    .await;
+    assert_eq!(
+        b["connections"][0]["authParameters"]["apiKeyAuthParameters"]["apiKeyValue"], "**",
+        "{b}"
+    );
+    assert_eq!(b["connections"][0]["description"], "the demo API");
+    let (_, b) = post(
+        &gw,
+        "/connection/listConnections",
+        json!({"connectionNamePrefix": "demo"}),
+    )
+    .await;
+    assert_eq!(
+        (b["total"].as_u64(), &b["nextToken"]),
+        (Some(1), &Value::Null),
+        "{b}"
+    );
+    let (_, b) = post(&gw, "/connection/listEnumsResponse", json!({})).await;
+    assert_eq!(
+        b["authorizationTypeEnums"],
+        json!(["API_KEY_AUTH", "BASIC_AUTH", "OAUTH_AUTH"])
+    );
+
+    let (s, b) = post(&gw, "/api-destination/createApiDestination", json!({
+        "apiDestinationName": "demo-dest", "connectionName": "demo-conn", "description": "orders",
+        "httpApiParameters": {"endpoint": rx.url("/api"), "method": "POST"}, "invocationRateLimitPerSecond": 100
+    })).await;
+    assert_eq!(
+        (s, &b["apiDestinationName"]),
+        (200, &json!("demo-dest")),
+        "{b}"
+    );
+    let (_, b) = post(&gw, "/api-destination/createApiDestination", json!({
+        "apiDestinationName": "d2", "connectionName": "nope", "httpApiParameters": {"endpoint": rx.url("/"), "method": "POST"}
+    })).await;
+    assert_eq!(b["code"], "ConnectionNotExist", "{b}");
+    let (_, b) = post(
+        &gw,
+        "/api-destination/getApiDestination",
+        json!({"apiDestinationName": "demo-dest"}),
+    )
+    .await;
+    assert_eq!(b["httpApiParameters"]["endpoint"], rx.url("/api"), "{b}");
+    let (_, b) = post(
+        &gw,
+        "/api-destination/listApiDestinations",
+        json!({"connectionName": "demo-conn"}),
+    )
+    .await;
+    assert_eq!(
+        b["apiDestinations"][0]["apiDestinationName"], "demo-dest",
+        "{b}"
+    );
+
+    // A rule whose target is the API destination.
+    let (_, b) = post(
+        &gw,
+        "/rule/createEventRule",
+        json!({"eventBusName": "demo-bus", "eventRuleName": "r", "filterPattern": "{}"}),
+    )
+    .await;
+    assert_eq!(b["code"], "Success", "{b}");
+    let (s, b) = post(&gw, "/target/createEventTargets", json!({
+        "eventBusName": "demo-bus", "eventRuleName": "r",
+        "eventTargets": [{"eventTargetName": "api", "className": "api-destination", "config": {"apiDestinationName": "demo-dest"}}]
+    })).await;
+    assert_eq!(s, 200, "{b}");
+    let put = |id: &'static str| {
+        reqwest::Client::new()
+            .post(gw.url("/putEvents"))
+            .header("content-type", "application/cloudevents+json")
+            .body(json!({"specversion": "1.0", "id": id, "source": "s", "type": "t", "eventbusname": "demo-bus"}).to_string())
+            .send()
+    };
+    assert_eq!(put("a-1").await.unwrap().status(), 200);
+    assert!(
+        wait_until(Duration::from_secs(20), || rx.count() >= 1).await,
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(rx.received()[0].header("x-api-key"), Some("k-1"));
+    let native: Value = reqwest::get(gw.url("/api/v1/buses/demo-bus/rules/r"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        native["spec"]["targets"][0]["rate"]["per_second"], 100,
+        "{native}"
+    );
+
+    // A new key on the connection reaches the target; the blank secret of an update of
+    // the description alone keeps it.
+    let mut updated = connection.clone();
+    updated["authParameters"]["apiKeyAuthParameters"]["apiKeyValue"] = "k-2".into();
+    let (_, b) = post(&gw, "/connection/updateConnection", updated).await;
+    assert_eq!(b["code"], "Success", "{b}");
+    let mut blank = connection.clone();
+    blank["authParameters"]["apiKeyAuthParameters"]["apiKeyValue"] = "".into();
+    blank["description"] = "renamed".into();
+    let (_, b) = post(&gw, "/connection/updateConnection", blank).await;
+    assert_eq!(b["code"], "Success", "{b}");
+    assert_eq!(put("a-2").await.unwrap().status(), 200);
+    assert!(
+        wait_until(Duration::from_secs(20), || rx.count() >= 2).await,
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(rx.received()[1].header("x-api-key"), Some("k-2"));
+
+    // A bound connection cannot go; unbound, it can.
+    let (_, b) = post(
+        &gw,
+        "/connection/deleteConnection",
+        json!({"connectionName": "demo-conn"}),
+    )
+    .await;
+    assert_eq!(b["code"], "ConnectionBoundApiDestination", "{b}");
+    let (_, b) = post(
+        &gw,
+        "/api-destination/deleteApiDestination",
+        json!({"apiDestinationName": "demo-dest"}),
+    )
+    .await;
+    assert_eq!(b["code"], "Success", "{b}");
+    let (_, b) = post(
+        &gw,
+        "/connection/deleteConnection",
+        json!({"connectionName": "demo-conn"}),
+    )
+    .await;
+    assert_eq!(b["code"], "Success", "{b}");
+    let (s, b) = post(
+        &gw,
+        "/connection/getConnection",
+        json!({"connectionName": "demo-conn"}),
+    )
+    .await;
+    assert_eq!((s, &b["code"]), (409, &json!("ConnectionNotExist")), "{b}");
+}

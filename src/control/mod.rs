@@ -29,7 +29,7 @@ pub fn configure(
 ) {
     // RocketMQ-EventBridge's control API, authorized as the native one.
     cfg.service(
-        web::scope("/{area:bus|rule|target|source}")
+        web::scope("/{area:bus|rule|target|source|connection|api-destination}")
             .app_data(tokens.clone())
             .app_data(resources.clone())
             .wrap(from_fn(auth::authorize))

@@ -14,6 +14,8 @@
 //! (`sluice:{control}:rocketmq:sources`); their tokens are looked up per request.
 //! Authorization is the control API's (bearer tokens, or loopback without tokens).
 
+mod connections;
+
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use redis::AsyncCommands;
@@ -34,7 +36,7 @@ const TOKENS: &str = "sluice:{control}:rocketmq:tokens";
 const HTTP_EVENT_TYPE: &str = "eventbridge:Events:HTTPEvent";
 const DEFAULT_PAGE: usize = 100;
 
-fn err(code: &'static str, message: impl Into<String>) -> ApiError {
+pub(super) fn err(code: &'static str, message: impl Into<String>) -> ApiError {
     // Its error codes are all answered with HTTP 409 (EventBridgeErrorCode).
     ApiError::new(StatusCode::CONFLICT, code, message)
 }
@@ -82,10 +84,10 @@ fn native_error(mut e: ApiError) -> ApiError {
 }
 
 /// A request's members in either spelling (`EventBusName` or `eventBusName`).
-struct Input(Map<String, Value>);
+pub(super) struct Input(Map<String, Value>);
 
 impl Input {
-    fn get(&self, pascal: &str) -> Option<&Value> {
+    pub(super) fn get(&self, pascal: &str) -> Option<&Value> {
         let camel = pascal[..1].to_lowercase() + &pascal[1..];
         self.0
             .get(pascal)
@@ -93,7 +95,7 @@ impl Input {
             .filter(|v| !v.is_null())
     }
 
-    fn str(&self, pascal: &str) -> Option<&str> {
+    pub(super) fn str(&self, pascal: &str) -> Option<&str> {
         self.get(pascal).and_then(Value::as_str)
     }
 
@@ -105,7 +107,7 @@ impl Input {
 }
 
 /// `get(field)` of a target DTO's member in either spelling.
-fn member<'a>(v: &'a Value, pascal: &str) -> Option<&'a Value> {
+pub(super) fn member<'a>(v: &'a Value, pascal: &str) -> Option<&'a Value> {
     let camel = pascal[..1].to_lowercase() + &pascal[1..];
     v.get(pascal)
         .or_else(|| v.get(&camel))
@@ -126,7 +128,7 @@ fn rule_missing(bus: &str, rule: &str) -> ApiError {
     )
 }
 
-async fn edit<F>(api: &ResourceApi, actor: &str, change: F) -> Result<Merged, ApiError>
+pub(super) async fn edit<F>(api: &ResourceApi, actor: &str, change: F) -> Result<Merged, ApiError>
 where
     F: FnMut(&mut Merged) -> Result<Vec<(Kind, String, Option<Value>)>, ApiError>,
 {
@@ -220,6 +222,27 @@ pub(crate) async fn control(
         ("source", "getEventSource") => get_source(&input, api).await,
         ("source", "deleteEventSource") => delete_source(&input, api).await,
         ("source", "listEventSources") => list_sources(&input, api).await,
+        ("connection", "createConnection" | "updateConnection") => {
+            connections::put_connection(&input, api, &actor, action == "createConnection").await
+        }
+        ("connection", "deleteConnection") => connections::delete_connection(&input, api).await,
+        ("connection", "getConnection") => connections::get_connection(&input, api, true).await,
+        ("connection", "selectOneConnection") => {
+            connections::get_connection(&input, api, false).await
+        }
+        ("connection", "listConnections") => connections::list_connections(&input, api).await,
+        ("connection", "listEnumsResponse") => Ok(connections::list_enums()),
+        ("api-destination", "createApiDestination" | "updateApiDestination") => {
+            connections::put_destination(&input, api, &actor, action == "createApiDestination")
+                .await
+        }
+        ("api-destination", "getApiDestination") => connections::get_destination(&input, api).await,
+        ("api-destination", "deleteApiDestination") => {
+            connections::delete_destination(&input, api).await
+        }
+        ("api-destination", "listApiDestinations") => {
+            connections::list_destinations(&input, api).await
+        }
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "ApiNotSupported",
@@ -450,7 +473,7 @@ async fn list_rules(input: &Input, api: &ResourceApi) -> Result<Value, ApiError>
 
 const TARGET_LABEL: &str = "rocketmq:target";
 
-fn native_target(t: &Value) -> Result<Value, ApiError> {
+fn native_target(t: &Value, known: &connections::Destinations) -> Result<Value, ApiError> {
     let name = member(t, "EventTargetName")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
@@ -484,6 +507,18 @@ fn native_target(t: &Value) -> Result<Value, ApiError> {
             }
             t
         }
+        // Sluice's class (its repository has none that calls an API destination).
+        "api-destination" => {
+            let name = conf("ApiDestinationName").ok_or_else(|| {
+                err(
+                    "EventTargetMissingAttribute",
+                    "Missing the attribute [api-destination:apiDestinationName]",
+                )
+            })?;
+            let mut t = known.target(&name)?;
+            t["labels"] = json!({ connections::DESTINATION_LABEL: name });
+            t
+        }
         "acs.eventbridge" => {
             let need = |k: &str| {
                 conf(k).ok_or_else(|| {
@@ -512,7 +547,7 @@ fn native_target(t: &Value) -> Result<Value, ApiError> {
             return Err(err(
                 "EventTargetClassNotExist",
                 format!(
-                "The event target class [{other}] not existed! Sluice has http and acs.eventbridge"
+                "The event target class [{other}] not existed! Sluice has http, api-destination and acs.eventbridge"
             ),
             ))
         }
@@ -541,7 +576,9 @@ fn native_target(t: &Value) -> Result<Value, ApiError> {
             m.remove("accessKeySecret");
         }
     }
-    target["labels"] = json!({ TARGET_LABEL: kept.to_string() });
+    let mut labels = target["labels"].as_object().cloned().unwrap_or_default();
+    labels.insert(TARGET_LABEL.into(), kept.to_string().into());
+    target["labels"] = Value::Object(labels);
     Ok(target)
 }
 
@@ -560,10 +597,12 @@ fn targets_view(rule: &Value) -> Vec<Value> {
 }
 
 async fn put_targets(input: &Input, api: &ResourceApi, actor: &str) -> Result<Value, ApiError> {
+    let known = connections::Destinations::load(api).await?;
     let targets: Vec<Value> = match input.get("EventTargets") {
-        Some(Value::Array(t)) if !t.is_empty() => {
-            t.iter().map(native_target).collect::<Result<_, _>>()?
-        }
+        Some(Value::Array(t)) if !t.is_empty() => t
+            .iter()
+            .map(|t| native_target(t, &known))
+            .collect::<Result<_, _>>()?,
         _ => return Err(err("InvalidArgument", "eventTargets is required")),
     };
     change_rule(input, api, actor, |rule| {
@@ -617,7 +656,7 @@ async fn list_targets(input: &Input, api: &ResourceApi) -> Result<Value, ApiErro
 
 // ---- HttpSources ----
 
-fn redis_err(e: crate::bus::BusError) -> ApiError {
+pub(super) fn redis_err(e: crate::bus::BusError) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "InternalError",
