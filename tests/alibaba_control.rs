@@ -175,6 +175,13 @@ out["put"] = client.put_events([event("o-1", 150), event("o-2", 50)]).to_map()
         &gw,
         r#"
 out = {}
+now = int(__import__("time").time() * 1000)
+out["by_period"] = call(client.query_events_by_period, m.QueryEventsByPeriodRequest(event_bus_name="shop", start_time=now - 3600000, end_time=now + 60000, limit=10))
+out["by_rule"] = call(client.query_events_by_period, m.QueryEventsByPeriodRequest(event_bus_name="shop", start_time=now - 3600000, end_time=now + 60000, limit=10, matched_rule="paid"))
+out["by_type"] = call(client.query_events_by_period, m.QueryEventsByPeriodRequest(event_bus_name="shop", start_time=now - 3600000, end_time=now + 60000, event_type="order.refunded"))
+out["by_id"] = call(client.query_event_by_event_id, m.QueryEventByEventIdRequest(event_bus_name="shop", event_id="o-2"))
+out["by_id_none"] = call(client.query_event_by_event_id, m.QueryEventByEventIdRequest(event_bus_name="shop", event_id="nope"))
+out["by_id_no_bus"] = call(client.query_event_by_event_id, m.QueryEventByEventIdRequest(event_bus_name="nope", event_id="o-2"))
 out["get"] = call(client.get_rule, m.GetRuleRequest(event_bus_name="shop", rule_name="paid"))
 out["list"] = call(client.list_rules, m.ListRulesRequest(event_bus_name="shop"))
 out["targets"] = call(client.list_targets, m.ListTargetsRequest(event_bus_name="shop", rule_name="paid"))
@@ -194,6 +201,32 @@ out["delete_bus"] = call(client.delete_event_bus, m.DeleteEventBusRequest(event_
 out["bus_gone"] = call(client.get_event_bus, m.GetEventBusRequest(event_bus_name="shop"))
 "#,
     );
+    // The retained events, as its event-query actions answer them.
+    let ids = |v: &Value| -> Vec<String> {
+        v["TracedEvents"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|e| e["EventId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&out["by_period"]), ["o-1", "o-2"], "{out}");
+    assert_eq!(out["by_period"]["TracedEvents"][0]["EventBusName"], "shop");
+    assert_eq!(
+        out["by_period"]["TracedEvents"][0]["EventType"],
+        "order.paid"
+    );
+    assert!(
+        out["by_period"]["TracedEvents"][0]["EventReceivedTime"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(ids(&out["by_rule"]), ["o-1"], "only o-1 matches rule paid");
+    assert_eq!(ids(&out["by_type"]), Vec::<String>::new());
+    assert_eq!(ids(&out["by_id"]), ["o-2"]);
+    assert_eq!(ids(&out["by_id_none"]), Vec::<String>::new());
+    assert_eq!(out["by_id_no_bus"]["Error"], "EventBusNotExist", "{out}");
     assert_eq!(out["get"]["RuleName"], "paid", "{out}");
     assert_eq!(out["get"]["Status"], "ENABLE");
     assert_eq!(

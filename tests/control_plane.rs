@@ -962,8 +962,16 @@ async fn events_keep_flowing_while_rules_change() {
     };
     assert!(
         wait_until(Duration::from_secs(15), || all() == total).await,
-        "{} of {total}",
-        all()
+        "{} of {total}; missing {:?}\n{}",
+        all(),
+        {
+            let got: std::collections::HashSet<String> = rx.ce_ids().into_iter().collect();
+            (0..total)
+                .map(|i| format!("e{i}"))
+                .filter(|id| !got.contains(id))
+                .collect::<Vec<_>>()
+        },
+        a.logs()
     );
     let ids = rx.ce_ids();
     let duplicates = ids.len() - total;

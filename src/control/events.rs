@@ -89,14 +89,8 @@ fn json_param(field: &'static str, text: &Option<String>) -> Result<Option<Value
         .transpose()
 }
 
-fn valid_cursor(cursor: &str) -> bool {
-    cursor
-        .split_once('-')
-        .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok())
-}
-
 /// One checked search.
-struct Search {
+pub(crate) struct Search {
     matcher: Matcher,
     key: String,
     /// Stream-range bounds (inclusive), oldest to newest.
@@ -105,6 +99,106 @@ struct Search {
     newest_first: bool,
     limit: usize,
     budget: usize,
+}
+
+/// What a search found: (entry id, event) each, the cursor to go on from, entries read.
+pub(crate) struct Found {
+    pub events: Vec<(String, crate::event::Event)>,
+    pub next: Option<String>,
+    pub scanned: usize,
+}
+
+impl Search {
+    /// A search of `bus` for `condition` between the times (ms, inclusive), after
+    /// `cursor` (an entry id, already checked), for the facades.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        bus: &str,
+        condition: crate::rules::Pattern,
+        since_ms: Option<u64>,
+        until_ms: Option<u64>,
+        cursor: Option<&str>,
+        newest_first: bool,
+        limit: usize,
+        budget: usize,
+    ) -> Search {
+        let mut from = since_ms.map_or_else(|| "-".to_string(), |ms| ms.to_string());
+        let mut to = until_ms.map_or_else(|| "+".to_string(), |ms| ms.to_string());
+        if let Some(cursor) = cursor {
+            if newest_first {
+                to = format!("({cursor}");
+            } else {
+                from = format!("({cursor}");
+            }
+        }
+        Search {
+            matcher: Matcher::new(vec![condition]),
+            key: crate::bus::bus_key(bus),
+            from,
+            to,
+            newest_first,
+            limit,
+            budget,
+        }
+    }
+
+    /// Reads the window in ranges until `limit` matches or `budget` entries.
+    pub(crate) async fn run(
+        &self,
+        conn: &mut redis::aio::ConnectionManager,
+    ) -> Result<Found, crate::bus::BusError> {
+        let (mut from, mut to) = (self.from.clone(), self.to.clone());
+        let mut events = Vec::new();
+        let mut scanned = 0;
+        let mut last: Option<String> = None;
+        let mut found = Vec::new();
+        let mut exhausted = false;
+        'scan: while events.len() < self.limit && scanned < self.budget {
+            let count = CHUNK.min(self.budget - scanned);
+            let chunk = if self.newest_first {
+                crate::bus::range(conn, &self.key, &to, &from, count, true).await?
+            } else {
+                crate::bus::range(conn, &self.key, &from, &to, count, false).await?
+            };
+            let n = chunk.len();
+            for entry in chunk {
+                scanned += 1;
+                if let Ok(raw) = &entry.body {
+                    if matches(&self.matcher, raw, &mut found) {
+                        if let Ok(event) = raw.to_event() {
+                            events.push((entry.id.clone(), event));
+                        }
+                    }
+                }
+                let id = entry.id;
+                if self.newest_first {
+                    to = format!("({id}");
+                } else {
+                    from = format!("({id}");
+                }
+                last = Some(id);
+                if events.len() >= self.limit {
+                    break 'scan;
+                }
+            }
+            if n < count {
+                exhausted = true;
+                break;
+            }
+        }
+        Ok(Found {
+            events,
+            next: if exhausted { None } else { last },
+            scanned,
+        })
+    }
+}
+
+/// Whether `cursor` is an entry id (the only cursors searches hand out).
+pub(crate) fn valid_cursor(cursor: &str) -> bool {
+    cursor
+        .split_once('-')
+        .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok())
 }
 
 fn plan(bus: &str, q: &SearchQuery, now_ms: u64) -> Result<Search, ApiError> {
@@ -157,9 +251,6 @@ fn plan(bus: &str, q: &SearchQuery, now_ms: u64) -> Result<Search, ApiError> {
             return Err(bad("until", "is before since"));
         }
     }
-    // A bare millisecond is `MS-0` as a start and `MS-<max>` as an end.
-    let mut from = since.map_or_else(|| "-".to_string(), |ms| ms.to_string());
-    let mut to = until.map_or_else(|| "+".to_string(), |ms| ms.to_string());
     if let Some(cursor) = &q.cursor {
         if !valid_cursor(cursor) {
             return Err(bad(
@@ -167,22 +258,19 @@ fn plan(bus: &str, q: &SearchQuery, now_ms: u64) -> Result<Search, ApiError> {
                 "not a cursor of this API (the `next` of a page)",
             ));
         }
-        // Exclusive: the cursor's entry was scanned already.
-        if newest_first {
-            to = format!("({cursor}");
-        } else {
-            from = format!("({cursor}");
-        }
     }
-    Ok(Search {
-        matcher: Matcher::new(vec![condition]),
-        key: crate::bus::bus_key(bus),
-        from,
-        to,
+    // A bare millisecond is `MS-0` as a start and `MS-<max>` as an end; the cursor is
+    // exclusive (its entry was read already).
+    Ok(Search::new(
+        bus,
+        condition,
+        since,
+        until,
+        q.cursor.as_deref(),
         newest_first,
         limit,
         budget,
-    })
+    ))
 }
 
 /// Whether a stored entry matches, read as the router reads it.
@@ -247,50 +335,16 @@ pub(crate) async fn search(
             format!("cannot read the bus: {e}"),
         )
     };
-    let (mut from, mut to) = (search.from.clone(), search.to.clone());
-    let mut events = Vec::new();
-    let mut scanned = 0;
-    let mut last: Option<String> = None;
-    let mut found = Vec::new();
-    let mut exhausted = false;
-    'scan: while events.len() < search.limit && scanned < search.budget {
-        let count = CHUNK.min(search.budget - scanned);
-        let chunk = if search.newest_first {
-            crate::bus::range(&mut conn, &search.key, &to, &from, count, true).await
-        } else {
-            crate::bus::range(&mut conn, &search.key, &from, &to, count, false).await
-        }
-        .map_err(unavailable)?;
-        let n = chunk.len();
-        for entry in chunk {
-            scanned += 1;
-            if let Ok(raw) = &entry.body {
-                if matches(&search.matcher, raw, &mut found) {
-                    let event = raw.to_event().ok().and_then(|e| {
-                        serde_json::from_slice::<Value>(&e.to_structured_json()).ok()
-                    });
-                    if let Some(event) = event {
-                        events.push(json!({"entry": entry.id, "event": event}));
-                    }
-                }
-            }
-            let id = entry.id;
-            if search.newest_first {
-                to = format!("({id}");
-            } else {
-                from = format!("({id}");
-            }
-            last = Some(id);
-            if events.len() >= search.limit {
-                break 'scan;
-            }
-        }
-        if n < count {
-            exhausted = true;
-            break;
-        }
-    }
-    let next = if exhausted { None } else { last };
+    let found = search.run(&mut conn).await.map_err(unavailable)?;
+    let events: Vec<Value> = found
+        .events
+        .iter()
+        .filter_map(|(entry, event)| {
+            let event: Value = serde_json::from_slice(&event.to_structured_json()).ok()?;
+            Some(json!({"entry": entry, "event": event}))
+        })
+        .collect();
+    let (next, scanned) = (found.next, found.scanned);
     Ok(HttpResponse::Ok().json(json!({
         "events": events,
         "next": next,

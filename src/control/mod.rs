@@ -14,7 +14,7 @@ use actix_web::web;
 pub mod auth;
 pub mod dlq;
 pub mod document;
-mod events;
+pub mod events;
 mod openapi;
 pub mod resources;
 pub mod store;

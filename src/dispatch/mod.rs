@@ -198,18 +198,26 @@ pub async fn run(
                 .claim_abandoned(&mut reader, &spec.key, DISPATCH_GROUP, count)
                 .await
         } else {
+            let read = bus::read_group(
+                &mut reader,
+                &spec.key,
+                DISPATCH_GROUP,
+                &stream.consumer,
+                count,
+                stream.block,
+            );
+            tokio::pin!(read);
             tokio::select! {
-                read = bus::read_group(
-                    &mut reader,
-                    &spec.key,
-                    DISPATCH_GROUP,
-                    &stream.consumer,
-                    count,
-                    stream.block,
-                ) => read,
-                // Stopped (shutdown or a reload): whatever the read gets stays pending
-                // for the next dispatcher of this target.
-                _ = shutdown.cancelled() => break,
+                read = &mut read => read,
+                // Stopped (shutdown or a reload): the blocking read is let end (at most
+                // `block`), so what it takes is pending on this consumer before the next
+                // dispatcher of this target (same consumer) looks for its own pending
+                // entries. Dropped, the command would still run on Redis and could take
+                // an entry after that look, leaving it to the claim after `claim_idle`.
+                _ = shutdown.cancelled() => {
+                    let _ = tokio::time::timeout(stream.block + Duration::from_secs(2), &mut read).await;
+                    break;
+                }
             }
         };
         let read = entries.as_ref().map_or(0, Vec::len);

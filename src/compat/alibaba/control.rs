@@ -110,6 +110,8 @@ pub async fn handle(
         "deleteTargets" => delete_targets(&input, api, caller).await,
         "listTargets" => list_targets(&input, api).await,
         "testEventPattern" => test_event_pattern(&input),
+        "queryEventsByPeriod" => query_events_by_period(&input, api).await,
+        "queryEventByEventId" => query_event_by_event_id(&input, api).await,
         other => Err(err(
             StatusCode::NOT_FOUND,
             "ApiNotSupported",
@@ -710,4 +712,154 @@ fn test_event_pattern(input: &Input) -> Result<Value, ApiError> {
     let matched = crate::cli::pattern::pattern_matches(&pattern, &event)
         .map_err(|m| err(StatusCode::BAD_REQUEST, "EventRuleFilterPatternInvalid", m))?;
     Ok(json!({"Result": matched}))
+}
+
+// ---- events retained by a bus (the search of `control::events`) ----
+
+/// A time of its API: Unix milliseconds (seconds are taken too: values below 10^12).
+fn time_ms(input: &Input, name: &str) -> Result<Option<u64>, ApiError> {
+    match input.0.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64().or_else(|| v.as_str()?.parse().ok()) {
+            Some(t) if t < 1_000_000_000_000 => Ok(Some(t * 1000)),
+            Some(t) => Ok(Some(t)),
+            None => Err(invalid(format!(
+                "{name} must be a Unix time in milliseconds"
+            ))),
+        },
+    }
+}
+
+/// Runs a search on `bus` for events with these attributes (and `extra`, a rule's
+/// condition), answered as its `TracedEvents` page.
+#[allow(clippy::too_many_arguments)]
+async fn traced_events(
+    api: &ResourceApi,
+    bus: &str,
+    attributes: Map<String, Value>,
+    extra: Option<crate::rules::Pattern>,
+    window: (Option<u64>, Option<u64>),
+    cursor: Option<&str>,
+    newest_first: bool,
+    limit: usize,
+) -> Result<Value, ApiError> {
+    use crate::control::events::{valid_cursor, Search};
+    if let Some(c) = cursor {
+        if !valid_cursor(c) {
+            return Err(invalid("NextToken is not a token this API gave"));
+        }
+    }
+    let mut condition = crate::config::condition(
+        Some(&Value::Object(attributes)),
+        None,
+        crate::config::Dialect::Cloudevents,
+    )
+    .map_err(|e| invalid(format!("{}: {}", e.path, e.message)))?;
+    if let Some(extra) = extra {
+        condition = crate::rules::Pattern::all(vec![condition, extra]);
+    }
+    let search = Search::new(
+        bus,
+        condition,
+        window.0,
+        window.1,
+        cursor,
+        newest_first,
+        limit,
+        100_000,
+    );
+    let found = search.run(&mut api.redis.clone()).await.map_err(|e| {
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "InternalError",
+            e.to_string(),
+        )
+    })?;
+    let events: Vec<Value> = found
+        .events
+        .iter()
+        .map(|(entry, e)| {
+            json!({
+                "EventReceivedTime": crate::bus::entry_time_ms(entry).unwrap_or_default(),
+                "EventSource": e.attr_str("source").unwrap_or_default(),
+                "EventId": e.attr_str("id").unwrap_or_default(),
+                "EventBusName": bus,
+                "EventType": e.attr_str("type").unwrap_or_default(),
+            })
+        })
+        .collect();
+    let mut out = json!({"Total": events.len(), "TracedEvents": events});
+    if let Some(next) = found.next {
+        out["NextToken"] = next.into();
+    }
+    Ok(out)
+}
+
+async fn bus_exists(api: &ResourceApi, bus: &str) -> Result<Merged, ApiError> {
+    let (_, merged) = current(api).await?;
+    if merged.get(Kind::Bus, bus).is_none() {
+        return Err(bus_missing(bus));
+    }
+    Ok(merged)
+}
+
+async fn query_events_by_period(input: &Input, api: &ResourceApi) -> Result<Value, ApiError> {
+    let bus = input.required("EventBusName")?;
+    let merged = bus_exists(api, bus).await?;
+    let mut attributes = Map::new();
+    if let Some(source) = input.str("EventSource")? {
+        attributes.insert("source".into(), json!([source]));
+    }
+    if let Some(ty) = input.str("EventType")? {
+        attributes.insert("type".into(), json!([ty]));
+    }
+    // Events the rule matches now (Sluice keeps no per-event match record yet).
+    let extra = match input.str("MatchedRule")? {
+        None => None,
+        Some(rule) => {
+            let r = merged
+                .get(Kind::Rule, &format!("{bus}/{rule}"))
+                .ok_or_else(|| rule_missing(bus, rule))?;
+            let dialect = match r["dialect"].as_str() {
+                Some("aws") => crate::config::Dialect::Aws,
+                _ => crate::config::Dialect::Cloudevents,
+            };
+            let pattern = r.get("pattern").filter(|p| !p.is_null());
+            let filters = r.get("filters").filter(|f| !f.is_null());
+            Some(
+                crate::config::condition(pattern, filters, dialect)
+                    .map_err(|e| invalid(format!("rule {rule}: {}: {}", e.path, e.message)))?,
+            )
+        }
+    };
+    let window = (time_ms(input, "StartTime")?, time_ms(input, "EndTime")?);
+    if let (Some(s), Some(e)) = window {
+        if s > e {
+            return Err(invalid("StartTime is after EndTime"));
+        }
+    }
+    traced_events(
+        api,
+        bus,
+        attributes,
+        extra,
+        window,
+        input.str("NextToken")?,
+        false,
+        input.limit()?,
+    )
+    .await
+}
+
+async fn query_event_by_event_id(input: &Input, api: &ResourceApi) -> Result<Value, ApiError> {
+    let bus = input.required("EventBusName")?;
+    let id = input.required("EventId")?;
+    bus_exists(api, bus).await?;
+    let mut attributes = Map::new();
+    attributes.insert("id".into(), json!([id]));
+    if let Some(source) = input.str("EventSource")? {
+        attributes.insert("source".into(), json!([source]));
+    }
+    // The newest copy first: an id may have been sent more than once.
+    traced_events(api, bus, attributes, None, (None, None), None, true, 10).await
 }
