@@ -27,4 +27,5 @@ pub mod router;
 pub mod rules;
 pub mod schema;
 pub mod sources;
+pub mod stats;
 pub mod targets;

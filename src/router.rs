@@ -30,6 +30,8 @@ pub struct BusRoutes {
     /// Some target of the bus delivers in order: one replica at a time routes the bus
     /// (under a lease), so target streams keep the bus's order.
     pub exclusive: bool,
+    /// `stats:` of the bus: how long per-minute counts are kept (None: not counted).
+    pub stats: Option<Duration>,
 }
 
 /// Where the router appends a matched event for one target.
@@ -277,10 +279,16 @@ fn route_batch(routes: &BusRoutes, entries: Vec<Entry>) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
     let mut matched = Vec::new();
-    if !routes.targets.is_empty() {
-        for entry in &entries {
-            route_entry(routes, entry, &mut matched, &mut pipe);
+    let mut counts = routes.stats.map(|_| crate::stats::Counts::default());
+    for entry in &entries {
+        let routed =
+            !routes.targets.is_empty() && route_entry(routes, entry, &mut matched, &mut pipe);
+        if let (Some(counts), Ok(raw)) = (&mut counts, &entry.body) {
+            counts.add(&entry.id, &raw.attrs, routed);
         }
+    }
+    if let (Some(counts), Some(retention)) = (counts, routes.stats) {
+        counts.write(&routes.bus, retention, &mut pipe);
     }
     let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
     pipe.cmd("XACK")
@@ -291,19 +299,20 @@ fn route_batch(routes: &BusRoutes, entries: Vec<Entry>) -> redis::Pipeline {
     pipe
 }
 
-/// Adds the target appends for one bus entry to the transaction.
+/// Adds the target appends for one bus entry to the transaction; whether some rule
+/// matched it.
 fn route_entry(
     routes: &BusRoutes,
     entry: &Entry,
     matched: &mut Vec<usize>,
     pipe: &mut redis::Pipeline,
-) {
+) -> bool {
     let raw = match &entry.body {
         Ok(raw) => raw,
         // Not written by Sluice: nothing can be delivered, so it is acknowledged.
         Err(e) => {
             error!(bus = %routes.bus, entry = %entry.id, error = %e, "skipping malformed bus entry");
-            return;
+            return false;
         }
     };
     let data = match &raw.data {
@@ -323,7 +332,7 @@ fn route_entry(
     };
     if let Err(e) = routes.matcher.matching_checked(&event, matched) {
         error!(bus = %routes.bus, entry = %entry.id, error = %e, "skipping malformed bus entry");
-        return;
+        return false;
     }
     debug!(bus = %routes.bus, entry = %entry.id, rules = matched.len(), "routed");
     for &rule in matched.iter() {
@@ -357,6 +366,7 @@ fn route_entry(
             }
         }
     }
+    !matched.is_empty()
 }
 
 /// Exponential backoff between failed Redis calls: 100 ms doubling to 2 s.

@@ -192,3 +192,106 @@ async fn search_pages_through_10000_events_without_skipping_or_repeating() {
         (0, &Value::Null)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_count_a_bus_by_type_and_source_and_what_rules_matched() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let config = format!(
+        r#"
+buses: [{{name: orders, stats: {{retention: 2h}}}}, {{name: quiet}}]
+rules:
+  - name: paid
+    bus: orders
+    pattern: {{type: [order.paid]}}
+    targets: [{{name: rx, kind: http, url: "{}"}}]
+"#,
+        rx.url("/")
+    );
+    let gw = Gateway::start(&redis, &config).await;
+    gw.ready().await;
+    let client = reqwest::Client::new();
+    let batch: Vec<Value> = (0..30)
+        .map(|i| {
+            let ty = if i % 3 == 0 {
+                "order.paid"
+            } else {
+                "order.created"
+            };
+            let source = if i < 10 { "/shop" } else { "/app" };
+            json!({"specversion": "1.0", "id": format!("s{i}"), "source": source, "type": ty})
+        })
+        .collect();
+    let res = client
+        .post(gw.url("/buses/orders/events"))
+        .header("content-type", "application/cloudevents-batch+json")
+        .body(Value::Array(batch).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let stats = |by: &'static str| {
+        let url = gw.url(&format!("/api/v1/buses/orders/stats?window=1h&by={by}"));
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let mut got = Value::Null;
+    for _ in 0..100 {
+        got = stats("type").await;
+        if got["totals"]["all"] == 30 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(got["totals"]["all"], 30, "{got}");
+    assert_eq!(got["totals"]["matched"], 10, "{got}");
+    assert_eq!(
+        got["totals"]["counts"],
+        json!({"order.paid": 10, "order.created": 20})
+    );
+    assert_eq!(got["by"], "type");
+    assert!(!got["minutes"].as_array().unwrap().is_empty());
+    let by_source = stats("source").await;
+    assert_eq!(
+        by_source["totals"]["counts"],
+        json!({"/shop": 10, "/app": 20}),
+        "{by_source}"
+    );
+    // The counts are those of routed events: the receiver got the matched ones.
+    assert!(wait_until(std::time::Duration::from_secs(10), || rx.count() == 10).await);
+
+    let (code, stdout, stderr) = sluice(&[
+        "stats",
+        "--bus",
+        "orders",
+        "--by",
+        "source",
+        "--server",
+        &gw.url(""),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("30 events, 10 matched"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("/app") && l.trim_end().ends_with("20")),
+        "{stdout}"
+    );
+
+    // A window past the retention, a bad `by`, a bus that does not count, no bus.
+    for (path, status) in [
+        ("/api/v1/buses/orders/stats?window=3h", 400),
+        ("/api/v1/buses/orders/stats?by=colour", 400),
+        ("/api/v1/buses/quiet/stats", 409),
+        ("/api/v1/buses/nope/stats", 404),
+    ] {
+        let res = reqwest::get(gw.url(path)).await.unwrap();
+        assert_eq!(res.status(), status, "{path}");
+    }
+}

@@ -26,6 +26,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/buses"),
     ("GET", "/api/v1/buses/{bus}"),
     ("GET", "/api/v1/buses/{bus}/events"),
+    ("GET", "/api/v1/buses/{bus}/stats"),
     ("PUT", "/api/v1/buses/{bus}"),
     ("DELETE", "/api/v1/buses/{bus}"),
     ("GET", "/api/v1/buses/{bus}/rules"),

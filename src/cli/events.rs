@@ -155,3 +155,71 @@ fn search(args: &SearchArgs) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+#[derive(clap::Args)]
+pub(super) struct StatsArgs {
+    /// The bus (it needs `stats:`).
+    #[arg(long)]
+    bus: String,
+    /// How far back.
+    #[arg(long, default_value = "1h")]
+    window: String,
+    /// `type` or `source`.
+    #[arg(long, default_value = "type")]
+    by: String,
+    /// `json`: the API's answer as it is.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: SearchOutput,
+    #[command(flatten)]
+    server: Server,
+}
+
+/// `sluice stats`: a bus's counts by type or source over a window.
+pub(super) fn stats(args: &StatsArgs) -> ExitCode {
+    let encode = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let path = format!(
+        "/api/v1/buses/{}/stats?window={}&by={}",
+        encode(&args.bus),
+        encode(&args.window),
+        encode(&args.by)
+    );
+    let answer = match args.server.call(reqwest::Method::GET, &path, None) {
+        Ok(a) if a.status == 200 => a,
+        Ok(a) => {
+            eprintln!("sluice stats: {}", refusal(&a));
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("sluice stats: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let b = &answer.body;
+    match args.output {
+        SearchOutput::Json => println!("{b}"),
+        SearchOutput::Table => {
+            let totals = &b["totals"];
+            println!(
+                "bus {} over {}: {} events, {} matched by a rule",
+                b["bus"].as_str().unwrap_or_default(),
+                b["window"].as_str().unwrap_or_default(),
+                totals["all"],
+                totals["matched"]
+            );
+            let mut rows: Vec<(&String, i64)> = totals["counts"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k, v.as_i64().unwrap_or(0)))
+                .collect();
+            rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            println!("{:<48} EVENTS", args.by.to_uppercase());
+            for (name, n) in rows {
+                println!("{name:<48} {n}");
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -88,6 +88,8 @@ enum Command {
         #[command(subcommand)]
         action: events::EventsAction,
     },
+    /// A bus's event counts by type or source over a window (the bus needs `stats:`).
+    Stats(events::StatsArgs),
     /// Make, revoke and list the bearer tokens of a running gateway (roles).
     Token {
         #[command(subcommand)]
@@ -113,6 +115,7 @@ impl Cli {
             Command::Get(args) => remote::get(&args),
             Command::Delete(args) => remote::delete(&args),
             Command::Events { action } => events::run(&action),
+            Command::Stats(args) => events::stats(&args),
             Command::Token { action } => remote::token(&action),
         }
     }

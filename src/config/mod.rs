@@ -345,6 +345,23 @@ pub struct BusConfig {
     /// With discovery: one event in this many is sampled. Default 10.
     #[serde(default)]
     pub discovery_sample: Option<u64>,
+    /// Per-minute counts of the bus's events by `type` and `source`, kept `retention`
+    /// (`GET /api/v1/buses/{name}/stats`, `sluice stats`). Absent: not counted.
+    #[serde(default)]
+    pub stats: Option<StatsConfig>,
+}
+
+/// `stats:` of a bus.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsConfig {
+    /// How long the per-minute counts are kept. Default 24h.
+    #[serde(default = "default_stats_retention", deserialize_with = "duration")]
+    pub retention: Duration,
+}
+
+fn default_stats_retention() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 /// A webhook source: `POST /webhooks/{name}`, verified the way `kind` says, normalised

@@ -31,7 +31,8 @@ const MAX_BUDGET: usize = 100_000;
 const CHUNK: usize = 1000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/buses/{bus}/events", web::get().to(search));
+    cfg.route("/buses/{bus}/events", web::get().to(search))
+        .route("/buses/{bus}/stats", web::get().to(stats));
 }
 
 fn bad(field: &'static str, message: impl Into<String>) -> ApiError {
@@ -349,5 +350,130 @@ pub(crate) async fn search(
         "events": events,
         "next": next,
         "scanned": scanned,
+    })))
+}
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// How far back: a duration (`1h`, default; at most the bus's `stats.retention`).
+    window: Option<String>,
+    /// `type` (default) or `source`.
+    by: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/buses/{bus}/stats", tag = "events",
+    params(("bus" = String, Path, description = "the bus", example = "orders"), StatsQuery),
+    responses(
+        (status = 200, description = "counts per minute and in all", body = ref("#/components/schemas/BusStats")),
+        (status = 400, description = "an invalid parameter (`field` names it)"),
+        (status = 404, description = "no such bus"),
+        (status = 409, description = "the bus does not count (`stats:` is not set on it)"),
+        (status = 503, description = "Redis is unavailable"),
+    )
+)]
+/// A bus's events per minute by `type` or `source`, and how many its rules matched.
+pub(crate) async fn stats(
+    path: web::Path<String>,
+    query: Result<web::Query<StatsQuery>, actix_web::Error>,
+    resources: web::Data<ResourceApi>,
+) -> Result<HttpResponse, ApiError> {
+    let bus = path.into_inner();
+    let query = query
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("invalid query: {e}"),
+            )
+        })?
+        .into_inner();
+    let (_, merged) = current(&resources).await?;
+    let Some(spec) = merged.get(Kind::Bus, &bus) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no bus {bus:?}"),
+        ));
+    };
+    let Some(config) = spec.get("stats").filter(|s| s.is_object()) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "stats_off",
+            format!("bus {bus:?} does not count its events: set `stats: {{}}` on it"),
+        ));
+    };
+    let retention = config["retention"]
+        .as_str()
+        .and_then(|r| humantime::parse_duration(r).ok())
+        .unwrap_or(std::time::Duration::from_secs(24 * 3600));
+    let window = match query.window.as_deref() {
+        None => std::time::Duration::from_secs(3600),
+        Some(w) => humantime::parse_duration(w)
+            .map_err(|_| bad("window", format!("{w:?} is not a duration such as 1h")))?,
+    };
+    if window.is_zero() || window > retention {
+        return Err(bad(
+            "window",
+            format!(
+                "must be more than 0 and at most the bus's stats.retention ({})",
+                humantime::format_duration(retention)
+            ),
+        ));
+    }
+    let prefix = match query.by.as_deref() {
+        None | Some("type") => "t:",
+        Some("source") => "s:",
+        Some(other) => return Err(bad("by", format!("{other:?} is not type or source"))),
+    };
+    let now_minute = chrono::Utc::now().timestamp().max(0) as u64 / 60;
+    let first = now_minute + 1 - (window.as_secs() / 60).max(1);
+    let mut pipe = redis::pipe();
+    for minute in first..=now_minute {
+        pipe.cmd("HGETALL").arg(crate::stats::key(&bus, minute));
+    }
+    let hashes: Vec<std::collections::HashMap<String, i64>> =
+        crate::bus::within(pipe.query_async(&mut resources.redis.clone()))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "redis_unavailable",
+                    format!("cannot read the counts: {e}"),
+                )
+            })?;
+    let mut minutes = Vec::new();
+    let (mut all, mut matched) = (0, 0);
+    let mut totals = serde_json::Map::new();
+    for (minute, hash) in (first..=now_minute).zip(hashes) {
+        if hash.is_empty() {
+            continue;
+        }
+        let mut counts = serde_json::Map::new();
+        for (field, n) in &hash {
+            if let Some(name) = field.strip_prefix(prefix) {
+                counts.insert(name.to_string(), (*n).into());
+                let t = totals.entry(name.to_string()).or_insert(Value::from(0));
+                *t = (t.as_i64().unwrap_or(0) + n).into();
+            }
+        }
+        let (a, m) = (
+            hash.get("all").copied().unwrap_or(0),
+            hash.get("matched").copied().unwrap_or(0),
+        );
+        all += a;
+        matched += m;
+        let at = chrono::DateTime::from_timestamp((minute * 60) as i64, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        minutes.push(json!({"minute": at, "all": a, "matched": m, "counts": counts}));
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "bus": bus,
+        "by": if prefix == "t:" { "type" } else { "source" },
+        "window": humantime::format_duration(window).to_string(),
+        "minutes": minutes,
+        "totals": {"all": all, "matched": matched, "counts": totals},
     })))
 }

@@ -53,6 +53,7 @@ use utoipa::{Modify, OpenApi};
         super::resources::apply,
         super::resources::audit,
         super::events::search,
+        super::events::stats,
         super::dlq::index,
         super::dlq::entries,
         super::dlq::entry,
@@ -326,6 +327,7 @@ pub fn component_schemas() -> Map<String, Value> {
             "validation": validation,
             "discovery": {"type": ["string", "boolean"], "description": "`on`: infer schemas from the bus's events"},
             "discovery_sample": {"type": "integer", "minimum": 1},
+            "stats": open("per-minute counts by type and source (`GET /api/v1/buses/{bus}/stats`)", json!({"retention": duration})),
         })),
         "Rule": open("A rule with its targets, as `rules[]` of the configuration holds it", json!({
             "name": {"type": "string", "description": "unique per bus; defaults to the URL's"},
@@ -422,6 +424,22 @@ pub fn component_schemas() -> Map<String, Value> {
             "functions": {"type": "array", "items": schema_ref("Function")},
         })),
         "Pattern": {"type": "object", "description": "An EventBridge-style event pattern (docs/patterns.md)", "additionalProperties": true},
+        "BusStats": closed(&["bus", "by", "window", "minutes", "totals"], json!({
+            "bus": {"type": "string"},
+            "by": {"enum": ["type", "source"]},
+            "window": {"type": "string"},
+            "minutes": {"type": "array", "items": closed(&["minute", "all", "matched", "counts"], json!({
+                "minute": {"type": "string", "description": "the minute's start, RFC 3339"},
+                "all": {"type": "integer"},
+                "matched": {"type": "integer", "description": "events some rule matched"},
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            }))},
+            "totals": closed(&["all", "matched", "counts"], json!({
+                "all": {"type": "integer"},
+                "matched": {"type": "integer"},
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            })),
+        })),
         "EventPage": closed(&["events", "next", "scanned"], json!({
             "events": {"type": "array", "items": closed(&["entry", "event"], json!({
                 "entry": {"type": "string", "description": "the bus stream entry id"},

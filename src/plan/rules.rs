@@ -185,6 +185,7 @@ pub(super) fn build(
                     matcher: Matcher::new(patterns),
                     targets: streams,
                     exclusive,
+                    stats: b.stats.as_ref().map(|s| s.retention),
                 },
                 targets,
             }
