@@ -326,6 +326,9 @@ async fn connections_and_api_destinations_deliver_with_their_auth() {
     )
     .await;
     assert_eq!(b["code"], "NetworkParametersIsNull", "{b}");
+    // Keys of any spelling are read without harm (an empty or non-ASCII one too).
+    let (s, b) = post(&gw, "/connection/createConnection", json!({"connectionName": "c4", "networkParameters": {"networkType": "PublicNetwork", "": 1, "é": 2}})).await;
+    assert_eq!((s, &b["code"]), (200, &json!("Success")), "{b}");
     let (_, b) = post(&gw, "/connection/createConnection", json!({"connectionName": "-bad name", "networkParameters": {"networkType": "PublicNetwork"}})).await;
     assert_eq!(b["code"], "RequestParameterInvalid", "{b}");
     let (_, b) = post(&gw, "/connection/createConnection", json!({"connectionName": "c3", "networkParameters": {"networkType": "PublicNetwork"},
@@ -353,6 +356,16 @@ async fn connections_and_api_destinations_deliver_with_their_auth() {
         (b["total"].as_u64(), &b["nextToken"]),
         (Some(1), &Value::Null),
         "{b}"
+    );
+    let (_, b) = post(
+        &gw,
+        "/connection/selectOneConnection",
+        json!({"connectionName": "demo-conn"}),
+    )
+    .await;
+    assert!(
+        !b.to_string().contains("k-1"),
+        "secrets are never answered: {b}"
     );
     let (_, b) = post(&gw, "/connection/listEnumsResponse", json!({})).await;
     assert_eq!(

@@ -53,7 +53,7 @@ async fn subscriptions_route_what_they_name_to_their_sink() {
         "types": ["order.paid", "order.refunded"],
         "source": "shop",
         "filters": [{"prefix": {"subject": "eu/"}}, {"not": {"exact": {"subject": "eu/test"}}}],
-        "protocolsettings": {"method": "PUT", "headers": {"x-sub": "yes"}},
+        "protocolsettings": {"method": "PUT", "headers": {"x-sub": "yes", "x-token": "t0p"}},
         "sinkcredential": {"credentialtype": "ACCESSTOKEN", "accesstoken": "tok123", "accesstokenexpiresutc": "2030-01-01T00:00:00Z"},
         "config": {"bus": "orders"}
     });
@@ -140,6 +140,10 @@ async fn subscriptions_route_what_they_name_to_their_sink() {
         json!({"credentialtype": "ACCESSTOKEN"})
     );
     assert!(!created.to_string().contains("tok123"));
+    assert_eq!(
+        created["protocolsettings"]["headers"]["x-token"], "***",
+        "{created}"
+    );
     let (s, got, _) = call(&gw, "GET", &format!("/subscriptions/{id}"), None).await;
     assert_eq!((s, &got), (200, &created));
     let (_, listed, _) = call(&gw, "GET", "/subscriptions", None).await;
@@ -223,6 +227,8 @@ async fn subscriptions_route_what_they_name_to_their_sink() {
     assert_eq!(second.path, "/moved");
     assert_eq!(second.header("authorization"), Some("Bearer tok123"));
     assert_eq!(second.header("ce-id"), Some("e9"));
+    // The redacted header read back and sent again kept its value.
+    assert_eq!(second.header("x-token"), Some("t0p"));
 
     // An update whose body names another id, or of an unknown id.
     let mut other = changed.clone();

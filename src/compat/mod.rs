@@ -16,6 +16,14 @@ use crate::control::resources::{commit, Change, ResourceApi};
 use crate::control::store::{Kind, Op};
 use crate::ingress::error::ApiError;
 
+/// Whether a secret a facade's client sent reads as an `env:`/`file:` reference. Only
+/// the gateway's operators may write references (in the file or through `/api/v1`): a
+/// facade refuses them, or the gateway would resolve a caller-chosen variable or file
+/// and send it to a caller-chosen endpoint.
+pub fn is_reference(secret: &str) -> bool {
+    secret.starts_with("env:") || secret.starts_with("file:")
+}
+
 /// One facade write: `change` edits the merged document (file + store) and returns the
 /// resources it wrote (`None`: deleted); the result is checked whole and written with
 /// the native commit (retried on concurrent writes), so a facade never writes what

@@ -368,6 +368,16 @@ fn rule_of(id: &str, bus: &str, request: &Request, old: Option<&Value>) -> Resul
     if let Some(filters) = &request.filters {
         rule["filters"] = filters.clone();
     }
+    // A header read back as `***` (a redacted secret) keeps the stored value.
+    if let Some(old) = old {
+        document::restore_redacted(&mut rule, old);
+    }
+    if document::has_redacted(&rule) {
+        return Err(bad(
+            "protocolsettings.headers",
+            format!("a header reads {:?}: send its value", document::REDACTED),
+        ));
+    }
     Ok(rule)
 }
 

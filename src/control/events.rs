@@ -27,6 +27,8 @@ const MAX_LIMIT: usize = 1000;
 /// Entries scanned per request unless `budget` says otherwise, and the most allowed.
 const DEFAULT_BUDGET: usize = 10_000;
 const MAX_BUDGET: usize = 100_000;
+/// The longest stats window one request reads (10,080 minutes).
+const MAX_STATS_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 /// Entries per Redis range read.
 const CHUNK: usize = 1000;
 
@@ -413,11 +415,11 @@ pub(crate) async fn stats(
         Some(w) => humantime::parse_duration(w)
             .map_err(|_| bad("window", format!("{w:?} is not a duration such as 1h")))?,
     };
-    if window.is_zero() || window > retention {
+    if window.is_zero() || window > retention || window > MAX_STATS_WINDOW {
         return Err(bad(
             "window",
             format!(
-                "must be more than 0 and at most the bus's stats.retention ({})",
+                "must be more than 0 and at most the bus's stats.retention ({}) and 7d",
                 humantime::format_duration(retention)
             ),
         ));
@@ -428,7 +430,7 @@ pub(crate) async fn stats(
         Some(other) => return Err(bad("by", format!("{other:?} is not type or source"))),
     };
     let now_minute = chrono::Utc::now().timestamp().max(0) as u64 / 60;
-    let first = now_minute + 1 - (window.as_secs() / 60).max(1);
+    let first = (now_minute + 1).saturating_sub((window.as_secs() / 60).max(1));
     let mut pipe = redis::pipe();
     for minute in first..=now_minute {
         pipe.cmd("HGETALL").arg(crate::stats::key(&bus, minute));

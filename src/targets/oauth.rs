@@ -14,6 +14,8 @@ use crate::config::{Errors, SecretRef};
 
 /// A token is renewed this long before it expires.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+/// The longest a token is kept, whatever its `expires_in`.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// The lifetime of a token whose answer has no `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -47,7 +49,6 @@ fn post() -> String {
 }
 
 /// The token source of one target, as the plan built it.
-#[derive(Debug)]
 pub struct OAuth {
     token_url: url::Url,
     client_id: String,
@@ -115,11 +116,22 @@ impl OAuthConfig {
     }
 }
 
+impl std::fmt::Debug for OAuth {
+    // The client secret and the token stay out of logs and debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth")
+            .field("token_url", &self.token_url.as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Deserialize)]
 struct TokenAnswer {
     access_token: String,
     #[serde(default)]
-    expires_in: Option<u64>,
+    /// Seconds; some servers send it as a string or a float.
+    expires_in: Option<serde_json::Value>,
 }
 
 impl OAuth {
@@ -175,9 +187,17 @@ impl OAuth {
         }
         let answer: TokenAnswer = serde_json::from_slice(&body)
             .map_err(|e| failed(format!("no access_token in the answer ({e})")))?;
-        let lifetime = answer
-            .expires_in
-            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        let seconds = answer.expires_in.as_ref().and_then(|v| match v {
+            serde_json::Value::Number(n) => n.as_f64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        });
+        let lifetime = match seconds {
+            Some(s) if s.is_finite() && s > 0.0 => {
+                Duration::from_secs_f64(s.min(MAX_LIFETIME.as_secs_f64()))
+            }
+            _ => DEFAULT_LIFETIME,
+        };
         Ok((answer.access_token, lifetime))
     }
 }

@@ -861,5 +861,15 @@ async fn query_event_by_event_id(input: &Input, api: &ResourceApi) -> Result<Val
         attributes.insert("source".into(), json!([source]));
     }
     // The newest copy first: an id may have been sent more than once.
-    traced_events(api, bus, attributes, None, (None, None), None, true, 10).await
+    traced_events(
+        api,
+        bus,
+        attributes,
+        None,
+        (None, None),
+        input.str("NextToken")?,
+        true,
+        10,
+    )
+    .await
 }

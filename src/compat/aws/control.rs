@@ -1083,6 +1083,14 @@ async fn put_connection(
             {
                 return Err(validation("OAuthParameters need AuthorizationEndpoint, HttpMethod and ClientParameters (ClientID, ClientSecret)"));
             }
+            if o["ClientParameters"]["ClientSecret"]
+                .as_str()
+                .is_some_and(crate::compat::is_reference)
+            {
+                return Err(validation(
+                    "ClientSecret must be the secret itself, not an env:/file: reference",
+                ));
+            }
         }
         Some(t @ ("API_KEY" | "BASIC")) => {
             return Err(validation(format!("AuthParameters for {t} are missing")))

@@ -200,6 +200,12 @@ fn check_auth(auth: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
             let client = member(&o, "ClientParameters")
                 .cloned()
                 .unwrap_or(Value::Null);
+            if text(&client, "ClientSecret").is_some_and(crate::compat::is_reference) {
+                return Err(err(
+                    "RequestParameterInvalid",
+                    "[clientSecret must be the secret itself, not an env:/file: reference]",
+                ));
+            }
             check_length(
                 text(&client, "ClientID"),
                 "ClientIDLengthExceed",
@@ -236,25 +242,43 @@ fn check_auth(auth: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A connection as `getConnection` answers it: secrets masked.
+/// A connection as `getConnection` answers it: every secret masked (the API key value,
+/// the password, the client secret, and parameters marked `isValueSecret`).
 fn masked(name: &str, c: &Value) -> Value {
     let mut auth = c["authParameters"].clone();
-    if let Some(p) = auth
-        .get_mut("apiKeyAuthParameters")
-        .filter(|p| p.is_object())
-    {
-        p["apiKeyValue"] = MASK.into();
-    } else if let Some(p) = auth
-        .get_mut("basicAuthParameters")
-        .filter(|p| p.is_object())
-    {
-        p["password"] = MASK.into();
-    } else if let Some(p) = auth
-        .get_mut("oauthParameters")
-        .and_then(|o| o.get_mut("clientParameters"))
-        .filter(|p| p.is_object())
-    {
-        p["clientSecret"] = MASK.into();
+    for pointer in [
+        "/apiKeyAuthParameters/apiKeyValue",
+        "/basicAuthParameters/password",
+        "/oauthParameters/clientParameters/clientSecret",
+    ] {
+        if let Some(v) = auth.pointer_mut(pointer).filter(|v| v.is_string()) {
+            *v = MASK.into();
+        }
+    }
+    for params in [
+        "/invocationHttpParameters",
+        "/oauthParameters/oauthHttpParameters",
+    ] {
+        for list in [
+            "bodyParameters",
+            "headerParameters",
+            "queryStringParameters",
+        ] {
+            if let Some(items) = auth
+                .pointer_mut(&format!("{params}/{list}"))
+                .and_then(Value::as_array_mut)
+            {
+                for p in items {
+                    let secret = matches!(&p["isValueSecret"], Value::Bool(true))
+                        || p["isValueSecret"]
+                            .as_str()
+                            .is_some_and(|s| s.eq_ignore_ascii_case("true"));
+                    if secret {
+                        p["value"] = MASK.into();
+                    }
+                }
+            }
+        }
     }
     json!({
         "connectionName": name,
@@ -270,7 +294,14 @@ fn camel(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
-                .map(|(k, v)| (k[..1].to_lowercase() + &k[1..], camel(v)))
+                .map(|(k, v)| {
+                    let mut chars = k.chars();
+                    let key = match chars.next() {
+                        Some(first) => first.to_lowercase().chain(chars).collect(),
+                        None => String::new(),
+                    };
+                    (key, camel(v))
+                })
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(camel).collect()),
@@ -337,10 +368,13 @@ pub(super) async fn put_connection(
         "authParameters": auth,
         "gmtCreate": old.as_ref().map_or_else(|| now_ms().into(), |o| o["gmtCreate"].clone()),
     });
-    store(api, CONNECTIONS, &name, &c).await?;
     if !create {
-        refresh_targets(api, actor).await?;
+        // The targets first: a connection they cannot use is refused, and not stored.
+        let mut known = Destinations::load(api).await?;
+        known.connections.insert(name.clone(), c.clone());
+        refresh_targets(api, actor, &known).await?;
     }
+    store(api, CONNECTIONS, &name, &c).await?;
     Ok(if create {
         json!({"connectionName": name})
     } else {
@@ -377,14 +411,10 @@ pub(super) async fn get_connection(
     let c = one(api, CONNECTIONS, &name)
         .await?
         .ok_or_else(|| connection_missing(&name))?;
-    let view = if masking {
-        masked(&name, &c)
-    } else {
-        let mut v = c.clone();
-        v["connectionName"] = name.into();
-        v
-    };
-    Ok(json!({ "connections": [view] }))
+    // Secrets are write-only here: `selectOneConnection`, its unmasked internal read,
+    // is answered masked too.
+    let _ = masking;
+    Ok(json!({ "connections": [masked(&name, &c)] }))
 }
 
 /// Its offset paging: `nextToken` is the offset as text, `null` on the last page.
@@ -392,7 +422,7 @@ fn page(input: &Input, items: Vec<Value>) -> Result<(Vec<Value>, Value, usize, u
     let total = items.len();
     let max = match input.get("MaxResults").and_then(Value::as_u64) {
         None | Some(0) => DEFAULT_PAGE,
-        Some(n) => n as usize,
+        Some(n) => n.min(100) as usize,
     };
     let offset: usize = match input.str("NextToken").filter(|t| !t.is_empty()) {
         None => 0,
@@ -403,7 +433,7 @@ fn page(input: &Input, items: Vec<Value>) -> Result<(Vec<Value>, Value, usize, u
             )
         })?,
     };
-    let next = if offset + max < total {
+    let next = if offset.saturating_add(max) < total {
         Value::from((offset + max).to_string())
     } else {
         Value::Null
@@ -513,10 +543,12 @@ pub(super) async fn put_destination(
         "invocationRateLimitPerSecond": keep("invocationRateLimitPerSecond", input.get("InvocationRateLimitPerSecond")),
         "gmtCreate": old.as_ref().map_or_else(|| now_ms().into(), |o| o["gmtCreate"].clone()),
     });
-    store(api, DESTINATIONS, &name, &d).await?;
     if !create {
-        refresh_targets(api, actor).await?;
+        let mut known = Destinations::load(api).await?;
+        known.destinations.insert(name.clone(), d.clone());
+        refresh_targets(api, actor, &known).await?;
     }
+    store(api, DESTINATIONS, &name, &d).await?;
     Ok(if create {
         json!({"apiDestinationName": name})
     } else {
@@ -669,8 +701,11 @@ impl Destinations {
 
 /// Rewrites every target made from an API destination (after a connection or
 /// destination changed).
-async fn refresh_targets(api: &ResourceApi, actor: &str) -> Result<(), ApiError> {
-    let known = Destinations::load(api).await?;
+async fn refresh_targets(
+    api: &ResourceApi,
+    actor: &str,
+    known: &Destinations,
+) -> Result<(), ApiError> {
     edit(api, actor, |merged| {
         let mut writes = Vec::new();
         for rule in document::resources(&merged.top, Kind::Rule) {

@@ -533,13 +533,20 @@ fn native_target(t: &Value, known: &connections::Destinations) -> Result<Value, 
                 need("AliyunAccountId")?,
                 need("AliyunEventBus")?,
             );
+            let secret = need("AccessKeySecret")?;
+            if crate::compat::is_reference(&secret) {
+                return Err(err(
+                    "EventTargetIneffectiveAttribute",
+                    "AccessKeySecret must be the secret itself, not an env:/file: reference",
+                ));
+            }
             json!({
                 "kind": "alibaba-eventbridge",
                 "region": region,
                 "account_id": account,
                 "event_bus": bus,
                 "access_key_id": need("AccessKeyId")?,
-                "access_key_secret": need("AccessKeySecret")?,
+                "access_key_secret": secret,
                 "peer": format!("aliyun-{account}-{bus}"),
             })
         }
