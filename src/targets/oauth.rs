@@ -14,6 +14,9 @@ use crate::config::{Errors, SecretRef};
 
 /// A token is renewed this long before it expires.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+/// After a failed fetch, deliveries fail at once for this long instead of each waiting
+/// for a fetch of its own (a token endpoint that hangs would hold every one up).
+const FAILURE_HOLD: Duration = Duration::from_secs(2);
 /// The longest a token is kept, whatever its `expires_in`.
 const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// The lifetime of a token whose answer has no `expires_in`.
@@ -57,7 +60,7 @@ pub struct OAuth {
     form: Vec<(String, String)>,
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
-    token: tokio::sync::Mutex<Option<(String, Instant)>>,
+    token: tokio::sync::Mutex<Held>,
 }
 
 impl OAuthConfig {
@@ -111,9 +114,16 @@ impl OAuthConfig {
             form,
             query: self.query.clone().into_iter().collect(),
             headers: self.headers.clone().into_iter().collect(),
-            token: tokio::sync::Mutex::new(None),
+            token: tokio::sync::Mutex::new(Held::default()),
         })
     }
+}
+
+/// The token held, and the last failed fetch.
+#[derive(Default)]
+struct Held {
+    token: Option<(String, Instant)>,
+    failed: Option<(Instant, String)>,
 }
 
 impl std::fmt::Debug for OAuth {
@@ -139,25 +149,41 @@ impl OAuth {
     /// Concurrent deliveries wait for one fetch.
     pub async fn token(&self, client: &reqwest::Client) -> Result<String, DeliveryError> {
         let mut held = self.token.lock().await;
-        if let Some((token, until)) = held.as_ref() {
+        if let Some((token, until)) = held.token.as_ref() {
             if Instant::now() < *until {
                 return Ok(token.clone());
             }
         }
-        let (token, lifetime) = self.fetch(client).await?;
-        let until = Instant::now()
-            + lifetime
-                .saturating_sub(EXPIRY_MARGIN)
-                .max(Duration::from_secs(1));
-        *held = Some((token.clone(), until));
-        Ok(token)
+        if let Some((at, message)) = held.failed.as_ref() {
+            if at.elapsed() < FAILURE_HOLD {
+                return Err(DeliveryError::Failed {
+                    message: message.clone(),
+                    retryable: true,
+                });
+            }
+        }
+        match self.fetch(client).await {
+            Ok((token, lifetime)) => {
+                let until = Instant::now()
+                    + lifetime
+                        .saturating_sub(EXPIRY_MARGIN)
+                        .max(Duration::from_secs(1));
+                held.token = Some((token.clone(), until));
+                held.failed = None;
+                Ok(token)
+            }
+            Err(e) => {
+                held.failed = Some((Instant::now(), e.to_string()));
+                Err(e)
+            }
+        }
     }
 
     /// Forgets `token` (the endpoint refused it): the next delivery fetches a new one.
     pub async fn refused(&self, token: &str) {
         let mut held = self.token.lock().await;
-        if held.as_ref().is_some_and(|(t, _)| t == token) {
-            *held = None;
+        if held.token.as_ref().is_some_and(|(t, _)| t == token) {
+            held.token = None;
         }
     }
 
