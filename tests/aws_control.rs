@@ -43,20 +43,8 @@ fn echo() -> &'static PathBuf {
     })
 }
 
-/// Whether boto3 can be imported; under CI (`CI` set) it must.
 fn have_boto3() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import boto3"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "boto3 is missing under CI (pip install boto3)"
-        );
-        eprintln!("\n*** SKIPPED: boto3 is not installed; pip install boto3 ***\n");
-    }
-    ok
+    have_python("boto3", "boto3")
 }
 
 /// Runs `script` with `ev` (a boto3 events client on the gateway) and `call(fn, **kw)`,

@@ -6,6 +6,7 @@
 
 pub mod alibaba;
 pub mod aws;
+pub mod http_api;
 pub mod rocketmq;
 pub mod subscriptions;
 
@@ -62,4 +63,32 @@ where
     })
     .await?;
     Ok(merged)
+}
+
+/// Puts `targets` into `rule`'s list by name: one of the same name is replaced, others
+/// are appended. The list as it is then.
+pub fn upsert_targets(
+    rule: &mut Value,
+    targets: impl IntoIterator<Item = Value>,
+) -> &mut Vec<Value> {
+    if !rule["targets"].is_array() {
+        rule["targets"] = Value::Array(Vec::new());
+    }
+    let list = rule["targets"].as_array_mut().expect("an array");
+    for t in targets {
+        match list.iter_mut().find(|x| x["name"] == t["name"]) {
+            Some(existing) => *existing = t,
+            None => list.push(t),
+        }
+    }
+    list
+}
+
+/// The strings of a JSON array (other items skipped; not an array: none).
+pub fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect()
 }

@@ -14,7 +14,6 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::control::document::{self, Merged};
@@ -258,10 +257,7 @@ fn credential(c: &Map<String, Value>) -> Result<(String, Option<String>), ApiErr
             format!("{scheme} {token}")
         }),
         "PLAIN" => match (field("identifier"), field("secret")) {
-            (Some(user), Some(secret)) => Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"))
-            )),
+            (Some(user), Some(secret)) => Some(crate::compat::http_api::basic_auth(user, secret)),
             (None, None) => None,
             _ => {
                 return Err(bad(

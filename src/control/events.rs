@@ -276,6 +276,28 @@ fn plan(bus: &str, q: &SearchQuery, now_ms: u64) -> Result<Search, ApiError> {
     ))
 }
 
+/// The query string, or 400 naming what is wrong with it.
+fn query_of<T>(query: Result<web::Query<T>, actix_web::Error>) -> Result<T, ApiError> {
+    query.map(web::Query::into_inner).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("invalid query: {e}"),
+        )
+    })
+}
+
+/// The bus's spec, or 404.
+fn bus_spec<'a>(merged: &'a super::document::Merged, bus: &str) -> Result<&'a Value, ApiError> {
+    merged.get(Kind::Bus, bus).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no bus {bus:?}"),
+        )
+    })
+}
+
 /// Whether a stored entry matches, read as the router reads it.
 fn matches(matcher: &Matcher, raw: &crate::bus::RawEntry, found: &mut Vec<usize>) -> bool {
     let data = match &raw.data {
@@ -311,23 +333,9 @@ pub(crate) async fn search(
     resources: web::Data<ResourceApi>,
 ) -> Result<HttpResponse, ApiError> {
     let bus = path.into_inner();
-    let query = query
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                format!("invalid query: {e}"),
-            )
-        })?
-        .into_inner();
+    let query = query_of(query)?;
     let (_, merged) = current(&resources).await?;
-    if merged.get(Kind::Bus, &bus).is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no bus {bus:?}"),
-        ));
-    }
+    bus_spec(&merged, &bus)?;
     let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
     let search = plan(&bus, &query, now_ms)?;
     let mut conn = resources.redis.clone();
@@ -382,23 +390,9 @@ pub(crate) async fn stats(
     resources: web::Data<ResourceApi>,
 ) -> Result<HttpResponse, ApiError> {
     let bus = path.into_inner();
-    let query = query
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                format!("invalid query: {e}"),
-            )
-        })?
-        .into_inner();
+    let query = query_of(query)?;
     let (_, merged) = current(&resources).await?;
-    let Some(spec) = merged.get(Kind::Bus, &bus) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no bus {bus:?}"),
-        ));
-    };
+    let spec = bus_spec(&merged, &bus)?;
     let Some(config) = spec.get("stats").filter(|s| s.is_object()) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

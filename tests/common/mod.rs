@@ -642,3 +642,20 @@ pub async fn post_batch(gw: &Gateway, bus: &str, prefix: &str, count: usize) -> 
         .map(|r| r.status().as_u16())
         .unwrap_or(0)
 }
+
+/// Whether python3 can `import module` (a client library a test drives Sluice with);
+/// under CI (`CI` set) it must, else a loud SKIPPED line.
+pub fn have_python(module: &str, package: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{package} is missing under CI (pip install {package})"
+        );
+        eprintln!("\n*** SKIPPED: {package} is not installed; pip install {package} ***\n");
+    }
+    ok
+}

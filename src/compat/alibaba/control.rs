@@ -637,14 +637,7 @@ async fn create_targets(
         _ => return Err(invalid("Targets is mandatory for this action.")),
     };
     change_rule(input, api, c, |rule| {
-        let mut list = rule["targets"].as_array().cloned().unwrap_or_default();
-        for t in &targets {
-            match list.iter_mut().find(|x| x["name"] == t["name"]) {
-                Some(existing) => *existing = t.clone(),
-                None => list.push(t.clone()),
-            }
-        }
-        rule["targets"] = Value::Array(list);
+        crate::compat::upsert_targets(rule, targets.iter().cloned());
         Ok(())
     })
     .await?;
@@ -656,16 +649,7 @@ async fn delete_targets(
     api: &ResourceApi,
     c: &Caller<'_>,
 ) -> Result<Value, ApiError> {
-    let ids: Vec<String> = input
-        .0
-        .get("TargetIds")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let ids: Vec<String> = crate::compat::strings(input.0.get("TargetIds"));
     if ids.is_empty() {
         return Err(invalid("TargetIds is mandatory for this action."));
     }

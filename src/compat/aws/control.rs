@@ -16,10 +16,10 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
-use base64::Engine;
 use redis::AsyncCommands;
 use serde_json::{json, Map, Value};
 
+use crate::compat::http_api::{self, Auth};
 use crate::control::document::{self, Merged};
 use crate::control::resources::{current, ResourceApi};
 use crate::control::store::Kind;
@@ -709,87 +709,20 @@ impl Targets {
             .connections
             .get(connection)
             .ok_or_else(|| not_found(format!("Failed to find connection {connection}")))?;
-        let mut headers = Map::new();
-        let mut query = Map::new();
-        let mut oauth = None;
-        let auth = &conn["AuthParameters"];
-        match conn["AuthorizationType"].as_str() {
-            Some("API_KEY") => {
-                let key = &auth["ApiKeyAuthParameters"];
-                headers.insert(
-                    key["ApiKeyName"].as_str().unwrap_or_default().into(),
-                    key["ApiKeyValue"].clone(),
-                );
-            }
-            Some("BASIC") => {
-                let b = &auth["BasicAuthParameters"];
-                let pair = format!(
-                    "{}:{}",
-                    b["Username"].as_str().unwrap_or_default(),
-                    b["Password"].as_str().unwrap_or_default()
-                );
-                headers.insert(
-                    "Authorization".into(),
-                    format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(pair)
-                    )
-                    .into(),
-                );
-            }
-            Some("OAUTH_CLIENT_CREDENTIALS") => {
-                let o = &auth["OAuthParameters"];
-                let pairs = |list: &str| -> Map<String, Value> {
-                    o["OAuthHttpParameters"][list]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|p| {
-                            Some((p["Key"].as_str()?.to_string(), p["Value"].as_str()?.into()))
-                        })
-                        .collect()
-                };
-                oauth = Some(json!({
-                    "token_url": o["AuthorizationEndpoint"],
-                    "method": o["HttpMethod"].as_str().unwrap_or("POST"),
-                    "client_id": o["ClientParameters"]["ClientID"],
-                    "client_secret": o["ClientParameters"]["ClientSecret"],
-                    "body": pairs("BodyParameters"),
-                    "query": pairs("QueryStringParameters"),
-                    "headers": pairs("HeaderParameters"),
-                }));
-            }
-            _ => {}
-        }
-        let params = &auth["InvocationHttpParameters"];
-        for (list, into) in [
-            ("HeaderParameters", &mut headers),
-            ("QueryStringParameters", &mut query),
-        ] {
-            for p in params[list].as_array().into_iter().flatten() {
-                if let (Some(k), Some(v)) = (p["Key"].as_str(), p["Value"].as_str()) {
-                    into.insert(k.into(), v.into());
-                }
-            }
-        }
-        let mut target = json!({
-            "kind": "http",
-            "url": d["InvocationEndpoint"],
-            "method": d["HttpMethod"].as_str().unwrap_or("POST"),
-            "api_destination": name,
-        });
-        if !headers.is_empty() {
-            target["headers"] = Value::Object(headers);
-        }
-        if !query.is_empty() {
-            target["query"] = Value::Object(query);
-        }
-        if let Some(oauth) = oauth {
-            target["oauth"] = oauth;
-        }
-        if let Some(rate) = d["InvocationRateLimitPerSecond"].as_u64() {
-            target["rate"] = json!({"per_second": rate});
-        }
+        let auth = match conn["AuthorizationType"].as_str() {
+            Some("API_KEY") => Auth::ApiKey,
+            Some("BASIC") => Auth::Basic,
+            Some("OAUTH_CLIENT_CREDENTIALS") => Auth::OAuthClientCredentials,
+            _ => Auth::None,
+        };
+        let mut target = http_api::target(
+            &d["InvocationEndpoint"],
+            d["HttpMethod"].as_str().unwrap_or("POST"),
+            auth,
+            &conn["AuthParameters"],
+            d["InvocationRateLimitPerSecond"].as_u64(),
+        );
+        target["api_destination"] = name.into();
         Ok(target)
     }
 }
@@ -853,14 +786,11 @@ async fn put_targets(input: &Input, api: &ResourceApi, c: &Caller<'_>) -> Result
     }
     let resolver = Targets::load(api).await?;
     change_rule(input, api, c, |rule, merged| {
-        let mut list = rule["targets"].as_array().cloned().unwrap_or_default();
-        for t in &targets {
-            let native = resolver.native(t, merged, c)?;
-            match list.iter_mut().find(|x| x["name"] == native["name"]) {
-                Some(existing) => *existing = native,
-                None => list.push(native),
-            }
-        }
+        let natives = targets
+            .iter()
+            .map(|t| resolver.native(t, merged, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let list = crate::compat::upsert_targets(rule, natives);
         if list.len() > MAX_TARGETS_PER_RULE {
             return Err(aws(
                 StatusCode::BAD_REQUEST,
@@ -868,7 +798,6 @@ async fn put_targets(input: &Input, api: &ResourceApi, c: &Caller<'_>) -> Result
                 format!("The requested resource exceeds the maximum number allowed: a rule has at most {MAX_TARGETS_PER_RULE} targets"),
             ));
         }
-        rule["targets"] = Value::Array(list);
         Ok(())
     })
     .await?;
@@ -880,16 +809,7 @@ async fn remove_targets(
     api: &ResourceApi,
     c: &Caller<'_>,
 ) -> Result<Value, ApiError> {
-    let ids: Vec<String> = input
-        .0
-        .get("Ids")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let ids: Vec<String> = crate::compat::strings(input.0.get("Ids"));
     if ids.is_empty() {
         return Err(validation("Ids must list at least one target id"));
     }

@@ -13,11 +13,11 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
 use redis::AsyncCommands;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::{edit, err, member, redis_err, Input};
+use crate::compat::http_api::{self, Auth};
 use crate::control::document;
 use crate::control::resources::ResourceApi;
 use crate::control::store::Kind;
@@ -617,84 +617,20 @@ impl Destinations {
             .get(connection)
             .ok_or_else(|| connection_missing(connection))?;
         let http = &d["httpApiParameters"];
-        let mut target = json!({
-            "kind": "http",
-            "url": http["endpoint"],
-            "method": http["method"].as_str().unwrap_or("POST").to_ascii_uppercase(),
-        });
-        let auth = &c["authParameters"];
-        let mut headers = Map::new();
-        let mut query = Map::new();
-        match auth["authorizationType"].as_str() {
-            Some("API_KEY_AUTH") => {
-                let p = &auth["apiKeyAuthParameters"];
-                if let (Some(k), Some(v)) = (p["apiKeyName"].as_str(), p["apiKeyValue"].as_str()) {
-                    headers.insert(k.into(), v.into());
-                }
-            }
-            Some("BASIC_AUTH") => {
-                let p = &auth["basicAuthParameters"];
-                let pair = format!(
-                    "{}:{}",
-                    p["username"].as_str().unwrap_or_default(),
-                    p["password"].as_str().unwrap_or_default()
-                );
-                headers.insert(
-                    "Authorization".into(),
-                    format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(pair)
-                    )
-                    .into(),
-                );
-            }
-            Some("OAUTH_AUTH") => {
-                let o = &auth["oauthParameters"];
-                let pairs = |list: &str| -> Map<String, Value> {
-                    o["oauthHttpParameters"][list]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|p| {
-                            Some((p["key"].as_str()?.to_string(), p["value"].as_str()?.into()))
-                        })
-                        .collect()
-                };
-                target["oauth"] = json!({
-                    "token_url": o["authorizationEndpoint"],
-                    "method": o["httpMethod"].as_str().unwrap_or("POST").to_ascii_uppercase(),
-                    "client_id": o["clientParameters"]["clientID"].as_str().unwrap_or_default(),
-                    "client_secret": o["clientParameters"]["clientSecret"].as_str().unwrap_or_default(),
-                    "body": pairs("bodyParameters"),
-                    "query": pairs("queryStringParameters"),
-                    "headers": pairs("headerParameters"),
-                });
-            }
-            _ => {}
-        }
-        let invocation = &auth["invocationHttpParameters"];
-        for (list, into) in [
-            ("headerParameters", &mut headers),
-            ("queryStringParameters", &mut query),
-        ] {
-            for p in invocation[list].as_array().into_iter().flatten() {
-                if let (Some(k), Some(v)) = (p["key"].as_str(), p["value"].as_str()) {
-                    into.insert(k.into(), v.into());
-                }
-            }
-        }
-        if !headers.is_empty() {
-            target["headers"] = Value::Object(headers);
-        }
-        if !query.is_empty() {
-            target["query"] = Value::Object(query);
-        }
-        if let Some(rate) = d["invocationRateLimitPerSecond"]
-            .as_u64()
-            .filter(|r| *r > 0)
-        {
-            target["rate"] = json!({"per_second": rate});
-        }
+        let params = &c["authParameters"];
+        let auth = match params["authorizationType"].as_str() {
+            Some("API_KEY_AUTH") => Auth::ApiKey,
+            Some("BASIC_AUTH") => Auth::Basic,
+            Some("OAUTH_AUTH") => Auth::OAuthClientCredentials,
+            _ => Auth::None,
+        };
+        let target = http_api::target(
+            &http["endpoint"],
+            http["method"].as_str().unwrap_or("POST"),
+            auth,
+            &http_api::pascal(params),
+            d["invocationRateLimitPerSecond"].as_u64(),
+        );
         Ok(target)
     }
 }

@@ -613,14 +613,7 @@ async fn put_targets(input: &Input, api: &ResourceApi, actor: &str) -> Result<Va
         _ => return Err(err("InvalidArgument", "eventTargets is required")),
     };
     change_rule(input, api, actor, |rule| {
-        let mut list = rule["targets"].as_array().cloned().unwrap_or_default();
-        for t in &targets {
-            match list.iter_mut().find(|x| x["name"] == t["name"]) {
-                Some(existing) => *existing = t.clone(),
-                None => list.push(t.clone()),
-            }
-        }
-        rule["targets"] = Value::Array(list);
+        crate::compat::upsert_targets(rule, targets.iter().cloned());
         Ok(())
     })
     .await?;
@@ -628,15 +621,7 @@ async fn put_targets(input: &Input, api: &ResourceApi, actor: &str) -> Result<Va
 }
 
 async fn delete_targets(input: &Input, api: &ResourceApi, actor: &str) -> Result<Value, ApiError> {
-    let names: Vec<String> = input
-        .get("EventTargetNames")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let names: Vec<String> = crate::compat::strings(input.get("EventTargetNames"));
     change_rule(input, api, actor, |rule| {
         let list = rule["targets"].as_array_mut().expect("targets");
         for n in &names {
