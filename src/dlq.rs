@@ -21,6 +21,10 @@ const REDRIVE_BATCH: usize = 100;
 pub struct DlqRef {
     pub dlq: String,
     pub target: String,
+    /// What the bus's traces start with (the event id follows).
+    pub trace_prefix: String,
+    /// `RULE/TARGET`, as traces name the target.
+    pub label: String,
 }
 
 impl DlqRef {
@@ -28,6 +32,8 @@ impl DlqRef {
         DlqRef {
             dlq: bus::dlq_key(bus, rule, target),
             target: bus::target_key(bus, rule, target),
+            trace_prefix: crate::observability::trace::key(bus, ""),
+            label: format!("{rule}/{target}"),
         }
     }
 }
@@ -387,7 +393,11 @@ async fn act<C: ConnectionLike>(
     match action {
         Action::Redrive => {
             let mut script = bus::REDRIVE.key(&dlq.dlq);
-            script.key(&dlq.target).arg(ids);
+            script
+                .key(&dlq.target)
+                .arg(&dlq.trace_prefix)
+                .arg(&dlq.label)
+                .arg(ids);
             let moved: Vec<i64> = script.invoke_async(conn).await?;
             Ok(moved.into_iter().map(|m| m == 1).collect())
         }

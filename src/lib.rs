@@ -7,6 +7,7 @@
 //! reads each bus, asks `rules` which (rule, target) pairs match and writes one entry per
 //! match into that target's stream; `dispatch` reads target streams and calls `targets`.
 
+pub mod archive;
 pub mod bus;
 pub mod cli;
 pub mod compat;

@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::bus::{self, lease, Entry, ROUTER_GROUP};
 use crate::event::DataKind;
+use crate::observability::trace::{self, Routed, Tracing};
 use crate::rules::{EventData, EventView, Matcher};
 
 /// Everything the router needs to know about one bus.
@@ -32,15 +33,30 @@ pub struct BusRoutes {
     pub exclusive: bool,
     /// `stats:` of the bus: how long per-minute counts are kept (None: not counted).
     pub stats: Option<Duration>,
+    /// `trace:` of the bus (None: not traced).
+    pub trace: Option<Tracing>,
+    /// The name of rule `i` of the matcher (`i < archives_from`), for replays to named
+    /// rules.
+    pub rule_names: Vec<String>,
+    /// Matcher entries from this index on are the bus's archives: replayed events skip
+    /// them (an event is archived once).
+    pub archives_from: usize,
 }
 
-/// Where the router appends a matched event for one target.
+/// Where the router appends a matched event for one target (`label`: `RULE/TARGET`, or
+/// the archive's name, as the trace shows it).
 #[derive(Debug, Clone)]
 pub enum Route {
     /// The target's stream, read by its dispatcher.
-    Stream(String),
+    Stream { key: String, label: String },
     /// Another bus (a `bus` target): its stream, `key`, in the same transaction.
-    Bus { to: String, key: String },
+    Bus {
+        to: String,
+        key: String,
+        label: String,
+    },
+    /// An archive's intake stream, read by its archiver (`archive`).
+    Archive { key: String, label: String },
 }
 
 /// Tuning shared by routers and dispatchers.
@@ -206,7 +222,7 @@ async fn route(
         let first = entries[0].id.clone();
         // The routes in force now: a reload during the read applies to this batch.
         let current = live.load_full();
-        let pipe = route_batch(&current, entries);
+        let pipe = route_batch(&current, entries, &settings.consumer);
         let mut resend = false;
         loop {
             // A transaction that timed out may still have run (say Redis stalled and then
@@ -274,17 +290,29 @@ const LINGER_FROM: usize = 16;
 /// How long a busy router waits for more entries before its next read.
 const LINGER: Duration = Duration::from_millis(2);
 
-/// Builds the MULTI/EXEC that routes a batch of bus entries and acknowledges them.
-fn route_batch(routes: &BusRoutes, entries: Vec<Entry>) -> redis::Pipeline {
+/// Builds the MULTI/EXEC that routes a batch of bus entries and acknowledges them
+/// (with the trace records and counts of the batch, on buses that keep them).
+fn route_batch(routes: &BusRoutes, entries: Vec<Entry>, replica: &str) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
     let mut matched = Vec::new();
     let mut counts = routes.stats.map(|_| crate::stats::Counts::default());
+    let mut routed = routes.trace.map(|_| (Routed::default(), trace::now_ms()));
     for entry in &entries {
-        let routed =
-            !routes.targets.is_empty() && route_entry(routes, entry, &mut matched, &mut pipe);
+        let was_routed = !routes.targets.is_empty()
+            && route_entry(
+                routes,
+                entry,
+                &mut matched,
+                &mut pipe,
+                routed.as_mut().map(|(r, _)| r),
+            );
         if let (Some(counts), Ok(raw)) = (&mut counts, &entry.body) {
-            counts.add(&entry.id, &raw.attrs, routed);
+            counts.add(&entry.id, &raw.attrs, was_routed);
+        }
+        if let (Some(tracing), Some((routed, at)), Ok(raw)) = (&routes.trace, &routed, &entry.body)
+        {
+            add_trace(routes, tracing, entry, raw, routed, *at, replica, &mut pipe);
         }
     }
     if let (Some(counts), Some(retention)) = (counts, routes.stats) {
@@ -299,14 +327,62 @@ fn route_batch(routes: &BusRoutes, entries: Vec<Entry>) -> redis::Pipeline {
     pipe
 }
 
+/// Starts the trace of a sampled event: its `received` and `routed` records, and the
+/// list's expiry (the only place a trace list is created).
+#[allow(clippy::too_many_arguments)]
+fn add_trace(
+    routes: &BusRoutes,
+    tracing: &Tracing,
+    entry: &Entry,
+    raw: &bus::RawEntry,
+    routed: &Routed,
+    at: u64,
+    replica: &str,
+    pipe: &mut redis::Pipeline,
+) {
+    let Ok(attrs) = serde_json::from_slice::<serde_json::Value>(&raw.attrs) else {
+        return;
+    };
+    let Some(id) = attrs.get("id").and_then(|v| v.as_str()) else {
+        return;
+    };
+    if !tracing.sampled(id) {
+        return;
+    }
+    let size = raw.attrs.len() + raw.data.as_ref().map_or(0, |(_, d)| d.len());
+    let key = trace::key(&routes.bus, id);
+    pipe.cmd("RPUSH")
+        .arg(&key)
+        .arg(trace::received(&entry.id, &attrs, size, raw.via.as_deref()))
+        .arg(routed.record(at, replica))
+        .ignore();
+    pipe.cmd("PEXPIRE")
+        .arg(&key)
+        .arg(tracing.retention.as_millis() as u64)
+        .ignore();
+}
+
+/// Whether the stored attributes carry a `replayname` (the entry was appended by a
+/// replay); the byte search spares the parse for every other event.
+fn is_replayed(attrs: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"\"replayname\"";
+    attrs.windows(NEEDLE.len()).any(|w| w == NEEDLE)
+        && serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(attrs)
+            .is_ok_and(|m| m.contains_key("replayname"))
+}
+
 /// Adds the target appends for one bus entry to the transaction; whether some rule
-/// matched it.
+/// matched it. `routed`, on a traced bus, gets where it went.
 fn route_entry(
     routes: &BusRoutes,
     entry: &Entry,
     matched: &mut Vec<usize>,
     pipe: &mut redis::Pipeline,
+    mut routed: Option<&mut Routed>,
 ) -> bool {
+    if let Some(r) = routed.as_deref_mut() {
+        r.clear();
+    }
     let raw = match &entry.body {
         Ok(raw) => raw,
         // Not written by Sluice: nothing can be delivered, so it is acknowledged.
@@ -334,11 +410,19 @@ fn route_entry(
         error!(bus = %routes.bus, entry = %entry.id, error = %e, "skipping malformed bus entry");
         return false;
     }
+    // A replay to named rules goes to those only; a replayed event is never archived.
+    if let Some(only) = &raw.only_rules {
+        matched.retain(|&i| {
+            i < routes.archives_from && only.split(',').any(|name| name == routes.rule_names[i])
+        });
+    } else if matched.iter().any(|&i| i >= routes.archives_from) && is_replayed(&raw.attrs) {
+        matched.retain(|&i| i < routes.archives_from);
+    }
     debug!(bus = %routes.bus, entry = %entry.id, rules = matched.len(), "routed");
     for &rule in matched.iter() {
         for route in &routes.targets[rule] {
             match route {
-                Route::Stream(key) => {
+                Route::Stream { key, label } | Route::Archive { key, label } => {
                     let cmd = pipe
                         .cmd("XADD")
                         .arg(key)
@@ -349,11 +433,22 @@ fn route_entry(
                         cmd.arg("k").arg(kind.code()).arg("d").arg(bytes.as_ref());
                     }
                     cmd.arg("b").arg(&entry.id).ignore();
+                    if let Some(r) = routed.as_deref_mut() {
+                        if matches!(route, Route::Archive { .. }) {
+                            r.archived.push(label.clone());
+                        } else {
+                            r.targets.push(label.clone());
+                        }
+                    }
                 }
-                Route::Bus { to, key } => {
+                Route::Bus { to, key, label } => {
                     let Some(attrs) = crate::targets::bus::forwarded(&raw.attrs, &routes.bus, to)
                     else {
                         debug!(bus = %routes.bus, entry = %entry.id, to = %to, "not forwarded: the event was on that bus before");
+                        if let Some(r) = routed.as_deref_mut() {
+                            r.skipped
+                                .push((label.clone(), format!("it was on bus {to} before")));
+                        }
                         continue;
                     };
                     // A bus entry, as ingest appends it.
@@ -362,11 +457,14 @@ fn route_entry(
                         cmd.arg("k").arg(kind.code()).arg("d").arg(bytes.as_ref());
                     }
                     cmd.ignore();
+                    if let Some(r) = routed.as_deref_mut() {
+                        r.forwarded.push(label.clone());
+                    }
                 }
             }
         }
     }
-    !matched.is_empty()
+    matched.iter().any(|&i| i < routes.archives_from)
 }
 
 /// Exponential backoff between failed Redis calls: 100 ms doubling to 2 s.
@@ -396,6 +494,7 @@ impl std::fmt::Debug for BusRoutes {
         f.debug_struct("BusRoutes")
             .field("bus", &self.bus)
             .field("targets", &self.targets)
+            .field("trace", &self.trace)
             .finish()
     }
 }

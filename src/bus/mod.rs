@@ -92,6 +92,36 @@ impl Retention {
 pub struct BusSpec {
     pub name: String,
     pub key: String,
+    /// Set on a traced bus: appends mark sampled entries with how they came (field `w`).
+    pub trace: Option<TraceMark>,
+}
+
+impl BusSpec {
+    /// An untraced bus.
+    pub fn new(name: &str) -> BusSpec {
+        BusSpec {
+            name: name.to_string(),
+            key: bus_key(name),
+            trace: None,
+        }
+    }
+}
+
+/// What ingest needs to mark entries of a traced bus.
+#[derive(Debug, Clone)]
+pub struct TraceMark {
+    pub tracing: crate::observability::trace::Tracing,
+    /// This replica's id.
+    pub replica: std::sync::Arc<str>,
+}
+
+impl TraceMark {
+    /// The `w` field of an event appended by way of `via`, if the event is traced.
+    fn via(&self, event_id: &str, via: &str) -> Option<String> {
+        self.tracing
+            .sampled(event_id)
+            .then(|| format!("{via}@{}", self.replica))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,8 +170,9 @@ pub async fn append(
     conn: &mut ConnectionManager,
     bus: &BusSpec,
     events: &[EncodedEvent],
+    via: &str,
 ) -> Result<(), BusError> {
-    append_to(conn, events.iter().map(|ev| (bus, ev))).await
+    append_to(conn, events.iter().map(|ev| (bus, ev)), via).await
 }
 
 /// Appends events to their buses in one MULTI/EXEC (all are appended or none); returns
@@ -150,6 +181,7 @@ pub async fn append(
 pub async fn append_to<'a>(
     conn: &mut ConnectionManager,
     events: impl ExactSizeIterator<Item = (&'a BusSpec, &'a EncodedEvent)>,
+    via: &str,
 ) -> Result<(), BusError> {
     let mut pipe = redis::pipe();
     if events.len() > 1 {
@@ -167,6 +199,9 @@ pub async fn append_to<'a>(
                 .arg(data.kind.code())
                 .arg("d")
                 .arg(data.bytes.as_ref());
+        }
+        if let Some(w) = bus.trace.as_ref().and_then(|t| t.via(&ev.id, via)) {
+            cmd.arg("w").arg(w);
         }
         cmd.ignore();
     }
@@ -198,8 +233,10 @@ pub async fn append_once(
     event: &EncodedEvent,
     dedupe_key: &str,
     window: Duration,
+    via: &str,
 ) -> Result<bool, BusError> {
-    let appended = append_once_each(conn, &[(bus, event, dedupe_key.to_string())], window).await?;
+    let appended =
+        append_once_each(conn, &[(bus, event, dedupe_key.to_string())], window, via).await?;
     Ok(appended.first() == Some(&true))
 }
 
@@ -211,6 +248,7 @@ pub async fn append_once_each(
     conn: &mut ConnectionManager,
     events: &[(&BusSpec, &EncodedEvent, String)],
     window: Duration,
+    via: &str,
 ) -> Result<Vec<bool>, BusError> {
     let ttl = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
     let mut pipe = redis::pipe();
@@ -229,6 +267,9 @@ pub async fn append_once_each(
                 .arg(data.kind.code())
                 .arg("d")
                 .arg(data.bytes.as_ref());
+        }
+        if let Some(w) = bus.trace.as_ref().and_then(|t| t.via(&event.id, via)) {
+            cmd.arg("w").arg(w);
         }
     }
     let appended: Vec<u8> = within(pipe.query_async(conn)).await?;
@@ -689,13 +730,15 @@ if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
 /// set (KEYS[2], scored by due time in ms from Redis' clock) and the delayed hash
 /// (KEYS[3], the entry's fields packed with `cmsgpack` under the same member): writes
 /// first, then the XACK + XDEL, so an error leaves the entry pending where it was.
+/// ARGV[6], when not empty, is the attempt's trace record, for the trace list KEYS[4].
 static DELAY: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(&format!(
         "{OWNED}{}",
         r#"
 local t = redis.call('TIME')
 local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[5])
-redis.call('HSET', KEYS[3], ARGV[4], cmsgpack.pack({unpack(ARGV, 6)}))
+redis.call('HSET', KEYS[3], ARGV[4], cmsgpack.pack({unpack(ARGV, 7)}))
+if ARGV[6] ~= '' then redis.call('RPUSHX', KEYS[4], ARGV[6]) end
 redis.call('ZADD', KEYS[2], due, ARGV[4])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
@@ -731,7 +774,7 @@ return #due
 /// from now (Redis' clock), atomically (see `DELAY`); the fields are those of `raw`
 /// plus `t` (`born_ms`), `n` (`failed`, attempts so far) and `h` (`history`, their JSON
 /// list). Returns false, changing nothing, if the entry is no longer pending for this
-/// consumer.
+/// consumer. `trace`: the trace list and the attempt's record, for a traced event.
 #[allow(clippy::too_many_arguments)]
 pub async fn delay(
     conn: &mut ConnectionManager,
@@ -744,16 +787,20 @@ pub async fn delay(
     born_ms: u64,
     failed: u32,
     history: &str,
+    trace: Option<(&str, &str)>,
 ) -> Result<bool, BusError> {
     let mut script = DELAY.key(&keys.stream);
+    let (trace_key, record) = trace.unwrap_or((&keys.stream, ""));
     script
         .key(&keys.delay)
         .key(&keys.delayed)
+        .key(trace_key)
         .arg(group)
         .arg(consumer)
         .arg(id)
         .arg(uuid::Uuid::new_v4().simple().to_string())
-        .arg(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        .arg(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+        .arg(record);
     script.arg("a").arg(raw.attrs.as_ref());
     if let Some((kind, data)) = &raw.data {
         script.arg("k").arg(kind.code()).arg("d").arg(data.as_ref());
@@ -817,12 +864,14 @@ impl DelayKeys {
 /// Moves an entry this consumer owns to the dead-letter stream (KEYS[2]): the XADD, then
 /// the XACK + XDEL. In a script, an error stops what follows, so a failed XADD leaves the
 /// entry pending (a MULTI/EXEC would still acknowledge it); and the ownership check makes
-/// a retry after a lost reply a no-op instead of a second DLQ copy.
+/// a retry after a lost reply a no-op instead of a second DLQ copy. ARGV[4], when not
+/// empty, is the attempt's trace record, for the trace list KEYS[3].
 static DEAD_LETTER: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(&format!(
         "{OWNED}{}",
         r#"
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
+if ARGV[4] ~= '' then redis.call('RPUSHX', KEYS[3], ARGV[4]) end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 return 1
@@ -831,16 +880,21 @@ return 1
 });
 
 /// Acknowledges delivered entries and deletes them from the target stream, in one
-/// pipeline: a target stream holds only what is still to be delivered.
+/// pipeline: a target stream holds only what is still to be delivered. `traces`: the
+/// trace records (list key, record) of traced deliveries, written in the same pipeline.
 pub async fn ack_delete(
     conn: &mut ConnectionManager,
     key: &str,
     group: &str,
     ids: &[String],
+    traces: &[(String, String)],
 ) -> Result<(), BusError> {
     let mut pipe = redis::pipe();
     pipe.cmd("XACK").arg(key).arg(group).arg(ids).ignore();
     pipe.cmd("XDEL").arg(key).arg(ids).ignore();
+    for (list, record) in traces {
+        pipe.cmd("RPUSHX").arg(list).arg(record).ignore();
+    }
     within(pipe.query_async::<()>(conn)).await
 }
 
@@ -860,9 +914,17 @@ pub async fn dead_letter(
     reason: &str,
     attempts_json: &str,
     payload: Option<(&str, &[u8])>,
+    trace: Option<(&str, &str)>,
 ) -> Result<bool, BusError> {
     let mut script = DEAD_LETTER.key(key);
-    script.key(dlq).arg(group).arg(consumer).arg(id);
+    let (trace_key, record) = trace.unwrap_or((key, ""));
+    script
+        .key(dlq)
+        .key(trace_key)
+        .arg(group)
+        .arg(consumer)
+        .arg(id)
+        .arg(record);
     script.arg("a").arg(raw.attrs.as_ref());
     if let Some((kind, data)) = &raw.data {
         script.arg("k").arg(kind.code()).arg("d").arg(data.as_ref());
@@ -892,33 +954,43 @@ pub async fn dead_letter(
         .map(|moved| moved == 1)
 }
 
-/// Moves DLQ entries (KEYS[1]; ids in ARGV) back to their target stream (KEYS[2]) with
-/// `a`, `k`, `d`, `b` and `r=1`; returns 1 per id moved, 0 per id not there. Per entry
-/// the `XADD` comes before the `XDEL`, and the whole batch is one script: an entry is
-/// never lost (an error stops the script before its `XDEL`) nor redriven twice (a
-/// second run finds it gone).
+/// Moves DLQ entries (KEYS[1]; ids in ARGV from 3) back to their target stream (KEYS[2])
+/// with `a`, `k`, `d`, `b` and `r=1`; returns 1 per id moved, 0 per id not there. Per
+/// entry the `XADD` comes before the `XDEL`, and the whole batch is one script: an entry
+/// is never lost (an error stops the script before its `XDEL`) nor redriven twice (a
+/// second run finds it gone). Each moved event's trace (ARGV[1] .. event id, a key of the
+/// same bus, so of the same slot) gets a `redriven` record for target ARGV[2], if the
+/// event is traced.
 pub static REDRIVE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
 local moved = {}
-for n, id in ipairs(ARGV) do
-  moved[n] = 0
+local t = redis.call('TIME')
+local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+local record = '{"stage":"redriven","at":' .. now .. ',"target":"' .. ARGV[2] .. '"}'
+for n = 3, #ARGV do
+  local id = ARGV[n]
+  moved[n - 2] = 0
   local found = redis.call('XRANGE', KEYS[1], id, id)
   if #found == 1 then
     local fields = found[1][2]
     local out = {}
+    local event_id
     for i = 1, #fields, 2 do
       local f = fields[i]
       if f == 'a' or f == 'k' or f == 'd' or f == 'b' then
         out[#out + 1] = f
         out[#out + 1] = fields[i + 1]
+      elseif f == 'e' then
+        event_id = fields[i + 1]
       end
     end
     out[#out + 1] = 'r'
     out[#out + 1] = '1'
     redis.call('XADD', KEYS[2], '*', unpack(out))
     redis.call('XDEL', KEYS[1], id)
-    moved[n] = 1
+    if event_id then redis.call('RPUSHX', ARGV[1] .. event_id, record) end
+    moved[n - 2] = 1
   end
 end
 return moved
@@ -940,6 +1012,11 @@ pub struct RawEntry {
     pub born_ms: Option<u64>,
     pub failed: u32,
     pub history: Option<String>,
+    /// In a bus entry of a traced bus: how it came, `WAY@REPLICA` (field `w`).
+    pub via: Option<String>,
+    /// In a bus entry appended by a replay to named rules: those rules, comma-separated
+    /// (field `R`); the router routes it to them only.
+    pub only_rules: Option<String>,
 }
 
 /// When an entry was appended: the milliseconds part of its stream id.
@@ -958,6 +1035,7 @@ impl RawEntry {
         let (mut attrs, mut kind, mut data, mut origin) = (None, None, None, None);
         let mut redriven = false;
         let (mut born_ms, mut failed, mut history) = (None, 0, None);
+        let (mut via, mut only_rules) = (None, None);
         let mut fields = fields.into_iter();
         while let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
             (fields.next(), fields.next())
@@ -980,6 +1058,8 @@ impl RawEntry {
                         .unwrap_or(0)
                 }
                 b"h" => history = String::from_utf8(value).ok(),
+                b"w" => via = String::from_utf8(value).ok(),
+                b"R" => only_rules = String::from_utf8(value).ok(),
                 _ => {}
             }
         }
@@ -1000,6 +1080,8 @@ impl RawEntry {
             born_ms,
             failed,
             history,
+            via,
+            only_rules,
         })
     }
 

@@ -1,8 +1,11 @@
 //! `sluice events search`: a bus's retained events that match a pattern, through the
 //! control API (`GET /api/v1/buses/{bus}/events`), page after page.
 //!
-//! Exit codes: 0 done (whether or not anything matched), 1 the API refused or failed,
-//! 2 bad usage (an unreadable `@FILE`).
+//! `sluice trace BUS ID`: one event's trace as a timeline
+//! (`GET /api/v1/buses/{bus}/events/{id}`).
+//!
+//! Exit codes: 0 done (whether or not anything matched), 1 the API refused or failed (an
+//! unknown event for `trace`), 2 bad usage (an unreadable `@FILE`).
 
 use std::process::ExitCode;
 
@@ -222,4 +225,148 @@ pub(super) fn stats(args: &StatsArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+#[derive(clap::Args)]
+pub(super) struct TraceArgs {
+    /// The bus.
+    bus: String,
+    /// The event id.
+    id: String,
+    /// `json`: the API's answer as it is.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: SearchOutput,
+    #[command(flatten)]
+    server: Server,
+}
+
+/// `sluice trace BUS ID`.
+pub(super) fn trace(args: &TraceArgs) -> ExitCode {
+    let encode = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let path = format!(
+        "/api/v1/buses/{}/events/{}",
+        encode(&args.bus),
+        encode(&args.id)
+    );
+    let answer = match args.server.call(reqwest::Method::GET, &path, None) {
+        Ok(a) if a.status == 200 => a,
+        Ok(a) => {
+            eprintln!("sluice trace: {}", refusal(&a));
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("sluice trace: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let b = &answer.body;
+    if matches!(args.output, SearchOutput::Json) {
+        println!("{b}");
+        return ExitCode::SUCCESS;
+    }
+    let e = &b["event"];
+    println!(
+        "event {} on bus {}: type {}, source {}",
+        b["id"].as_str().unwrap_or_default(),
+        b["bus"].as_str().unwrap_or_default(),
+        e["type"].as_str().unwrap_or("?"),
+        e["source"].as_str().unwrap_or("?"),
+    );
+    if b["traced"] != true {
+        println!("no trace (the bus is not traced, or the trace expired); the event is retained as entry {}", b["entry"].as_str().unwrap_or("-"));
+        return ExitCode::SUCCESS;
+    }
+    for r in b["trace"].as_array().into_iter().flatten() {
+        let at = r["at"]
+            .as_i64()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_else(|| "-".into());
+        println!("{at}  {}", describe(r));
+    }
+    println!("outcome:");
+    for (target, outcome) in b["outcomes"].as_object().into_iter().flatten() {
+        println!("  {target:<40} {}", outcome.as_str().unwrap_or_default());
+    }
+    ExitCode::SUCCESS
+}
+
+/// One trace record as a line of the timeline.
+fn describe(r: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    let list = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    match r["stage"].as_str().unwrap_or_default() {
+        "received" => {
+            let mut line = format!(
+                "received    entry {}, {} bytes",
+                text(&r["entry"]),
+                r["size"]
+            );
+            if r["via"].is_string() {
+                line.push_str(&format!(
+                    " via {} on {}",
+                    text(&r["via"]),
+                    text(&r["replica"])
+                ));
+            }
+            if r["replay"].is_string() {
+                line.push_str(&format!(" (replay {})", text(&r["replay"])));
+            }
+            line
+        }
+        "routed" => {
+            let mut line = format!(
+                "routed      to {} (on {})",
+                list(&r["targets"]),
+                text(&r["replica"])
+            );
+            if r["forwarded"].is_array() {
+                line.push_str(&format!("; forwarded by {}", list(&r["forwarded"])));
+            }
+            for s in r["skipped"].as_array().into_iter().flatten() {
+                line.push_str(&format!(
+                    "; {} skipped: {}",
+                    text(&s["target"]),
+                    text(&s["reason"])
+                ));
+            }
+            if r["archived"].is_array() {
+                line.push_str(&format!("; archived in {}", list(&r["archived"])));
+            }
+            line
+        }
+        "unmatched" => format!("unmatched   no rule matched (on {})", text(&r["replica"])),
+        "attempt" => {
+            let result = match (r["status"].as_u64(), r["error"].as_str()) {
+                (Some(status), _) => format!("status {status}"),
+                (None, Some(error)) => error.to_string(),
+                (None, None) => "done".into(),
+            };
+            let next = match r["outcome"].as_str() {
+                Some("retry") => format!("retry in {} ms", r["retry_in_ms"]),
+                Some("dead_lettered") => format!("dead-lettered ({})", text(&r["reason"])),
+                other => other.unwrap_or_default().to_string(),
+            };
+            format!(
+                "attempt {:<3} {}: {result} in {} ms on {} -> {next}",
+                r["attempt"],
+                text(&r["target"]),
+                r["latency_ms"],
+                text(&r["replica"])
+            )
+        }
+        "redriven" => format!("redriven    {} from its DLQ", text(&r["target"])),
+        other => format!("{other:<11} {r}"),
+    }
 }

@@ -90,6 +90,8 @@ enum Command {
     },
     /// A bus's event counts by type or source over a window (the bus needs `stats:`).
     Stats(events::StatsArgs),
+    /// One event's trace as a timeline: received, routed, every attempt, outcome.
+    Trace(events::TraceArgs),
     /// Make, revoke and list the bearer tokens of a running gateway (roles).
     Token {
         #[command(subcommand)]
@@ -116,6 +118,7 @@ impl Cli {
             Command::Delete(args) => remote::delete(&args),
             Command::Events { action } => events::run(&action),
             Command::Stats(args) => events::stats(&args),
+            Command::Trace(args) => events::trace(&args),
             Command::Token { action } => remote::token(&action),
         }
     }

@@ -349,6 +349,56 @@ pub struct BusConfig {
     /// (`GET /api/v1/buses/{name}/stats`, `sluice stats`). Absent: not counted.
     #[serde(default)]
     pub stats: Option<StatsConfig>,
+    /// A trace of every event (received, routed, each delivery attempt, outcome), kept
+    /// `retention` (`GET /api/v1/buses/{name}/events/{id}`, `sluice trace`). Absent: off.
+    #[serde(default)]
+    pub trace: Option<TraceConfig>,
+    /// Named archives: the events matching their pattern, kept in compressed segments
+    /// beyond the bus's retention, to replay from (docs/operations.md, "Archives").
+    #[serde(default)]
+    pub archives: Vec<ArchiveConfig>,
+}
+
+/// `trace:` of a bus.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceConfig {
+    /// How long an event's trace is kept, from its routing. Default 24h.
+    #[serde(default = "default_stats_retention", deserialize_with = "duration")]
+    pub retention: Duration,
+    /// The share of events traced, 0.0..=1.0 (chosen by a hash of the event id, so every
+    /// replica picks the same events). Default 1.0.
+    #[serde(default = "default_sample")]
+    pub sample: f64,
+}
+
+fn default_sample() -> f64 {
+    1.0
+}
+
+/// One archive of a bus.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// Unique among the archives of every bus (AWS archive names are per region).
+    pub name: Name,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The events to keep, as a rule's `pattern`; absent: every event.
+    #[serde(default)]
+    pub pattern: Option<serde_json::Value>,
+    /// What `pattern` is written against, as a rule's `dialect`.
+    #[serde(default)]
+    pub dialect: Dialect,
+    /// Days a segment is kept after its last event; 0 (default) keeps it.
+    #[serde(default)]
+    pub retention_days: u32,
+}
+
+impl ArchiveConfig {
+    pub fn condition(&self) -> Result<crate::rules::Pattern, crate::rules::InvalidAt> {
+        condition(self.pattern.as_ref(), None, self.dialect)
+    }
 }
 
 /// `stats:` of a bus.

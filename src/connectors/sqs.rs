@@ -105,10 +105,7 @@ impl SqsConnector {
         Ok(SqsConnector {
             name: config.name.to_string(),
             queue_url: config.queue_url.clone(),
-            bus: BusSpec {
-                name: config.bus.clone(),
-                key: bus::bus_key(&config.bus),
-            },
+            bus: BusSpec::new(&config.bus),
             peer: config.peer.as_ref().map(|p| p.0.clone()),
             gateway_id: gateway_id.to_string(),
             wait,
@@ -246,10 +243,10 @@ async fn append(
                 .iter()
                 .map(|e| (&c.bus, *e, bus::dedupe_key(&c.bus.name, "@aws", &e.id)))
                 .collect();
-            let appended = bus::append_once_each(redis, &keyed, window).await?;
+            let appended = bus::append_once_each(redis, &keyed, window, "sqs").await?;
             Ok(appended.into_iter().filter(|a| *a).count())
         }
-        None => bus::append_to(redis, events.iter().map(|e| (&c.bus, *e)))
+        None => bus::append_to(redis, events.iter().map(|e| (&c.bus, *e)), "sqs")
             .await
             .map(|()| events.len()),
     }

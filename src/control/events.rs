@@ -34,6 +34,7 @@ const CHUNK: usize = 1000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/buses/{bus}/events", web::get().to(search))
+        .route("/buses/{bus}/events/{id}", web::get().to(event))
         .route("/buses/{bus}/stats", web::get().to(stats));
 }
 
@@ -471,5 +472,123 @@ pub(crate) async fn stats(
         "window": humantime::format_duration(window).to_string(),
         "minutes": minutes,
         "totals": {"all": all, "matched": matched, "counts": totals},
+    })))
+}
+
+/// One event and its trace, as `GET /api/v1/buses/{bus}/events/{id}` answers it.
+pub(crate) struct Traced {
+    /// The trace records, in the order they were written.
+    pub records: Vec<Value>,
+    /// The newest retained copy of the event: its bus entry id and the event.
+    pub event: Option<(String, crate::event::Event)>,
+}
+
+/// Entries a lookup of an untraced event scans, newest first.
+const LOOKUP_BUDGET: usize = 10_000;
+
+/// Reads the trace of event `id` on `bus` and the event itself: from the bus entry the
+/// trace names, or, with no trace (the bus is not traced, or the trace expired), by a
+/// search of the newest retained entries for that id.
+pub(crate) async fn lookup(
+    conn: &mut redis::aio::ConnectionManager,
+    bus: &str,
+    id: &str,
+) -> Result<Traced, crate::bus::BusError> {
+    use crate::observability::trace;
+    let lines: Vec<String> = crate::bus::within(
+        redis::cmd("LRANGE")
+            .arg(trace::key(bus, id))
+            .arg(0)
+            .arg(trace::READ_LIMIT - 1)
+            .query_async(conn),
+    )
+    .await?;
+    let records: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let entry = records
+        .iter()
+        .rev()
+        .find(|r| r["stage"] == "received")
+        .and_then(|r| r["entry"].as_str());
+    let event = match entry {
+        Some(entry) => crate::bus::range(conn, &crate::bus::bus_key(bus), entry, entry, 1, false)
+            .await?
+            .into_iter()
+            .find_map(|e| Some((e.id, e.body.ok()?.to_event().ok()?))),
+        None => {
+            let condition =
+                crate::config::condition(Some(&json!({"id": [id]})), None, Dialect::Cloudevents)
+                    .expect("an id pattern is valid");
+            Search::new(bus, condition, None, None, None, true, 1, LOOKUP_BUDGET)
+                .run(conn)
+                .await?
+                .events
+                .into_iter()
+                .next()
+        }
+    };
+    Ok(Traced { records, event })
+}
+
+#[utoipa::path(get, path = "/api/v1/buses/{bus}/events/{id}", tag = "events",
+    params(
+        ("bus" = String, Path, description = "the bus", example = "orders"),
+        ("id" = String, Path, description = "the event id", example = "order-1001"),
+    ),
+    responses(
+        (status = 200, description = "the event (if still retained) and its trace", body = ref("#/components/schemas/EventTrace")),
+        (status = 404, description = "no such bus, or no trace and no retained event with that id"),
+        (status = 503, description = "Redis is unavailable"),
+    )
+)]
+/// One event of a bus and its trace: received, routed, every delivery attempt, outcome.
+pub(crate) async fn event(
+    path: web::Path<(String, String)>,
+    resources: web::Data<ResourceApi>,
+) -> Result<HttpResponse, ApiError> {
+    let (bus, id) = path.into_inner();
+    let (_, merged) = current(&resources).await?;
+    let spec = bus_spec(&merged, &bus)?;
+    let traced_bus = spec.get("trace").is_some_and(Value::is_object);
+    let found = lookup(&mut resources.redis.clone(), &bus, &id)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "redis_unavailable",
+                format!("cannot read the trace: {e}"),
+            )
+        })?;
+    if found.records.is_empty() && found.event.is_none() {
+        let why = if traced_bus {
+            "its trace has expired or it was not sampled, and it is not among the newest retained events"
+        } else {
+            "the bus is not traced (set `trace: {}` on it), and the event is not among the newest retained events"
+        };
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no event {id:?} on bus {bus:?}: {why}"),
+        )
+        .field("id"));
+    }
+    let outcomes = crate::observability::trace::outcomes(&found.records);
+    let (entry, event) = match &found.event {
+        Some((entry, event)) => (
+            Some(entry.clone()),
+            serde_json::from_slice::<Value>(&event.to_structured_json()).ok(),
+        ),
+        None => (None, None),
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "bus": bus,
+        "id": id,
+        "traced": !found.records.is_empty(),
+        "entry": entry,
+        "event": event,
+        "trace": found.records,
+        "outcomes": outcomes,
     })))
 }

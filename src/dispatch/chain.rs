@@ -56,12 +56,17 @@ impl OnSuccess {
             return Ok(delivered);
         };
         let mut conn = self.conn.clone();
-        bus::append(&mut conn, &self.bus, std::slice::from_ref(&event))
-            .await
-            .map_err(|e| DeliveryError::Failed {
-                message: format!("appending the result to bus {}: {e}", self.bus.name),
-                retryable: true,
-            })?;
+        bus::append(
+            &mut conn,
+            &self.bus,
+            std::slice::from_ref(&event),
+            "function-result",
+        )
+        .await
+        .map_err(|e| DeliveryError::Failed {
+            message: format!("appending the result to bus {}: {e}", self.bus.name),
+            retryable: true,
+        })?;
         Ok(delivered)
     }
 }
@@ -131,10 +136,7 @@ mod tests {
     fn chain() -> OnSuccess {
         OnSuccess {
             conn: bus::connect("redis://127.0.0.1:1").unwrap(),
-            bus: BusSpec {
-                name: "results".into(),
-                key: bus::bus_key("results"),
-            },
+            bus: BusSpec::new("results"),
             source: "/functions/f".into(),
             ty: "t.result".into(),
             max_event_bytes: 400,

@@ -31,6 +31,7 @@ use crate::bus::{self, DelayKeys, Entry, RawEntry, DISPATCH_GROUP};
 use crate::config::RetryConfig;
 use crate::event::Event;
 use crate::observability::metrics::{Metrics, TargetLabels};
+use crate::observability::trace::{self, Tracing};
 use crate::router::{Backoff, StreamSettings};
 use crate::rules::select::Path;
 use crate::rules::transform::Context;
@@ -59,6 +60,8 @@ pub struct TargetSpec {
     pub ordering: Option<Path>,
     /// `on_success`: where the target's result is chained (see [`chain`]).
     pub on_success: Option<chain::OnSuccess>,
+    /// The bus's `trace:`: attempts at traced events go into their traces.
+    pub trace: Option<Tracing>,
 }
 
 /// Replica-wide delivery timing.
@@ -336,6 +339,9 @@ struct Pending {
     /// Failed attempts so far (exact even when `attempts` was cut to its limit).
     failed: u32,
     attempts: Vec<Attempt>,
+    /// On a traced event: its trace list and the record of the last attempt, written
+    /// with whatever settles the attempt.
+    trace: Option<(String, String)>,
 }
 
 impl Pending {
@@ -382,7 +388,13 @@ impl Pending {
             born_ms,
             failed,
             attempts,
+            trace: None,
         })
+    }
+
+    /// The trace list and record of the last attempt, if the event is traced.
+    fn trace(&self) -> Option<(&str, &str)> {
+        self.trace.as_ref().map(|(k, r)| (k.as_str(), r.as_str()))
     }
 }
 
@@ -394,14 +406,16 @@ enum Next {
     DeadLetter(String),
 }
 
-/// Makes one attempt at delivering `p`: `Ok` when delivered, else what to do next (the
-/// attempt is added to `p.attempts`).
-async fn attempt(spec: &TargetSpec, p: &mut Pending) -> Result<Delivered, Next> {
+/// Makes one attempt at delivering `p` from replica `replica`: `Ok` when delivered, else
+/// what to do next (the attempt is added to `p.attempts`, and to `p.trace` on a traced
+/// event).
+async fn attempt(spec: &TargetSpec, p: &mut Pending, replica: &str) -> Result<Delivered, Next> {
     let ctx = Context {
         bus: &spec.bus,
         rule: &spec.rule,
         ingested_ms: p.ingested_ms,
     };
+    let at_ms = now_ms();
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let started = tokio::time::Instant::now();
     let outcome = spec.target.deliver(&p.event, &ctx).await;
@@ -423,9 +437,28 @@ async fn attempt(spec: &TargetSpec, p: &mut Pending) -> Result<Delivered, Next> 
             _ => breaker.record(Health::Up),
         }
     }
+    let traced = spec
+        .trace
+        .filter(|t| t.sampled(p.event.id()))
+        .map(|_| trace::key(&spec.bus, p.event.id()));
+    let label = || format!("{}/{}", spec.rule, spec.name);
     let error = match outcome {
         Ok(delivered) => {
             debug!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id = p.event.id(), attempt = p.failed + 1, status = ?delivered.status, latency_ms, "delivered");
+            p.trace = traced.map(|key| {
+                let record = trace::Attempt {
+                    target: &label(),
+                    number: p.failed + 1,
+                    at: at_ms,
+                    status: delivered.status,
+                    error: None,
+                    latency_ms,
+                    replica,
+                    outcome: trace::Outcome::Delivered,
+                }
+                .record();
+                (key, record)
+            });
             return Ok(delivered);
         }
         Err(e) => e,
@@ -463,6 +496,24 @@ async fn attempt(spec: &TargetSpec, p: &mut Pending) -> Result<Delivered, Next> 
         // The last attempt happens when the event reaches max_age.
         Next::Retry(delay.min(Duration::from_millis(max_age_ms - age_ms)))
     };
+    p.trace = traced.map(|key| {
+        let error_text = error.to_string();
+        let record = trace::Attempt {
+            target: &label(),
+            number: p.failed,
+            at: at_ms,
+            status: error.status(),
+            error: Some(&error_text),
+            latency_ms,
+            replica,
+            outcome: match &next {
+                Next::DeadLetter(reason) => trace::Outcome::DeadLettered { reason },
+                Next::Retry(delay) => trace::Outcome::Retry { delay: *delay },
+            },
+        }
+        .record();
+        (key, record)
+    });
     match &next {
         Next::DeadLetter(reason) => {
             warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, event_id, attempts = p.failed, %reason, "dead-lettering")
@@ -533,6 +584,7 @@ async fn settle(
                     reason,
                     &attempts_json,
                     payload.as_ref().map(|p| (p.content_type, p.body.as_ref())),
+                    p.trace(),
                 )
                 .await
             }
@@ -548,6 +600,7 @@ async fn settle(
                     p.born_ms,
                     p.failed,
                     &attempts_json,
+                    p.trace(),
                 )
                 .await
             }
@@ -588,41 +641,51 @@ async fn deliver(
     _permit: OwnedSemaphorePermit,
     mut shared: ConnectionManager,
     consumer: String,
-    acks: mpsc::UnboundedSender<String>,
+    acks: mpsc::UnboundedSender<Ack>,
     shutdown: CancellationToken,
 ) {
     let id = entry.id.clone();
     let Some(mut pending) = Pending::decode(&spec, entry) else {
-        let _ = acks.send(id);
+        let _ = acks.send((id, None));
         return;
     };
-    match attempt(&spec, &mut pending).await {
+    match attempt(&spec, &mut pending, &consumer).await {
         Ok(_) => {
-            let _ = acks.send(pending.entry_id);
+            let _ = acks.send((pending.entry_id, pending.trace));
         }
         Err(next) => settle(&spec, &pending, &next, &mut shared, &consumer, &shutdown).await,
     }
 }
 
-/// Acknowledges delivered entries in batches (XACK + XDEL in one pipeline).
+/// A delivered (or undeliverable) entry to acknowledge, with the trace list and record
+/// of its delivery on a traced event.
+type Ack = (String, Option<(String, String)>);
+
+/// Acknowledges delivered entries in batches (XACK + XDEL in one pipeline, with their
+/// trace records).
 async fn acknowledge(
     spec: Arc<TargetSpec>,
     mut conn: ConnectionManager,
-    mut ids: mpsc::UnboundedReceiver<String>,
+    mut acks: mpsc::UnboundedReceiver<Ack>,
 ) {
     let mut batch = Vec::new();
-    while let Some(id) = ids.recv().await {
+    let mut traces = Vec::new();
+    while let Some((id, trace)) = acks.recv().await {
         batch.push(id);
+        traces.extend(trace);
         while batch.len() < 1024 {
-            match ids.try_recv() {
-                Ok(id) => batch.push(id),
+            match acks.try_recv() {
+                Ok((id, trace)) => {
+                    batch.push(id);
+                    traces.extend(trace);
+                }
                 Err(_) => break,
             }
         }
         // Until the ack lands the entries stay pending: a failure here means a
         // duplicate delivery later, never a lost one. Retry a few times, then give up.
         for attempt in 0..10u64 {
-            match bus::ack_delete(&mut conn, &spec.key, DISPATCH_GROUP, &batch).await {
+            match bus::ack_delete(&mut conn, &spec.key, DISPATCH_GROUP, &batch, &traces).await {
                 Ok(()) => break,
                 Err(e) => {
                     warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, error = %e, attempt, "acknowledging deliveries failed");
@@ -631,6 +694,7 @@ async fn acknowledge(
             }
         }
         batch.clear();
+        traces.clear();
     }
 }
 

@@ -133,9 +133,14 @@ async fn deliver_while_held(
                                 enqueue(spec, &mut queues, &mut ready, p, true);
                             }
                             None => {
-                                let _ =
-                                    bus::ack_delete(&mut conn, &spec.key, DISPATCH_GROUP, &[id])
-                                        .await;
+                                let _ = bus::ack_delete(
+                                    &mut conn,
+                                    &spec.key,
+                                    DISPATCH_GROUP,
+                                    &[id],
+                                    &[],
+                                )
+                                .await;
                             }
                         }
                     }
@@ -187,7 +192,7 @@ async fn deliver_while_held(
                     enqueue(spec, &mut queues, &mut ready, pending, false);
                 }
                 if !acks.is_empty() {
-                    let _ = bus::ack_delete(&mut conn, &spec.key, DISPATCH_GROUP, &acks).await;
+                    let _ = bus::ack_delete(&mut conn, &spec.key, DISPATCH_GROUP, &acks, &[]).await;
                 }
             }
             _ = tokio::time::sleep(stream.claim_interval()) => {}
@@ -310,13 +315,15 @@ async fn deliver_in_order(
         if !admit(&spec, &mut conn, &lost).await {
             return;
         }
-        match attempt(&spec, &mut pending).await {
+        match attempt(&spec, &mut pending, &consumer).await {
             Ok(_) => {
                 // Acknowledged before the key's next event starts: a takeover never
                 // delivers this one again after its successor.
                 let ids = [pending.entry_id.clone()];
+                let traces: Vec<(String, String)> = pending.trace.take().into_iter().collect();
                 let mut backoff = Backoff::default();
-                while let Err(e) = bus::ack_delete(&mut conn, &spec.key, DISPATCH_GROUP, &ids).await
+                while let Err(e) =
+                    bus::ack_delete(&mut conn, &spec.key, DISPATCH_GROUP, &ids, &traces).await
                 {
                     warn!(bus = %spec.bus, rule = %spec.rule, target = %spec.name, error = %e, "acknowledging a delivery failed; retrying");
                     if lost.is_cancelled() {
@@ -332,6 +339,16 @@ async fn deliver_in_order(
             }
             Err(Next::Retry(wait)) => {
                 spec.metrics.retry_scheduled(&spec.labels);
+                // Retried in place: the attempt's trace record goes on its own.
+                if let Some((key, record)) = pending.trace.take() {
+                    let _ = bus::within(
+                        redis::cmd("RPUSHX")
+                            .arg(key)
+                            .arg(record)
+                            .query_async::<()>(&mut conn),
+                    )
+                    .await;
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = lost.cancelled() => return,

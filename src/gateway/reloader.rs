@@ -207,9 +207,18 @@ async fn reload(
     Ok((rev, snapshot.last_change))
 }
 
-/// Each target's configuration as text, to tell which ones a change touched.
+/// Each target's configuration as text, to tell which ones a change touched (with its
+/// bus's `trace:`, which its dispatcher writes by).
 fn fingerprints(merged: &Merged) -> HashMap<TargetId, String> {
     let mut out = HashMap::new();
+    let traces: HashMap<&str, String> = merged
+        .top
+        .get(Kind::Bus.section())
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|b| Some((b.get("name")?.as_str()?, b.get("trace")?.to_string())))
+        .collect();
     let rules = merged
         .top
         .get(Kind::Rule.section())
@@ -228,9 +237,10 @@ fn fingerprints(merged: &Merged) -> HashMap<TargetId, String> {
             .flatten()
         {
             if let Some(t) = target.get("name").and_then(Value::as_str) {
+                let trace = traces.get(bus).map_or("", String::as_str);
                 out.insert(
                     (bus.to_string(), name.to_string(), t.to_string()),
-                    target.to_string(),
+                    format!("{target}{trace}"),
                 );
             }
         }

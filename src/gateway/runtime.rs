@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
 
 use super::READ_BLOCK;
+use crate::archive::ArchivePlan;
 use crate::bus::{self, BusSpec};
 use crate::compat::aws::AwsConfig;
 use crate::config::{Config, Limits};
@@ -35,6 +36,7 @@ use crate::functions::FunctionHost;
 use crate::ingress::Ingress;
 use crate::live::Live;
 use crate::observability::metrics::{Metrics, Scrape, TargetLabels};
+use crate::observability::trace::Tracing;
 use crate::plan::{Plan, TargetPlan};
 use crate::router::{self, BusRoutes, StreamSettings};
 use crate::schema::gate::SchemaGate;
@@ -134,6 +136,8 @@ pub struct Runtime {
     functions: String,
     routers: HashMap<String, RouterTask>,
     dispatchers: HashMap<TargetId, DispatcherTask>,
+    /// Running archivers by (bus, archive), with the plan each runs.
+    archivers: HashMap<(String, String), (ArchivePlan, CancellationToken)>,
     pub ingress: actix_web::web::Data<Live<Ingress>>,
     pub scrape: actix_web::web::Data<Live<Scrape>>,
     pub dlq: actix_web::web::Data<Live<DlqApi>>,
@@ -177,6 +181,7 @@ impl Runtime {
             functions: "[]".into(),
             routers: HashMap::new(),
             dispatchers: HashMap::new(),
+            archivers: HashMap::new(),
             ingress: actix_web::web::Data::new(Live::new(ingress)),
             scrape: actix_web::web::Data::new(Live::new(scrape)),
             dlq: actix_web::web::Data::new(Live::new(dlq)),
@@ -205,6 +210,10 @@ impl Runtime {
                     let spec = BusSpec {
                         name: b.name.to_string(),
                         key: bus::bus_key(&b.name),
+                        trace: b.trace.as_ref().map(|t| bus::TraceMark {
+                            tracing: Tracing::new(t.retention, t.sample),
+                            replica: fixed.stream.consumer.as_str().into(),
+                        }),
                     };
                     (b.name.to_string(), spec)
                 })
@@ -336,6 +345,14 @@ impl Runtime {
             }
         }
 
+        // Archivers, like dispatchers, before the routers that feed them.
+        let archives: Vec<ArchivePlan> = plan
+            .buses
+            .iter_mut()
+            .flat_map(|b| b.archives.drain(..))
+            .collect();
+        self.apply_archives(archives);
+
         // Routers after the dispatchers: a new target's stream is read from the start.
         let mut buses = Vec::new();
         for bus_plan in plan.buses.drain(..) {
@@ -398,6 +415,54 @@ impl Runtime {
                 }
                 old.shutdown().await;
             });
+        }
+    }
+
+    /// Starts the archivers of new or changed archives and stops those of removed ones.
+    fn apply_archives(&mut self, archives: Vec<ArchivePlan>) {
+        let wanted: Vec<(String, String)> = archives
+            .iter()
+            .map(|a| (a.bus.clone(), a.name.clone()))
+            .collect();
+        self.archivers.retain(|id, (_, stop)| {
+            let keep = wanted.contains(id);
+            if !keep {
+                stop.cancel();
+            }
+            keep
+        });
+        for plan in archives {
+            let id = (plan.bus.clone(), plan.name.clone());
+            if self
+                .archivers
+                .get(&id)
+                .is_some_and(|(running, _)| *running == plan)
+            {
+                continue;
+            }
+            if let Some((_, stop)) = self.archivers.remove(&id) {
+                stop.cancel();
+            }
+            let reader = match bus::connect_blocking(&self.fixed.redis_url, READ_BLOCK) {
+                Ok(reader) => reader,
+                Err(e) => {
+                    error!(bus = %plan.bus, archive = %plan.name, error = %e, "cannot connect the archiver");
+                    continue;
+                }
+            };
+            let stop = self.shutdown.child_token();
+            let span = tracing::info_span!("archiver", bus = %plan.bus, archive = %plan.name);
+            self.tasks.spawn(
+                crate::archive::run(
+                    plan.clone(),
+                    reader,
+                    self.fixed.shared.clone(),
+                    self.fixed.stream.clone(),
+                    stop.clone(),
+                )
+                .instrument(span),
+            );
+            self.archivers.insert(id, (plan, stop));
         }
     }
 
@@ -465,6 +530,7 @@ impl Runtime {
                 .as_ref()
                 .map(|b| Breaker::new(b, target.timeout, metrics.clone(), labels.clone())),
             ordering: target.ordering.take(),
+            trace: target.trace,
             metrics: metrics.clone(),
             labels,
             key: bus::target_key(&target.bus, &target.rule, &target.name),
@@ -474,10 +540,7 @@ impl Runtime {
             target: Target::start(built, target.timeout, target.concurrency, &fixed.target_env)?,
             on_success: target.on_success.take().map(|o| OnSuccess {
                 conn: fixed.shared.clone(),
-                bus: BusSpec {
-                    key: bus::bus_key(&o.bus),
-                    name: o.bus,
-                },
+                bus: BusSpec::new(&o.bus),
                 source: o.source,
                 ty: o.ty,
                 max_event_bytes: config.limits.max_event_bytes,

@@ -343,7 +343,7 @@ async fn ingest(
 
     if !encoded.is_empty() {
         let mut redis = state.redis.clone();
-        bus::append(&mut redis, bus, &encoded)
+        bus::append(&mut redis, bus, &encoded, "cloudevents")
             .await
             .map_err(|e| unavailable(&bus.name, e))?;
         state

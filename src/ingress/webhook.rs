@@ -82,9 +82,9 @@ pub(super) async fn receive(
     let appended = match source.dedupe.filter(|_| normalized.provider_id) {
         Some(window) => {
             let key = bus::dedupe_key(&bus.name, &source.name, &event.id);
-            bus::append_once(&mut redis, bus, event, &key, window).await
+            bus::append_once(&mut redis, bus, event, &key, window, "webhook").await
         }
-        None => bus::append(&mut redis, bus, std::slice::from_ref(event))
+        None => bus::append(&mut redis, bus, std::slice::from_ref(event), "webhook")
             .await
             .map(|()| true),
     }
@@ -137,9 +137,9 @@ async fn api_destination(
     let appended = match source.dedupe {
         Some(window) => {
             let key = bus::dedupe_key(&bus.name, &source.name, &event.id);
-            bus::append_once(&mut redis, bus, &event, &key, window).await
+            bus::append_once(&mut redis, bus, &event, &key, window, "webhook").await
         }
-        None => bus::append(&mut redis, bus, std::slice::from_ref(&event))
+        None => bus::append(&mut redis, bus, std::slice::from_ref(&event), "webhook")
             .await
             .map(|()| true),
     }

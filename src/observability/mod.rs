@@ -2,6 +2,7 @@
 //! Metrics: see [`metrics`].
 
 pub mod metrics;
+pub mod trace;
 
 use tracing_subscriber::EnvFilter;
 

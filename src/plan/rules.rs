@@ -9,6 +9,7 @@ use crate::config::Dialect;
 use crate::config::{
     BreakerConfig, Config, Errors, RateConfig, RetryConfig, RuleConfig, Secret, TargetConfig,
 };
+use crate::observability::trace::Tracing;
 use crate::router::{BusRoutes, Route};
 use crate::rules::select::Path;
 use crate::rules::{Matcher, Transform};
@@ -25,6 +26,8 @@ pub struct BusPlan {
     pub routes: BusRoutes,
     /// Every target of every rule of the bus, in rule order.
     pub targets: Vec<TargetPlan>,
+    /// The bus's archives, for their archivers.
+    pub archives: Vec<crate::archive::ArchivePlan>,
 }
 
 /// One target of one rule, ready to start.
@@ -41,6 +44,8 @@ pub struct TargetPlan {
     /// The ordering key as a compiled JSONPath.
     pub ordering: Option<Path>,
     pub on_success: Option<OnSuccessPlan>,
+    /// The bus's `trace:`: the dispatcher adds its attempts to traced events' traces.
+    pub trace: Option<Tracing>,
     /// The kind-specific part; taken (`Option::take`) when the target starts.
     pub built: Option<BuiltTarget>,
 }
@@ -127,6 +132,7 @@ pub(super) fn build(
         compiled.push((rule, condition, targets));
     }
 
+    let mut archive_names = HashSet::new();
     config
         .buses
         .iter()
@@ -141,11 +147,30 @@ pub(super) fn build(
             });
             let mut patterns = Vec::new();
             let mut streams = Vec::new();
+            let mut rule_names = Vec::new();
             let mut targets = Vec::new();
             let mut exclusive = false;
+            let trace = b.trace.as_ref().map(|t| {
+                if !(0.0..=1.0).contains(&t.sample) {
+                    errors.at(
+                        format!("buses[{i}].trace.sample"),
+                        "must be within 0.0..=1.0",
+                    );
+                }
+                if t.retention.is_zero() {
+                    errors.at(
+                        format!("buses[{i}].trace.retention"),
+                        "must be greater than 0",
+                    );
+                }
+                Tracing::new(t.retention, t.sample)
+            });
             for (rule, condition, rule_targets) in compiled.iter_mut() {
                 if rule.bus != b.name.as_str() {
                     continue;
+                }
+                for t in rule_targets.iter_mut() {
+                    t.trace = trace;
                 }
                 let Some(condition) = condition.take() else {
                     continue;
@@ -157,23 +182,54 @@ pub(super) fn build(
                     continue;
                 }
                 patterns.push(condition);
+                rule_names.push(rule.name.to_string());
                 streams.push(
                     rule.targets
                         .iter()
-                        .map(|t| match &t.kind {
-                            TargetKindConfig::Bus(forward) => {
-                                let to = forward.bus.clone().unwrap_or_default();
-                                Route::Bus {
-                                    key: bus::bus_key(&to),
-                                    to,
+                        .map(|t| {
+                            let label = format!("{}/{}", rule.name.as_str(), t.name.as_str());
+                            match &t.kind {
+                                TargetKindConfig::Bus(forward) => {
+                                    let to = forward.bus.clone().unwrap_or_default();
+                                    Route::Bus {
+                                        key: bus::bus_key(&to),
+                                        to,
+                                        label,
+                                    }
                                 }
+                                _ => Route::Stream {
+                                    key: bus::target_key(&b.name, &rule.name, &t.name),
+                                    label,
+                                },
                             }
-                            _ => Route::Stream(bus::target_key(&b.name, &rule.name, &t.name)),
                         })
                         .collect(),
                 );
                 exclusive |= rule.targets.iter().any(|t| t.ordering.is_some());
                 targets.append(rule_targets);
+            }
+            let archives_from = patterns.len();
+            for (a, archive) in b.archives.iter().enumerate() {
+                let at = format!("buses[{i}].archives[{a}]");
+                if !archive_names.insert(archive.name.as_str()) {
+                    errors.at(
+                        format!("{at}.name"),
+                        format!(
+                            "duplicate archive name {:?} (archive names are unique across buses)",
+                            archive.name.as_str()
+                        ),
+                    );
+                }
+                match archive.condition() {
+                    Ok(condition) => {
+                        patterns.push(condition);
+                        streams.push(vec![Route::Archive {
+                            key: crate::archive::intake_key(&b.name, &archive.name),
+                            label: archive.name.to_string(),
+                        }]);
+                    }
+                    Err(e) => errors.at(format!("{at}.{}", e.path), e.message),
+                }
             }
             BusPlan {
                 name: b.name.to_string(),
@@ -186,8 +242,20 @@ pub(super) fn build(
                     targets: streams,
                     exclusive,
                     stats: b.stats.as_ref().map(|s| s.retention),
+                    trace,
+                    rule_names,
+                    archives_from,
                 },
                 targets,
+                archives: b
+                    .archives
+                    .iter()
+                    .map(|a| crate::archive::ArchivePlan {
+                        bus: b.name.to_string(),
+                        name: a.name.to_string(),
+                        retention_days: a.retention_days,
+                    })
+                    .collect(),
             }
         })
         .collect()
@@ -308,6 +376,7 @@ fn build_target(
         rate: target.rate.clone(),
         breaker: target.breaker.clone(),
         ordering,
+        trace: None,
         on_success: on_success.map(|o| OnSuccessPlan {
             bus: o.bus.clone(),
             source: o

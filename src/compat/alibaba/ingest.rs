@@ -245,7 +245,7 @@ pub(crate) async fn put_events(
                         (&state.buses[&a.bus], &a.event, key)
                     })
                     .collect();
-                bus::append_once_each(&mut redis, &events, window)
+                bus::append_once_each(&mut redis, &events, window, "alibaba")
                     .await
                     .map(|appended| {
                         for (a, appended) in accepted.iter().zip(appended) {
@@ -265,6 +265,7 @@ pub(crate) async fn put_events(
                         .map(|a| (&state.buses[&a.bus], &a.event))
                         .collect::<Vec<_>>()
                         .into_iter(),
+                    "alibaba",
                 )
                 .await;
                 if result.is_ok() {

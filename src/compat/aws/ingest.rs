@@ -183,7 +183,7 @@ pub(crate) async fn put_events(
     if !accepted.is_empty() {
         let mut redis = state.redis.clone();
         let buses: Vec<&str> = accepted.iter().map(|(b, _)| b.name.as_str()).collect();
-        if let Err(e) = bus::append_to(&mut redis, accepted.into_iter()).await {
+        if let Err(e) = bus::append_to(&mut redis, accepted.into_iter(), "aws").await {
             warn!(error = %e, "PutEvents append failed; answering 503");
             return aws_error(
                 StatusCode::SERVICE_UNAVAILABLE,

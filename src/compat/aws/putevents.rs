@@ -426,15 +426,7 @@ mod tests {
     fn ingest() -> (AwsIngest, HashMap<String, BusSpec>) {
         let buses = ["default", "orders"]
             .into_iter()
-            .map(|b| {
-                (
-                    b.to_string(),
-                    BusSpec {
-                        name: b.into(),
-                        key: crate::bus::bus_key(b),
-                    },
-                )
-            })
+            .map(|b| (b.to_string(), BusSpec::new(b)))
             .collect();
         let ingest = AwsIngest {
             region: "eu-west-1".into(),

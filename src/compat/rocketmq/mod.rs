@@ -810,7 +810,9 @@ async fn append(
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
     crate::ingress::arrive_all(&mut events, &state.gateway_id);
     if !events.is_empty() {
-        if let Err(e) = crate::bus::append(&mut state.redis.clone(), spec, &events).await {
+        if let Err(e) =
+            crate::bus::append(&mut state.redis.clone(), spec, &events, "rocketmq").await
+        {
             warn!(error = %e, "RocketMQ-EventBridge putEvents: Redis unavailable; answering 503");
             return HttpResponse::ServiceUnavailable()
                 .insert_header(("Retry-After", "1"))
