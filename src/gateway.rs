@@ -120,6 +120,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
+    // Replays run on whichever replica holds each one's lease.
+    tasks.spawn(crate::replay::supervise(
+        shared.clone(),
+        stream.clone(),
+        shutdown.clone(),
+    ));
+
     let fixed = Fixed::new(
         &plan,
         redis_url.clone(),

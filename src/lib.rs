@@ -24,6 +24,7 @@ pub mod ingress;
 pub mod live;
 pub mod observability;
 pub mod plan;
+pub mod replay;
 pub mod router;
 pub mod rules;
 pub mod schema;

@@ -451,6 +451,7 @@ async fn a_delay_never_takes_an_entry_back() {
                 1,
                 1,
                 "[]",
+                None,
             )
             .await
             .unwrap()

@@ -171,12 +171,27 @@ async fn traces_show_every_stage_in_order() {
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].contains("event dead-1 on bus orders"), "{out}");
-    assert!(lines[1].contains("received") && lines[1].contains("via cloudevents"), "{out}");
-    assert!(lines[2].contains("routed") && lines[2].contains("all/rx"), "{out}");
-    assert!(lines[3].contains("status 400") && lines[3].contains("dead-lettered"), "{out}");
+    assert!(
+        lines[1].contains("received") && lines[1].contains("via cloudevents"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("routed") && lines[2].contains("all/rx"),
+        "{out}"
+    );
+    assert!(
+        lines[3].contains("status 400") && lines[3].contains("dead-lettered"),
+        "{out}"
+    );
     assert!(lines[4].contains("redriven"), "{out}");
-    assert!(lines[5].contains("status 200") && lines[5].contains("delivered"), "{out}");
-    assert!(out.contains("all/rx") && out.trim_end().ends_with("delivered"), "{out}");
+    assert!(
+        lines[5].contains("status 200") && lines[5].contains("delivered"),
+        "{out}"
+    );
+    assert!(
+        out.contains("all/rx") && out.trim_end().ends_with("delivered"),
+        "{out}"
+    );
 
     // Unknown ids and buses are named.
     let (status, body) = trace_of(&gw, "orders", "never-sent").await;
@@ -220,5 +235,8 @@ async fn untraced_buses_and_unsampled_events_have_no_trace() {
         .arg("+")
         .query(&mut conn)
         .unwrap();
-    assert!(!format!("{entries:?}").contains("cloudevents@"), "{entries:?}");
+    assert!(
+        !format!("{entries:?}").contains("cloudevents@"),
+        "{entries:?}"
+    );
 }

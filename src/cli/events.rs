@@ -2,7 +2,8 @@
 //! control API (`GET /api/v1/buses/{bus}/events`), page after page.
 //!
 //! `sluice trace BUS ID`: one event's trace as a timeline
-//! (`GET /api/v1/buses/{bus}/events/{id}`).
+//! (`GET /api/v1/buses/{bus}/events/{id}`). `sluice replay start|status|cancel`: replays
+//! (`/api/v1/replays`).
 //!
 //! Exit codes: 0 done (whether or not anything matched), 1 the API refused or failed (an
 //! unknown event for `trace`), 2 bad usage (an unreadable `@FILE`).
@@ -369,4 +370,136 @@ fn describe(r: &serde_json::Value) -> String {
         "redriven" => format!("redriven    {} from its DLQ", text(&r["target"])),
         other => format!("{other:<11} {r}"),
     }
+}
+
+#[derive(clap::Subcommand)]
+pub(super) enum ReplayAction {
+    /// Start a replay of a window into a bus.
+    Start(ReplayStartArgs),
+    /// A replay's state and progress (all replays without a name).
+    Status {
+        name: Option<String>,
+        /// `json`: the API's answer as it is.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: SearchOutput,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Ask a running replay to stop.
+    Cancel {
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+#[derive(clap::Args)]
+pub(super) struct ReplayStartArgs {
+    /// The replay's name (unique).
+    name: String,
+    /// The bus to replay into (the archive's bus).
+    #[arg(long)]
+    bus: String,
+    /// The archive to read; absent: the bus's retained events.
+    #[arg(long)]
+    archive: Option<String>,
+    /// Oldest event time: RFC 3339 or a duration ago (`1h`).
+    #[arg(long)]
+    since: String,
+    /// Newest event time (default now).
+    #[arg(long)]
+    until: Option<String>,
+    /// Only this rule of the bus (repeatable); absent: every rule.
+    #[arg(long = "rule")]
+    rules: Vec<String>,
+    /// Most events per second.
+    #[arg(long)]
+    rate: Option<u32>,
+    #[command(flatten)]
+    server: Server,
+}
+
+pub(super) fn replay(action: &ReplayAction) -> ExitCode {
+    let encode = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let (server, method, path, body, output) = match action {
+        ReplayAction::Start(a) => {
+            let body = serde_json::json!({
+                "name": a.name, "bus": a.bus, "archive": a.archive, "since": a.since,
+                "until": a.until, "rules": a.rules, "rate": a.rate,
+            });
+            (
+                &a.server,
+                reqwest::Method::POST,
+                "/api/v1/replays".to_string(),
+                Some(body),
+                SearchOutput::Table,
+            )
+        }
+        ReplayAction::Status {
+            name,
+            output,
+            server,
+        } => (
+            server,
+            reqwest::Method::GET,
+            match name {
+                Some(n) => format!("/api/v1/replays/{}", encode(n)),
+                None => "/api/v1/replays".into(),
+            },
+            None,
+            *output,
+        ),
+        ReplayAction::Cancel { name, server } => (
+            server,
+            reqwest::Method::POST,
+            format!("/api/v1/replays/{}/cancel", encode(name)),
+            Some(serde_json::json!({})),
+            SearchOutput::Table,
+        ),
+    };
+    let answer = match server.call(method, &path, body) {
+        Ok(a) if (200..300).contains(&a.status) => a,
+        Ok(a) => {
+            eprintln!("sluice replay: {}", refusal(&a));
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("sluice replay: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let b = &answer.body;
+    if matches!(output, SearchOutput::Json) {
+        println!("{b}");
+        return ExitCode::SUCCESS;
+    }
+    let replays: Vec<&serde_json::Value> = match b["replays"].as_array() {
+        Some(all) => all.iter().collect(),
+        None => vec![b],
+    };
+    println!(
+        "{:<24} {:<16} {:<11} {:>9} {:<25} SOURCE",
+        "NAME", "BUS", "STATE", "REPLAYED", "LAST REPLAYED"
+    );
+    for r in replays {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+        let source = match r["archive"].as_str() {
+            Some(a) => format!("archive {a}"),
+            None => "bus retention".into(),
+        };
+        println!(
+            "{:<24} {:<16} {:<11} {:>9} {:<25} {source}",
+            text(&r["name"]),
+            text(&r["bus"]),
+            text(&r["state"]),
+            r["replayed"],
+            text(&r["last_replayed"]),
+        );
+        if let Some(reason) = r["reason"].as_str() {
+            println!("  reason: {reason}");
+        }
+    }
+    ExitCode::SUCCESS
 }

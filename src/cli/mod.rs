@@ -92,6 +92,11 @@ enum Command {
     Stats(events::StatsArgs),
     /// One event's trace as a timeline: received, routed, every attempt, outcome.
     Trace(events::TraceArgs),
+    /// Replay a window of a bus's archive (or retention) into the bus.
+    Replay {
+        #[command(subcommand)]
+        action: events::ReplayAction,
+    },
     /// Make, revoke and list the bearer tokens of a running gateway (roles).
     Token {
         #[command(subcommand)]
@@ -119,6 +124,7 @@ impl Cli {
             Command::Events { action } => events::run(&action),
             Command::Stats(args) => events::stats(&args),
             Command::Trace(args) => events::trace(&args),
+            Command::Replay { action } => events::replay(&action),
             Command::Token { action } => remote::token(&action),
         }
     }

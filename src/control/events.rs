@@ -38,7 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/buses/{bus}/stats", web::get().to(stats));
 }
 
-fn bad(field: &'static str, message: impl Into<String>) -> ApiError {
+pub(crate) fn bad(field: &'static str, message: impl Into<String>) -> ApiError {
     let message = message.into();
     ApiError::new(
         StatusCode::BAD_REQUEST,
@@ -73,7 +73,7 @@ pub struct SearchQuery {
 }
 
 /// A bound of the window in stream-id milliseconds.
-fn time_ms(field: &'static str, text: &str, now_ms: u64) -> Result<u64, ApiError> {
+pub(crate) fn time_ms(field: &'static str, text: &str, now_ms: u64) -> Result<u64, ApiError> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return u64::try_from(t.timestamp_millis())
             .map_err(|_| bad(field, "must not be before 1970"));

@@ -16,6 +16,7 @@ pub mod dlq;
 pub mod document;
 pub mod events;
 mod openapi;
+pub mod replays;
 pub mod resources;
 pub mod store;
 mod tools;
@@ -56,6 +57,7 @@ pub fn configure(
             .configure(openapi::routes)
             .configure(dlq::routes)
             .configure(events::routes)
+            .configure(replays::routes)
             .configure(schemas::routes)
             .configure(resources::routes)
             .configure(tools::routes)

@@ -77,7 +77,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 use super::auth::actor;
 
-fn redis_error(e: crate::bus::BusError) -> ApiError {
+pub(crate) fn redis_error(e: crate::bus::BusError) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "redis_unavailable",
@@ -504,7 +504,7 @@ impl Preconditions {
     }
 }
 
-fn read_only(kind: Kind, id: &str) -> ApiError {
+pub(crate) fn read_only(kind: Kind, id: &str) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
         "read_only",
