@@ -251,3 +251,65 @@ out["bus_gone"] = call(client.get_event_bus, m.GetEventBusRequest(event_bus_name
     let body: Value = res.json().await.unwrap();
     assert!(body["code"].is_string(), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_alibaba_sdk_reads_an_event_trace() {
+    if !have_sdk() {
+        return;
+    }
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let config = format!(
+        r#"
+buses: [{{name: shop, trace: {{}}}}]
+alibaba:
+  account: "{ACCOUNT}"
+  access_keys: [{{id: {KEY_ID}, secret: "{SECRET}"}}]
+rules:
+  - name: paid
+    bus: shop
+    targets: [{{name: rx, kind: http, url: "{}", timeout: 2s, retry: {{initial: 100ms, max: 100ms}}}}]
+"#,
+        rx.url("/hook")
+    );
+    let gw = Gateway::start(&redis, &config).await;
+    gw.ready().await;
+    rx.answer_once(503, &[]);
+    let body = structured_event("t-1", "order.paid", "{}");
+    assert_eq!(post_structured(&gw, "shop", &body).await, 202);
+    assert!(wait_until(Duration::from_secs(10), || rx.count() == 1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let out = sdk(
+        &gw,
+        r#"
+out = {}
+out["trace"] = call(client.query_event_traces, m.QueryEventTracesRequest(event_bus_name="shop", event_id="t-1"))
+out["none"] = call(client.query_event_traces, m.QueryEventTracesRequest(event_bus_name="shop", event_id="nope"))
+out["no_bus"] = call(client.query_event_traces, m.QueryEventTracesRequest(event_bus_name="nope", event_id="t-1"))
+"#,
+    );
+    let list = out["trace"]["EventTraceList"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{out}"));
+    let actions: Vec<&str> = list.iter().map(|t| t["Action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["PutEvent", "FilterEvent", "PushEvent", "PushEvent"],
+        "{out}"
+    );
+    assert_eq!(list[0]["EventSource"], "/test");
+    assert_eq!(list[0]["ResourceOwnerId"], ACCOUNT);
+    assert_eq!(list[1]["RuleName"], "paid");
+    assert!(
+        list[1]["RuleMatchingTime"].as_u64().unwrap() >= list[0]["ReceivedTime"].as_u64().unwrap()
+    );
+    assert_eq!(
+        list[2]["NotifyStatus"], "[503]target answered HTTP 503",
+        "{out}"
+    );
+    assert_eq!(list[3]["NotifyStatus"], "[200]Ok");
+    assert_eq!(list[3]["Endpoint"], "paid/rx");
+    assert_eq!(out["none"]["EventTraceList"], json!([]));
+    assert_eq!(out["no_bus"]["Error"], "EventBusNotExist", "{out}");
+}

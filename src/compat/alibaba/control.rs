@@ -112,6 +112,7 @@ pub async fn handle(
         "testEventPattern" => test_event_pattern(&input),
         "queryEventsByPeriod" => query_events_by_period(&input, api).await,
         "queryEventByEventId" => query_event_by_event_id(&input, api).await,
+        "queryEventTraces" => query_event_traces(&input, api, caller).await,
         other => Err(err(
             StatusCode::NOT_FOUND,
             "ApiNotSupported",
@@ -833,6 +834,97 @@ async fn query_events_by_period(input: &Input, api: &ResourceApi) -> Result<Valu
         input.limit()?,
     )
     .await
+}
+
+/// An event's trace in Alibaba's shape: `PutEvent` (received), `FilterEvent` per rule
+/// that matched, `PushEvent` per delivery attempt (from the bus's `trace:`; an untraced
+/// event has an empty list).
+async fn query_event_traces(
+    input: &Input,
+    api: &ResourceApi,
+    caller: &Caller<'_>,
+) -> Result<Value, ApiError> {
+    let bus = input.required("EventBusName")?;
+    let id = input.required("EventId")?;
+    bus_exists(api, bus).await?;
+    let traced = crate::control::events::lookup(&mut api.redis.clone(), bus, id)
+        .await
+        .map_err(|e| {
+            err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "InternalError",
+                e.to_string(),
+            )
+        })?;
+    let received = traced.records.iter().find(|r| r["stage"] == "received");
+    let source = received
+        .and_then(|r| r["source"].as_str())
+        .unwrap_or_default();
+    let received_ms = received.and_then(|r| r["at"].as_u64()).unwrap_or_default();
+    let rule_of = |target: &str| {
+        target
+            .split_once('/')
+            .map_or(target, |(r, _)| r)
+            .to_string()
+    };
+    let base = |action: &str, at: u64| {
+        json!({
+            "ResourceOwnerId": caller.account,
+            "Action": action,
+            "EventId": id,
+            "EventBusName": bus,
+            "ActionTime": at.to_string(),
+            "EventSource": source,
+            "ReceivedTime": received_ms,
+            "RuleName": "",
+            "RuleMatchingTime": 0,
+            "NotifyLatency": 0,
+            "NotifyTime": 0,
+            "Endpoint": "",
+            "NotifyStatus": "",
+        })
+    };
+    let mut list = Vec::new();
+    for r in &traced.records {
+        let at = r["at"].as_u64().unwrap_or_default();
+        match r["stage"].as_str() {
+            Some("received") => list.push(base("PutEvent", at)),
+            Some("routed") => {
+                let mut rules: Vec<String> = r["targets"]
+                    .as_array()
+                    .into_iter()
+                    .chain(r["forwarded"].as_array())
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(rule_of))
+                    .collect();
+                rules.dedup();
+                for rule in rules {
+                    let mut t = base("FilterEvent", at);
+                    t["RuleName"] = rule.into();
+                    t["RuleMatchingTime"] = at.into();
+                    list.push(t);
+                }
+            }
+            Some("attempt") => {
+                let target = r["target"].as_str().unwrap_or_default();
+                let mut t = base("PushEvent", at);
+                t["RuleName"] = rule_of(target).into();
+                t["Endpoint"] = target.into();
+                t["NotifyTime"] = at.into();
+                t["NotifyLatency"] = r["latency_ms"].clone();
+                t["NotifyStatus"] = match (r["status"].as_u64(), r["error"].as_str()) {
+                    (Some(status), None) => format!("[{status}]Ok"),
+                    (Some(status), Some(e)) => format!("[{status}]{e}"),
+                    (None, Some(e)) => format!("[-]{e}"),
+                    (None, None) => "[-]".into(),
+                }
+                .into();
+                list.push(t);
+            }
+            _ => {}
+        }
+    }
+    Ok(json!({"EventTraceList": list}))
 }
 
 async fn query_event_by_event_id(input: &Input, api: &ResourceApi) -> Result<Value, ApiError> {
