@@ -1,7 +1,8 @@
 //! The AWS EventBridge control facade driven by boto3 and the AWS CLI, unmodified
 //! (PyPI `boto3`, `awscli`; installed by `.ci/run`): buses, rules, targets, API
-//! destinations and TestEventPattern, with events delivered in the AWS envelope, and
-//! every resource the same one `/api/v1` shows and edits.
+//! destinations, TestEventPattern, archives and replays, with events delivered in the
+//! AWS envelope (`replay-name` on replayed ones), and every resource the same one
+//! `/api/v1` shows and edits.
 
 mod common;
 
@@ -640,4 +641,369 @@ out["targets"] = call(ev.put_targets, Rule="orders", Targets=[{{"Id": "api", "Ar
         Some("Bearer tok-2")
     );
     assert_eq!(calls.lock().unwrap().len(), 2);
+}
+
+/// The AWS envelopes delivered to `path`: (id, replay-name) of each, sorted.
+fn envelopes(rx: &Receiver, path: &str) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = rx
+        .received()
+        .iter()
+        .filter(|r| r.path == path)
+        .map(|r| {
+            let e: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(e["version"], "0", "not the AWS envelope: {e}");
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["replay-name"].as_str().map(String::from),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_archives_events_and_replays_them_to_a_rule() {
+    if !have_boto3() {
+        return;
+    }
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    // A short lease time (the least the targets' 10 s timeout allows): an archiver and a
+    // replay start half of it after taking their lease.
+    let config = format!("delivery: {{claim_idle: 12s}}\n{}", config(&rx));
+    let gw = Gateway::start(&redis, &config).await;
+    gw.ready().await;
+    let bus_arn = format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/orders");
+    let archive_pattern = json!({"detail-type": ["OrderPaid"]});
+    // Three rules on the bus, each with an API destination to its own path: `paid`,
+    // `other`, and `live`, which leaves replayed events out by `replay-name`.
+    let out = boto(
+        &gw,
+        &format!(
+            r#"
+out = {{}}
+call(ev.create_event_bus, Name="orders")
+call(ev.create_event_bus, Name="audit")
+conn = call(ev.create_connection, Name="rx-key", AuthorizationType="API_KEY",
+            AuthParameters={{"ApiKeyAuthParameters": {{"ApiKeyName": "x-api-key", "ApiKeyValue": "k"}}}})
+rules = {{"paid": {{"source": ["com.shop"]}}, "other": {{"source": ["com.shop"]}},
+         "live": {{"source": ["com.shop"], "replay-name": [{{"exists": False}}]}}}}
+for name, pattern in rules.items():
+    dest = call(ev.create_api_destination, Name=name, ConnectionArn=conn["ConnectionArn"],
+                InvocationEndpoint="{url}/" + name, HttpMethod="POST")
+    out[name] = call(ev.put_rule, Name=name, EventBusName="orders", EventPattern=json.dumps(pattern))
+    out[name + "_targets"] = call(ev.put_targets, Rule=name, EventBusName="orders",
+                                  Targets=[{{"Id": "rx", "Arn": dest["ApiDestinationArn"]}}])
+out["archive"] = call(ev.create_archive, ArchiveName="paid-orders", EventSourceArn="{bus_arn}",
+                      Description="paid orders", EventPattern=json.dumps({archive_pattern}), RetentionDays=7)
+out["again"] = call(ev.create_archive, ArchiveName="paid-orders", EventSourceArn="{bus_arn}")
+out["no_bus"] = call(ev.create_archive, ArchiveName="x", EventSourceArn="{bus_arn}".replace("orders", "nope"))
+out["bad_pattern"] = call(ev.create_archive, ArchiveName="x", EventSourceArn="{bus_arn}",
+                          EventPattern=json.dumps({{"detail": {{"a": "not-a-list"}}}}))
+out["file_bus"] = call(ev.create_archive, ArchiveName="x", EventSourceArn="{bus_arn}".replace("orders", "results"))
+out["other_bus"] = call(ev.create_archive, ArchiveName="all-audit", EventSourceArn="{bus_arn}".replace("orders", "audit"))
+"#,
+            url = rx.url(""),
+        ),
+    );
+    for rule in ["paid", "other", "live"] {
+        assert_eq!(
+            out[format!("{rule}_targets")]["FailedEntryCount"],
+            0,
+            "{out}"
+        );
+    }
+    assert_eq!(
+        out["archive"]["ArchiveArn"],
+        format!("arn:aws:events:{REGION}:{ACCOUNT}:archive/paid-orders"),
+        "{out}"
+    );
+    assert_eq!(out["archive"]["State"], "ENABLED");
+    assert!(out["archive"]["CreationTime"].is_string(), "{out}");
+    assert_eq!(out["again"]["Error"], "ResourceAlreadyExistsException");
+    assert_eq!(out["no_bus"]["Error"], "ResourceNotFoundException");
+    assert_eq!(
+        out["bad_pattern"]["Error"], "InvalidEventPatternException",
+        "{out}"
+    );
+    assert!(
+        out["bad_pattern"]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("detail.a"),
+        "{out}"
+    );
+    // A bus of the configuration file is read-only here, as every resource of the file.
+    assert_eq!(out["file_bus"]["Error"], "ValidationException");
+    assert_eq!(out["other_bus"]["State"], "ENABLED", "{out}");
+
+    // The archive is an archive of the bus, with its pattern in the AWS dialect.
+    let (status, native) = api(
+        &gw,
+        reqwest::Method::GET,
+        "/api/v1/archives/paid-orders",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{native}");
+    assert_eq!(native["bus"], "orders");
+    assert_eq!(native["dialect"], "aws");
+    assert_eq!(native["pattern"], archive_pattern);
+    assert_eq!(native["retention_days"], 7);
+
+    // Three paid orders (archived) and two placed ones (not).
+    let out = boto(
+        &gw,
+        r#"
+entries = [{"Source": "com.shop", "DetailType": t, "Detail": json.dumps({"n": i}), "EventBusName": "orders"}
+           for i, t in enumerate(["OrderPaid", "OrderPlaced", "OrderPaid", "OrderPlaced", "OrderPaid"])]
+out = call(ev.put_events, Entries=entries)
+"#,
+    );
+    assert_eq!(out["FailedEntryCount"], 0, "{out}");
+    let ids: Vec<String> = out["Entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["EventId"].as_str().unwrap().to_string())
+        .collect();
+    let mut paid = vec![ids[0].clone(), ids[2].clone(), ids[4].clone()];
+    paid.sort();
+    assert!(
+        wait_until(Duration::from_secs(15), || ["/paid", "/other", "/live"]
+            .iter()
+            .all(|p| envelopes(&rx, p).len() == 5))
+        .await,
+        "{}",
+        gw.logs()
+    );
+
+    // Segments are written within about 5 s of the events.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let described = loop {
+        let d = boto(
+            &gw,
+            r#"out = call(ev.describe_archive, ArchiveName="paid-orders")"#,
+        );
+        if d["EventCount"] == 3 {
+            break d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the archive never held the 3 events: {d}\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(described["ArchiveName"], "paid-orders");
+    assert_eq!(described["EventSourceArn"], bus_arn.as_str());
+    assert_eq!(described["Description"], "paid orders");
+    assert_eq!(described["State"], "ENABLED");
+    assert_eq!(described["RetentionDays"], 7);
+    assert!(described["SizeBytes"].as_u64().unwrap() > 0, "{described}");
+    assert_eq!(
+        serde_json::from_str::<Value>(described["EventPattern"].as_str().unwrap()).unwrap(),
+        archive_pattern
+    );
+
+    // Two replays of a window covering them: `again` to rule `paid` only, `to-all` to
+    // every rule (each starts once a replica holds its lease: they run side by side).
+    let out = boto(
+        &gw,
+        &format!(
+            r#"
+import datetime
+now = datetime.datetime.now(datetime.timezone.utc)
+window = dict(EventStartTime=now - datetime.timedelta(minutes=5), EventEndTime=now + datetime.timedelta(seconds=2))
+archive = "arn:aws:events:{REGION}:{ACCOUNT}:archive/paid-orders"
+rule = call(ev.describe_rule, Name="paid", EventBusName="orders")["Arn"]
+out = {{}}
+out["start"] = call(ev.start_replay, ReplayName="again", Description="once more", EventSourceArn=archive,
+                    Destination={{"Arn": "{bus_arn}", "FilterArns": [rule]}}, **window)
+out["to_all"] = call(ev.start_replay, ReplayName="to-all", EventSourceArn=archive,
+                     Destination={{"Arn": "{bus_arn}"}}, **window)
+out["dup"] = call(ev.start_replay, ReplayName="again", EventSourceArn=archive,
+                  Destination={{"Arn": "{bus_arn}"}}, **window)
+out["cross"] = call(ev.start_replay, ReplayName="cross", EventSourceArn=archive,
+                    Destination={{"Arn": "{bus_arn}".replace("orders", "audit")}}, **window)
+out["foreign_rule"] = call(ev.start_replay, ReplayName="cross", EventSourceArn=archive,
+                           Destination={{"Arn": "{bus_arn}", "FilterArns": [rule.replace("orders/", "audit/")]}}, **window)
+out["backwards"] = call(ev.start_replay, ReplayName="backwards", EventSourceArn=archive,
+                        Destination={{"Arn": "{bus_arn}"}}, EventStartTime=now, EventEndTime=now - datetime.timedelta(minutes=1))
+out["no_archive"] = call(ev.start_replay, ReplayName="none", EventSourceArn=archive.replace("paid-orders", "nope"),
+                         Destination={{"Arn": "{bus_arn}"}}, **window)
+"#
+        ),
+    );
+    assert_eq!(
+        out["start"]["ReplayArn"],
+        format!("arn:aws:events:{REGION}:{ACCOUNT}:replay/again"),
+        "{out}"
+    );
+    assert_eq!(out["start"]["State"], "STARTING");
+    assert!(out["start"]["ReplayStartTime"].is_string(), "{out}");
+    assert_eq!(out["to_all"]["State"], "STARTING", "{out}");
+    assert_eq!(out["dup"]["Error"], "ResourceAlreadyExistsException");
+    assert_eq!(out["cross"]["Error"], "ValidationException");
+    assert_eq!(out["foreign_rule"]["Error"], "ValidationException");
+    assert_eq!(out["backwards"]["Error"], "ValidationException");
+    assert_eq!(out["no_archive"]["Error"], "ResourceNotFoundException");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let replays = loop {
+        let r = boto(
+            &gw,
+            r#"out = [call(ev.describe_replay, ReplayName=n) for n in ["again", "to-all"]]"#,
+        );
+        if r.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["State"] == "COMPLETED")
+        {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replays never completed: {r}\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let replay = &replays[0];
+    assert_eq!(replay["ReplayName"], "again");
+    assert_eq!(replay["Description"], "once more");
+    assert_eq!(
+        replay["EventSourceArn"],
+        format!("arn:aws:events:{REGION}:{ACCOUNT}:archive/paid-orders")
+    );
+    assert_eq!(replay["Destination"]["Arn"], bus_arn.as_str());
+    assert_eq!(
+        replay["Destination"]["FilterArns"],
+        json!([format!(
+            "arn:aws:events:{REGION}:{ACCOUNT}:rule/orders/paid"
+        )])
+    );
+    for t in [
+        "EventStartTime",
+        "EventEndTime",
+        "EventLastReplayedTime",
+        "ReplayStartTime",
+        "ReplayEndTime",
+    ] {
+        assert!(replay[t].is_string(), "{t} missing: {replay}");
+    }
+    assert!(replays[1]["Destination"].get("FilterArns").is_none());
+
+    // `paid` got the archived events from both replays, in the AWS envelope with
+    // `replay-name`; `other` from `to-all` only; `live`, whose AWS pattern wants no
+    // `replay-name`, none.
+    let replayed = |path: &str, name: &str| -> Vec<String> {
+        envelopes(&rx, path)
+            .into_iter()
+            .filter(|(_, r)| r.as_deref() == Some(name))
+            .map(|(id, _)| id)
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || envelopes(&rx, "/paid").len()
+            == 11
+            && envelopes(&rx, "/other").len() == 8)
+        .await,
+        "{:?}\n{}",
+        envelopes(&rx, "/paid"),
+        gw.logs()
+    );
+    assert_eq!(replayed("/paid", "again"), paid);
+    assert_eq!(replayed("/paid", "to-all"), paid);
+    assert_eq!(replayed("/other", "to-all"), paid);
+    assert!(replayed("/other", "again").is_empty());
+    let body: Value = serde_json::from_slice(
+        &rx.received()
+            .iter()
+            .rev()
+            .find(|r| r.path == "/paid")
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert_eq!(body["detail-type"], "OrderPaid");
+    assert_eq!(body["source"], "com.shop");
+    assert_eq!(body["account"], ACCOUNT);
+    assert!(body["replay-name"].is_string(), "{body}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(envelopes(&rx, "/live").len(), 5);
+    assert!(envelopes(&rx, "/live").iter().all(|(_, r)| r.is_none()));
+
+    // Lists, update, cancel and delete, with AWS's errors.
+    let out = boto(
+        &gw,
+        &format!(
+            r#"
+out = {{}}
+out["archives"] = call(ev.list_archives)
+out["by_bus"] = [a["ArchiveName"] for a in call(ev.list_archives, EventSourceArn="{bus_arn}")["Archives"]]
+out["by_prefix"] = [a["ArchiveName"] for a in call(ev.list_archives, NamePrefix="all-")["Archives"]]
+p1 = call(ev.list_archives, Limit=1)
+out["page1"] = [a["ArchiveName"] for a in p1["Archives"]]
+out["page2"] = [a["ArchiveName"] for a in call(ev.list_archives, Limit=1, NextToken=p1["NextToken"])["Archives"]]
+out["replays"] = call(ev.list_replays)
+out["completed"] = [r["ReplayName"] for r in call(ev.list_replays, State="COMPLETED")["Replays"]]
+out["prefix"] = [r["ReplayName"] for r in call(ev.list_replays, NamePrefix="to-")["Replays"]]
+out["cancel"] = call(ev.cancel_replay, ReplayName="again")
+out["cancel_missing"] = call(ev.cancel_replay, ReplayName="nope")
+out["missing_replay"] = call(ev.describe_replay, ReplayName="nope")
+out["update"] = call(ev.update_archive, ArchiveName="paid-orders", Description="renamed", RetentionDays=30)
+out["updated"] = call(ev.describe_archive, ArchiveName="paid-orders")
+out["update_missing"] = call(ev.update_archive, ArchiveName="nope", Description="x")
+out["missing"] = call(ev.describe_archive, ArchiveName="nope")
+out["delete"] = call(ev.delete_archive, ArchiveName="all-audit")
+out["deleted"] = call(ev.describe_archive, ArchiveName="all-audit")
+out["delete_again"] = call(ev.delete_archive, ArchiveName="all-audit")
+"#
+        ),
+    );
+    let archives = out["archives"]["Archives"].as_array().unwrap();
+    let names: Vec<&str> = archives
+        .iter()
+        .map(|a| a["ArchiveName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["all-audit", "paid-orders"], "{out}");
+    assert_eq!(archives[1]["EventCount"], 3);
+    assert_eq!(archives[1]["EventSourceArn"], bus_arn.as_str());
+    assert_eq!(archives[1]["State"], "ENABLED");
+    assert_eq!(out["by_bus"], json!(["paid-orders"]));
+    assert_eq!(out["by_prefix"], json!(["all-audit"]));
+    assert_eq!(out["page1"], json!(["all-audit"]));
+    assert_eq!(out["page2"], json!(["paid-orders"]));
+    let replays: Vec<(&str, &str)> = out["replays"]["Replays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["ReplayName"].as_str().unwrap(),
+                r["State"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        replays,
+        [("again", "COMPLETED"), ("to-all", "COMPLETED")],
+        "{out}"
+    );
+    assert_eq!(out["completed"], json!(["again", "to-all"]));
+    assert_eq!(out["prefix"], json!(["to-all"]));
+    assert_eq!(out["cancel"]["Error"], "IllegalStatusException", "{out}");
+    assert_eq!(out["cancel_missing"]["Error"], "ResourceNotFoundException");
+    assert_eq!(out["missing_replay"]["Error"], "ResourceNotFoundException");
+    assert_eq!(out["update"]["State"], "ENABLED", "{out}");
+    assert_eq!(out["updated"]["Description"], "renamed");
+    assert_eq!(out["updated"]["RetentionDays"], 30);
+    assert_eq!(out["updated"]["EventCount"], 3);
+    assert_eq!(out["update_missing"]["Error"], "ResourceNotFoundException");
+    assert_eq!(out["missing"]["Error"], "ResourceNotFoundException");
+    assert_eq!(out["delete"], json!({}));
+    assert_eq!(out["deleted"]["Error"], "ResourceNotFoundException");
+    assert_eq!(out["delete_again"]["Error"], "ResourceNotFoundException");
 }

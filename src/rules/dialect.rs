@@ -5,9 +5,10 @@
 //! The stored event stays a CloudEvent; the AWS view of it is (docs/compatibility.md):
 //! `detail-type` = `type`, `detail` = `data`, `account` = the `awsaccount` extension,
 //! `region` = `awsregion`, `resources` = the comma-separated `resources` extension as
-//! an array, `version` = `"0"`; `id`, `source` and `time` are the same. PutEvents entries
-//! keep their AWS fields in those extensions, so their view is what AWS would deliver;
-//! a CloudEvent from elsewhere gets the gateway's account and region.
+//! an array, `version` = `"0"`, `replay-name` = `replayname` (only on a replayed
+//! event, as on AWS); `id`, `source` and `time` are the same. PutEvents entries keep
+//! their AWS fields in those extensions, so their view is what AWS would deliver; a
+//! CloudEvent from elsewhere gets the gateway's account and region.
 //!
 //! A pattern in the AWS dialect is translated once, when the rule compiles, into the
 //! native pattern over the CloudEvent: matching costs nothing extra per event. A target
@@ -22,11 +23,12 @@ use crate::event::Event;
 pub const DEFAULT_ACCOUNT: &str = "000000000000";
 
 /// The AWS field names with their CloudEvents counterparts.
-const FIELDS: [(&str, &str); 4] = [
+const FIELDS: [(&str, &str); 5] = [
     ("detail-type", "type"),
     ("detail", "data"),
     ("account", "awsaccount"),
     ("region", "awsregion"),
+    ("replay-name", "replayname"),
 ];
 
 /// Translates an AWS event pattern into the native pattern language.
@@ -126,6 +128,10 @@ pub fn aws_view(event: &Event, account: &str, region: &str) -> Event {
         })
         .unwrap_or_default();
     attrs.insert("resources".into(), Value::Array(resources));
+    // AWS marks a replayed event with the replay's name.
+    if let Some(name) = event.attrs.get("replayname") {
+        attrs.insert("replay-name".into(), name.clone());
+    }
     Event {
         attrs,
         data: event.data.clone(),
@@ -151,5 +157,25 @@ mod tests {
         assert_eq!(aws_path(".data.total[0]"), ".detail.total[0]");
         assert_eq!(aws_path(".type"), ".detail-type");
         assert_eq!(aws_path(".datax"), ".datax");
+        assert_eq!(
+            aws_pattern(&json!({"replay-name": [{"exists": false}]})).unwrap(),
+            json!({"replayname": [{"exists": false}]})
+        );
+    }
+
+    #[test]
+    fn a_replayed_event_names_its_replay() {
+        let mut attrs = Map::new();
+        attrs.insert("id".into(), "e1".into());
+        attrs.insert("type".into(), "t".into());
+        attrs.insert("source".into(), "s".into());
+        let live = Event {
+            attrs: attrs.clone(),
+            data: None,
+        };
+        assert!(!aws_view(&live, "1", "r").attrs.contains_key("replay-name"));
+        attrs.insert("replayname".into(), "night".into());
+        let replayed = Event { attrs, data: None };
+        assert_eq!(aws_view(&replayed, "1", "r").attrs["replay-name"], "night");
     }
 }

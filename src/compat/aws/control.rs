@@ -11,7 +11,9 @@
 //! resolved when the target is put), a Lambda function a `function` target when Sluice
 //! hosts a function of that name (else `aws-lambda`), an event bus of another account or
 //! region an `aws-eventbridge` target. Connections and API destinations live in the
-//! store beside the resources (`sluice:{control}:aws:*`).
+//! store beside the resources (`sluice:{control}:aws:*`). An archive is an archive of
+//! its bus (`archives:` of the bus resource, pattern in the AWS dialect) and a replay a
+//! native replay (`crate::replay`) from that archive into its bus.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +32,9 @@ use crate::rules::dialect;
 const CONNECTIONS: &str = "sluice:{control}:aws:connections";
 /// API destinations: name -> the API destination as CreateApiDestination took it.
 const API_DESTINATIONS: &str = "sluice:{control}:aws:api-destinations";
+/// When CreateArchive made each archive: name -> epoch seconds (the archive itself is
+/// part of its bus's resource, which keeps no creation time).
+const ARCHIVES_CREATED: &str = "sluice:{control}:aws:archives-created";
 /// AWS's quotas that tools rely on: targets per rule and per PutTargets call.
 const MAX_TARGETS_PER_RULE: usize = 5;
 const MAX_TARGETS_PER_CALL: usize = 10;
@@ -145,6 +150,15 @@ pub async fn handle(
         "DescribeApiDestination" => describe_api_destination(&input, api, caller).await,
         "ListApiDestinations" => list_stored(&input, api, caller, API_DESTINATIONS).await,
         "DeleteApiDestination" => delete_stored(&input, api, caller, API_DESTINATIONS).await,
+        "CreateArchive" => create_archive(&input, api, caller).await,
+        "DescribeArchive" => describe_archive(&input, api, caller).await,
+        "ListArchives" => list_archives(&input, api, caller).await,
+        "UpdateArchive" => update_archive(&input, api, caller).await,
+        "DeleteArchive" => delete_archive(&input, api, caller).await,
+        "StartReplay" => start_replay(&input, api, caller).await,
+        "DescribeReplay" => describe_replay(&input, api, caller).await,
+        "ListReplays" => list_replays(&input, api, caller).await,
+        "CancelReplay" => cancel_replay(&input, api, caller).await,
         other => Err(aws(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
@@ -1252,4 +1266,602 @@ async fn refresh_api_destination_targets(
     })
     .await?;
     Ok(())
+}
+
+// ---- archives and replays ----
+
+fn archive_arn(c: &Caller<'_>, name: &str) -> String {
+    format!("arn:aws:events:{}:{}:archive/{name}", c.region, c.account)
+}
+
+fn replay_arn(c: &Caller<'_>, name: &str) -> String {
+    format!("arn:aws:events:{}:{}:replay/{name}", c.region, c.account)
+}
+
+/// The resource after `KIND/` in `arn`, an ARN of this gateway (its region and account).
+fn own_arn<'a>(
+    c: &Caller<'_>,
+    member: &str,
+    arn: &'a str,
+    kind: &str,
+) -> Result<&'a str, ApiError> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", _, "events", region, account, resource] = parts[..] else {
+        return Err(validation(format!(
+            "Parameter {member} is not valid. Reason: Provided Arn is not in correct format."
+        )));
+    };
+    let name = resource
+        .strip_prefix(kind)
+        .and_then(|r| r.strip_prefix('/'))
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            validation(format!(
+                "Parameter {member} is not valid. Reason: {arn} is not an ARN of an {kind}."
+            ))
+        })?;
+    if region != c.region || account != c.account {
+        return Err(validation(format!(
+            "Parameter {member} is not valid. Reason: {arn} is not in this gateway's account {} and region {}.",
+            c.account, c.region
+        )));
+    }
+    Ok(name)
+}
+
+fn seconds(ms: u64) -> Value {
+    (ms as f64 / 1000.0).into()
+}
+
+impl Input {
+    /// A timestamp member (epoch seconds, as the SDKs send them in this protocol, or an
+    /// RFC 3339 string), in ms.
+    fn time_ms(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        let invalid = || {
+            validation(format!(
+                "Parameter {name} is not valid. Reason: not a timestamp."
+            ))
+        };
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => {
+                let secs = n.as_f64().filter(|s| *s >= 0.0).ok_or_else(invalid)?;
+                Ok(Some((secs * 1000.0).round() as u64))
+            }
+            Some(Value::String(s)) => {
+                if let Ok(secs) = s.parse::<f64>() {
+                    if secs >= 0.0 {
+                        return Ok(Some((secs * 1000.0).round() as u64));
+                    }
+                }
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .ok()
+                    .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+                    .map(Some)
+                    .ok_or_else(invalid)
+            }
+            Some(_) => Err(invalid()),
+        }
+    }
+
+    fn retention_days(&self) -> Result<Option<u32>, ApiError> {
+        match self.0.get("RetentionDays") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    validation("RetentionDays must be a whole number of days, 0 or more")
+                }),
+        }
+    }
+
+    /// `EventPattern` as JSON; `Some(None)` for an empty one (every event).
+    fn event_pattern(&self) -> Result<Option<Option<Value>>, ApiError> {
+        match self.str("EventPattern")? {
+            None => Ok(None),
+            Some(t) if t.trim().is_empty() => Ok(Some(None)),
+            Some(text) => serde_json::from_str(text)
+                .map(|p| Some(Some(p)))
+                .map_err(|e| {
+                    aws(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidEventPatternException",
+                        format!("Event pattern is not valid. Reason: {e}"),
+                    )
+                }),
+        }
+    }
+}
+
+fn archive_missing(name: &str) -> ApiError {
+    not_found(format!("Archive {name} does not exist."))
+}
+
+fn replay_missing(name: &str) -> ApiError {
+    not_found(format!("Replay {name} does not exist."))
+}
+
+/// Native archive and replay errors in AWS's words (the rest as [`to_aws`]).
+fn archive_error(e: ApiError) -> ApiError {
+    let pattern_at = e
+        .field
+        .as_deref()
+        .and_then(|f| f.split_once(".pattern"))
+        .map(|(_, at)| at.trim_start_matches('.').to_string());
+    match e.error {
+        "invalid_resource" if pattern_at.is_some() => {
+            let at = pattern_at.unwrap_or_default();
+            // The native message may start with the path in the configuration.
+            let message = match e.message.split_once(": ") {
+                Some((path, rest)) if path.contains("pattern") => rest.to_string(),
+                _ => e.message.clone(),
+            };
+            aws(
+                StatusCode::BAD_REQUEST,
+                "InvalidEventPatternException",
+                if at.is_empty() {
+                    format!("Event pattern is not valid. Reason: {message}")
+                } else {
+                    format!("Event pattern is not valid. Reason: {at}: {message}")
+                },
+            )
+        }
+        "read_only" => validation(e.message),
+        "exists" => aws(
+            StatusCode::BAD_REQUEST,
+            "ResourceAlreadyExistsException",
+            e.message,
+        ),
+        _ => e,
+    }
+}
+
+fn redis_unavailable(e: impl std::fmt::Display) -> ApiError {
+    aws(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailableException",
+        e.to_string(),
+    )
+}
+
+/// When each archive was made: by CreateArchive, else (an archive of the file or of
+/// `/api/v1`) the time of its oldest segment's first event, else 0.
+async fn creation_times(
+    api: &ResourceApi,
+    archives: &[(String, Value)],
+) -> Result<BTreeMap<String, Value>, ApiError> {
+    let made: BTreeMap<String, f64> =
+        crate::bus::within(api.redis.clone().hgetall(ARCHIVES_CREATED))
+            .await
+            .map_err(redis_unavailable)?;
+    let mut out = BTreeMap::new();
+    for (bus, spec) in archives {
+        let name = spec["name"].as_str().unwrap_or_default();
+        let time = match made.get(name) {
+            Some(secs) => Value::from(*secs),
+            None => {
+                let first: Vec<String> = crate::bus::within(
+                    redis::cmd("ZRANGE")
+                        .arg(crate::archive::segments_key(bus, name))
+                        .arg(0)
+                        .arg(0)
+                        .query_async(&mut api.redis.clone()),
+                )
+                .await
+                .map_err(redis_unavailable)?;
+                seconds(
+                    first
+                        .first()
+                        .and_then(|m| crate::archive::member_parts(m))
+                        .map_or(0, |(first, _, _)| first),
+                )
+            }
+        };
+        out.insert(name.to_string(), time);
+    }
+    Ok(out)
+}
+
+/// DescribeArchive's answer (ListArchives shows a part of it).
+async fn archive_view(
+    api: &ResourceApi,
+    c: &Caller<'_>,
+    bus: &str,
+    spec: &Value,
+    created: &Value,
+) -> Value {
+    let name = spec["name"].as_str().unwrap_or_default();
+    let held = crate::control::replays::archive_view(api, bus, spec).await;
+    let mut out = json!({
+        "ArchiveArn": archive_arn(c, name),
+        "ArchiveName": name,
+        "EventSourceArn": bus_arn(c, bus),
+        "State": "ENABLED",
+        "RetentionDays": held["retention_days"],
+        "SizeBytes": held["bytes"],
+        "EventCount": held["events"],
+        "CreationTime": created,
+    });
+    if let Some(d) = spec["description"].as_str() {
+        out["Description"] = d.into();
+    }
+    if let Some(p) = spec.get("pattern").filter(|p| !p.is_null()) {
+        out["EventPattern"] = p.to_string().into();
+    }
+    out
+}
+
+async fn create_archive(
+    input: &Input,
+    api: &ResourceApi,
+    c: &Caller<'_>,
+) -> Result<Value, ApiError> {
+    let name = input.required("ArchiveName")?.to_string();
+    check_name("ArchiveName", &name, 48)?;
+    let source = input.required("EventSourceArn")?;
+    let bus = own_arn(c, "EventSourceArn", source, "event-bus")?.to_string();
+    let mut spec = json!({"dialect": "aws"});
+    if let Some(Some(pattern)) = input.event_pattern()? {
+        spec["pattern"] = pattern;
+    }
+    if let Some(d) = input.str("Description")? {
+        spec["description"] = d.into();
+    }
+    if let Some(days) = input.retention_days()? {
+        spec["retention_days"] = days.into();
+    }
+    let (_, merged) = current(api).await?;
+    if crate::control::replays::find_archive(&merged, &name).is_some() {
+        return Err(aws(
+            StatusCode::BAD_REQUEST,
+            "ResourceAlreadyExistsException",
+            format!("Archive {name} already exists."),
+        ));
+    }
+    if merged.get(Kind::Bus, &bus).is_none() {
+        return Err(not_found(format!("Event bus {bus} does not exist.")));
+    }
+    crate::control::replays::write_archive(api, &c.actor, &bus, &name, spec)
+        .await
+        .map_err(archive_error)?;
+    let created = now_seconds();
+    crate::bus::within(
+        api.redis
+            .clone()
+            .hset::<_, _, _, ()>(ARCHIVES_CREATED, &name, created),
+    )
+    .await
+    .map_err(redis_unavailable)?;
+    Ok(json!({
+        "ArchiveArn": archive_arn(c, &name),
+        "State": "ENABLED",
+        "CreationTime": created,
+    }))
+}
+
+/// AWS's names: letters, digits, `.`, `-`, `_`, at most `max` characters.
+fn check_name(member: &str, name: &str, max: usize) -> Result<(), ApiError> {
+    if name.len() > max {
+        return Err(validation(format!(
+            "1 validation error detected: Value '{name}' at '{}' failed to satisfy constraint: Member must have length less than or equal to {max}",
+            lower_first(member)
+        )));
+    }
+    crate::config::check_name(name).map_err(|m| {
+        validation(format!(
+            "1 validation error detected: Value '{name}' at '{}' failed to satisfy constraint: {m}",
+            lower_first(member)
+        ))
+    })
+}
+
+async fn describe_archive(
+    input: &Input,
+    api: &ResourceApi,
+    c: &Caller<'_>,
+) -> Result<Value, ApiError> {
+    let name = input.required("ArchiveName")?;
+    let (_, merged) = current(api).await?;
+    let found = crate::control::replays::find_archive(&merged, name)
+        .ok_or_else(|| archive_missing(name))?;
+    let created = creation_times(api, std::slice::from_ref(&found)).await?;
+    Ok(archive_view(api, c, &found.0, &found.1, &created[name]).await)
+}
+
+async fn list_archives(
+    input: &Input,
+    api: &ResourceApi,
+    c: &Caller<'_>,
+) -> Result<Value, ApiError> {
+    let prefix = input.str("NamePrefix")?.unwrap_or("");
+    let bus = input
+        .str("EventSourceArn")?
+        .map(|arn| own_arn(c, "EventSourceArn", arn, "event-bus"))
+        .transpose()?;
+    // Every archive is ENABLED.
+    let state = input.str("State")?;
+    let (_, merged) = current(api).await?;
+    let archives: Vec<(String, Value)> = crate::control::replays::archives(&merged)
+        .into_iter()
+        .filter(|(b, a)| {
+            bus.is_none_or(|bus| b == bus)
+                && state.is_none_or(|s| s == "ENABLED")
+                && a["name"].as_str().is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    let created = creation_times(api, &archives).await?;
+    let mut items = Vec::with_capacity(archives.len());
+    for (bus, spec) in &archives {
+        let name = spec["name"].as_str().unwrap_or_default().to_string();
+        let full = archive_view(api, c, bus, spec, &created[&name]).await;
+        let mut view = json!({});
+        for key in [
+            "ArchiveName",
+            "EventSourceArn",
+            "State",
+            "RetentionDays",
+            "SizeBytes",
+            "EventCount",
+            "CreationTime",
+        ] {
+            view[key] = full[key].clone();
+        }
+        items.push((name, view));
+    }
+    let (items, next) = page(input, items)?;
+    Ok(with_token(json!({"Archives": items}), next))
+}
+
+async fn update_archive(
+    input: &Input,
+    api: &ResourceApi,
+    c: &Caller<'_>,
+) -> Result<Value, ApiError> {
+    let name = input.required("ArchiveName")?.to_string();
+    let pattern = input.event_pattern()?;
+    let description = input.str("Description")?;
+    let retention = input.retention_days()?;
+    let (_, merged) = current(api).await?;
+    let (bus, mut spec) = crate::control::replays::find_archive(&merged, &name)
+        .ok_or_else(|| archive_missing(&name))?;
+    let map = spec.as_object_mut().ok_or_else(|| archive_missing(&name))?;
+    match pattern {
+        None => {}
+        Some(None) => {
+            map.remove("pattern");
+        }
+        Some(Some(p)) => {
+            map.insert("pattern".into(), p);
+            map.insert("dialect".into(), "aws".into());
+        }
+    }
+    if let Some(d) = description {
+        map.insert("description".into(), d.into());
+    }
+    if let Some(days) = retention {
+        map.insert("retention_days".into(), days.into());
+    }
+    crate::control::replays::write_archive(api, &c.actor, &bus, &name, spec)
+        .await
+        .map_err(archive_error)?;
+    let found = (bus, json!({"name": name}));
+    let created = creation_times(api, std::slice::from_ref(&found)).await?;
+    Ok(json!({
+        "ArchiveArn": archive_arn(c, &name),
+        "State": "ENABLED",
+        "CreationTime": created[&name],
+    }))
+}
+
+async fn delete_archive(
+    input: &Input,
+    api: &ResourceApi,
+    c: &Caller<'_>,
+) -> Result<Value, ApiError> {
+    let name = input.required("ArchiveName")?;
+    let (_, merged) = current(api).await?;
+    if crate::control::replays::find_archive(&merged, name).is_none() {
+        return Err(archive_missing(name));
+    }
+    crate::control::replays::remove_archive(api, &c.actor, name)
+        .await
+        .map_err(archive_error)?;
+    crate::bus::within(api.redis.clone().hdel::<_, _, ()>(ARCHIVES_CREATED, name))
+        .await
+        .map_err(redis_unavailable)?;
+    Ok(json!({}))
+}
+
+/// The name of a rule of `bus` from its ARN (`…:rule/NAME` on the default bus,
+/// `…:rule/BUS/NAME` on the others).
+fn rule_of_arn(c: &Caller<'_>, bus: &str, arn: &str) -> Result<String, ApiError> {
+    let resource = own_arn(c, "Destination.FilterArns", arn, "rule")?;
+    let (of, name) = resource
+        .split_once('/')
+        .unwrap_or((c.default_bus, resource));
+    if of != bus {
+        return Err(validation(format!(
+            "Parameter Destination.FilterArns is not valid. Reason: rule {arn} is not a rule of event bus {bus}, the archive's."
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// DescribeReplay's answer (ListReplays shows a part of it).
+fn replay_view(c: &Caller<'_>, r: &crate::replay::Replay) -> Value {
+    let s = &r.spec;
+    let mut out = json!({
+        "ReplayName": s.name,
+        "ReplayArn": replay_arn(c, &s.name),
+        "State": r.state.as_str(),
+        // A replay made natively from the bus's retention has no archive.
+        "EventSourceArn": s.archive.as_deref().map_or_else(|| bus_arn(c, &s.bus), |a| archive_arn(c, a)),
+        "Destination": {"Arn": bus_arn(c, &s.bus)},
+        "EventStartTime": seconds(s.since_ms),
+        "EventEndTime": seconds(s.until_ms),
+        "ReplayStartTime": seconds(r.started_ms),
+    });
+    if !s.rules.is_empty() {
+        out["Destination"]["FilterArns"] = s
+            .rules
+            .iter()
+            .map(|rule| Value::from(rule_arn(c, &s.bus, rule)))
+            .collect();
+    }
+    if let Some(d) = &s.description {
+        out["Description"] = d.clone().into();
+    }
+    if let Some(reason) = &r.reason {
+        out["StateReason"] = reason.clone().into();
+    }
+    if let Some(last) = r.last_ms {
+        out["EventLastReplayedTime"] = seconds(last);
+    }
+    if let Some(ended) = r.ended_ms {
+        out["ReplayEndTime"] = seconds(ended);
+    }
+    out
+}
+
+async fn start_replay(input: &Input, api: &ResourceApi, c: &Caller<'_>) -> Result<Value, ApiError> {
+    let name = input.required("ReplayName")?.to_string();
+    check_name("ReplayName", &name, 64)?;
+    let source = input.required("EventSourceArn")?;
+    let archive = own_arn(c, "EventSourceArn", source, "archive")?.to_string();
+    let missing = |member: &str| {
+        validation(format!("1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null", lower_first(member)))
+    };
+    let since_ms = input
+        .time_ms("EventStartTime")?
+        .ok_or_else(|| missing("EventStartTime"))?;
+    let until_ms = input
+        .time_ms("EventEndTime")?
+        .ok_or_else(|| missing("EventEndTime"))?;
+    if since_ms > until_ms {
+        return Err(validation(
+            "Parameter EventStartTime is not valid. Reason: EventStartTime must be before EventEndTime.",
+        ));
+    }
+    let destination = input
+        .0
+        .get("Destination")
+        .filter(|d| d.is_object())
+        .ok_or_else(|| missing("Destination"))?;
+    let dest_arn = destination["Arn"]
+        .as_str()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| missing("Destination.Arn"))?;
+    let bus = own_arn(c, "Destination.Arn", dest_arn, "event-bus")?.to_string();
+    let (_, merged) = current(api).await?;
+    let (archive_bus, _) = crate::control::replays::find_archive(&merged, &archive)
+        .ok_or_else(|| archive_missing(&archive))?;
+    if archive_bus != bus {
+        return Err(validation(format!(
+            "Parameter Destination.Arn is not valid. Reason: Cross event bus replay is not permitted: archive {archive} is of event bus {archive_bus}."
+        )));
+    }
+    let rules = crate::compat::strings(destination.get("FilterArns"))
+        .iter()
+        .map(|arn| rule_of_arn(c, &bus, arn))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spec = crate::replay::ReplaySpec {
+        name,
+        bus,
+        archive: Some(archive),
+        since_ms,
+        until_ms,
+        rules,
+        rate: None,
+        description: input.str("Description")?.map(String::from),
+    };
+    let replay = crate::control::replays::make_replay(api, spec)
+        .await
+        .map_err(archive_error)?;
+    let mut out = json!({
+        "ReplayArn": replay_arn(c, &replay.spec.name),
+        "State": replay.state.as_str(),
+        "ReplayStartTime": seconds(replay.started_ms),
+    });
+    if let Some(reason) = &replay.reason {
+        out["StateReason"] = reason.clone().into();
+    }
+    Ok(out)
+}
+
+async fn describe_replay(
+    input: &Input,
+    api: &ResourceApi,
+    c: &Caller<'_>,
+) -> Result<Value, ApiError> {
+    let name = input.required("ReplayName")?;
+    let replay = crate::replay::get(&mut api.redis.clone(), name)
+        .await
+        .map_err(redis_unavailable)?
+        .ok_or_else(|| replay_missing(name))?;
+    Ok(replay_view(c, &replay))
+}
+
+async fn list_replays(input: &Input, api: &ResourceApi, c: &Caller<'_>) -> Result<Value, ApiError> {
+    let prefix = input.str("NamePrefix")?.unwrap_or("");
+    let state = input.str("State")?;
+    let source = input.str("EventSourceArn")?;
+    let replays = crate::replay::list(&mut api.redis.clone())
+        .await
+        .map_err(redis_unavailable)?;
+    let items = replays
+        .iter()
+        .filter(|r| r.spec.name.starts_with(prefix))
+        .filter(|r| state.is_none_or(|s| s == r.state.as_str()))
+        .map(|r| (r.spec.name.clone(), replay_view(c, r)))
+        .filter(|(_, v)| source.is_none_or(|s| v["EventSourceArn"] == s))
+        .map(|(name, full)| {
+            let mut view = json!({});
+            for key in [
+                "ReplayName",
+                "EventSourceArn",
+                "State",
+                "StateReason",
+                "EventStartTime",
+                "EventEndTime",
+                "EventLastReplayedTime",
+                "ReplayStartTime",
+                "ReplayEndTime",
+            ] {
+                if let Some(v) = full.get(key) {
+                    view[key] = v.clone();
+                }
+            }
+            (name, view)
+        })
+        .collect();
+    let (items, next) = page(input, items)?;
+    Ok(with_token(json!({"Replays": items}), next))
+}
+
+async fn cancel_replay(
+    input: &Input,
+    api: &ResourceApi,
+    c: &Caller<'_>,
+) -> Result<Value, ApiError> {
+    let name = input.required("ReplayName")?;
+    let state = crate::replay::cancel(&mut api.redis.clone(), name)
+        .await
+        .map_err(redis_unavailable)?
+        .ok_or_else(|| replay_missing(name))?;
+    if state.is_final() {
+        return Err(aws(
+            StatusCode::BAD_REQUEST,
+            "IllegalStatusException",
+            format!(
+                "Replay {name} is not in a valid state for this operation: it has ended ({}).",
+                state.as_str()
+            ),
+        ));
+    }
+    Ok(json!({
+        "ReplayArn": replay_arn(c, name),
+        "State": "CANCELLING",
+    }))
 }
