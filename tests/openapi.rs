@@ -26,6 +26,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/buses"),
     ("GET", "/api/v1/buses/{bus}"),
     ("GET", "/api/v1/buses/{bus}/events"),
+    ("GET", "/api/v1/buses/{bus}/events/{id}"),
     ("GET", "/api/v1/buses/{bus}/stats"),
     ("PUT", "/api/v1/buses/{bus}"),
     ("DELETE", "/api/v1/buses/{bus}"),
@@ -50,6 +51,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/tokens"),
     ("POST", "/api/v1/tokens"),
     ("DELETE", "/api/v1/tokens/{id}"),
+    ("GET", "/api/v1/archives"),
+    ("GET", "/api/v1/archives/{name}"),
+    ("PUT", "/api/v1/archives/{name}"),
+    ("DELETE", "/api/v1/archives/{name}"),
+    ("GET", "/api/v1/replays"),
+    ("POST", "/api/v1/replays"),
+    ("GET", "/api/v1/replays/{name}"),
+    ("POST", "/api/v1/replays/{name}/cancel"),
 ];
 
 fn listed() -> BTreeSet<(String, String)> {
