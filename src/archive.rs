@@ -171,7 +171,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let key = bus::lease_key(&plan.bus, &format!("archive:{}", plan.name));
-    while let Some(held) = lease::acquire(
+    while let Some(held) = lease::acquire_at_once(
         &shared,
         &key,
         &settings.consumer,

@@ -286,7 +286,7 @@ async fn hold(
     stop: CancellationToken,
 ) {
     let lease_key = bus::lease_key(&spec.bus, &format!("replay:{}", spec.name));
-    if let Some(held) = lease::acquire(
+    if let Some(held) = lease::acquire_at_once(
         &conn,
         &lease_key,
         &settings.consumer,

@@ -166,9 +166,81 @@ async fn dev_serves_the_quickstart_end_to_end() {
             .await
             .unwrap();
     }
+    assert_eq!(echoed.len(), 2, "{echoed:?}");
+
+    // Step 7: the event's trace, then a replay of the archived paid order to one rule.
+    let (code, out, err) = sluice(&["trace", "orders", "order-1001", "--server", &base]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("received") && out.contains("via cloudevents"),
+        "{out}"
+    );
+    assert!(
+        out.contains("routed") && out.contains("order-updates/"),
+        "{out}"
+    );
+    assert_eq!(out.matches("-> delivered").count(), 2, "{out}");
+    let start = Instant::now();
+    loop {
+        let archive: serde_json::Value = client
+            .get(format!("{base}/api/v1/archives/orders-paid"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if archive["events"] == 1 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "{archive}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, _, err) = sluice(&[
+        "replay",
+        "start",
+        "again",
+        "--bus",
+        "orders",
+        "--archive",
+        "orders-paid",
+        "--since",
+        "1h",
+        "--rule",
+        "order-updates",
+        "--server",
+        &base,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let start = Instant::now();
+    loop {
+        let (code, out, err) = sluice(&["replay", "status", "again", "--server", &base]);
+        assert_eq!(code, 0, "{err}");
+        if out.contains("COMPLETED") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let start = Instant::now();
+    while echoed.len() < 3 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        echoed = client
+            .get(format!("{base}/dev/echo"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<serde_json::Value>>()
+            .await
+            .unwrap();
+    }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(echoed.len(), 2, "{echoed:?}");
+    assert_eq!(
+        echoed.len(),
+        3,
+        "the replay reached order-updates only: {echoed:?}"
+    );
     let bodies: Vec<&str> = echoed.iter().map(|e| e["body"].as_str().unwrap()).collect();
     assert!(
         bodies.contains(&r#"{"order": 1001, "currency": "EUR", "priority": "high"}"#),

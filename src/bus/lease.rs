@@ -105,6 +105,31 @@ pub async fn acquire(
     ttl: Duration,
     shutdown: &CancellationToken,
 ) -> Option<Held> {
+    take(conn, key, owner, ttl, shutdown, true).await
+}
+
+/// [`acquire`] without the wait after taking a free lease: for work where two holders
+/// at once (after a Redis restart that forgot the lease) cost a repeat, not an order
+/// violation: archivers and replays, which are at-least-once anyway and should start
+/// as soon as they are made.
+pub async fn acquire_at_once(
+    conn: &ConnectionManager,
+    key: &str,
+    owner: &str,
+    ttl: Duration,
+    shutdown: &CancellationToken,
+) -> Option<Held> {
+    take(conn, key, owner, ttl, shutdown, false).await
+}
+
+async fn take(
+    conn: &ConnectionManager,
+    key: &str,
+    owner: &str,
+    ttl: Duration,
+    shutdown: &CancellationToken,
+    grace: bool,
+) -> Option<Held> {
     let ttl_ms = ttl.as_millis().max(1) as u64;
     let every = ttl / 3;
     let mut c = conn.clone();
@@ -145,9 +170,11 @@ pub async fn acquire(
         renewer,
         conn: conn.clone(),
     };
-    tokio::select! {
-        _ = tokio::time::sleep(ttl / 2) => {}
-        _ = held.lost.cancelled() => {}
+    if grace {
+        tokio::select! {
+            _ = tokio::time::sleep(ttl / 2) => {}
+            _ = held.lost.cancelled() => {}
+        }
     }
     info!(lease = key, "lease taken");
     Some(held)
