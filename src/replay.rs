@@ -17,6 +17,7 @@
 //! | key | type | holds |
 //! |-----|------|-------|
 //! | `sluice:{control}:replays` | hash | replay name -> its bus (names are unique, as in AWS) |
+//! | `sluice:{control}:replays:live` | set | the names of replays not yet ended |
 //! | `sluice:{BUS}:replay:NAME` | hash | `spec` (JSON), `state`, `cursor`, `replayed`, `last` (ms of the last replayed event), `started`, `ended`, `reason` |
 //!
 //! States: `STARTING` (made, not yet picked up), `RUNNING`, `CANCELLING` (asked to stop),
@@ -35,13 +36,15 @@ use crate::bus::{self, lease};
 use crate::router::{Backoff, StreamSettings};
 
 pub const INDEX_KEY: &str = "sluice:{control}:replays";
+/// The names of the replays not yet ended, which the supervisors look at.
+pub const LIVE_KEY: &str = "sluice:{control}:replays:live";
 
 pub fn key(bus: &str, name: &str) -> String {
     format!("sluice:{{{bus}}}:replay:{name}")
 }
 
 /// Events appended per transaction.
-const BATCH: usize = 500;
+const BATCH: usize = 1000;
 /// How often each replica looks for replays to run.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
@@ -166,6 +169,14 @@ pub async fn create(
             .query_async::<()>(conn),
     )
     .await?;
+    // Last: a supervisor that sees the name finds the replay whole.
+    bus::within(
+        redis::cmd("SADD")
+            .arg(LIVE_KEY)
+            .arg(&spec.name)
+            .query_async::<()>(conn),
+    )
+    .await?;
     Ok(true)
 }
 
@@ -203,6 +214,28 @@ pub async fn list(conn: &mut ConnectionManager) -> Result<Vec<Replay>, bus::BusE
         bus::within(pipe.query_async(conn)).await?
     };
     Ok(hashes.iter().filter_map(Replay::from_hash).collect())
+}
+
+/// The replays not yet ended (names of ended ones are dropped from the live set).
+async fn live(conn: &mut ConnectionManager) -> Result<Vec<Replay>, bus::BusError> {
+    let names: Vec<String> =
+        bus::within(redis::cmd("SMEMBERS").arg(LIVE_KEY).query_async(conn)).await?;
+    let mut replays = Vec::new();
+    for name in names {
+        match get(conn, &name).await? {
+            Some(r) if !r.state.is_final() => replays.push(r),
+            _ => {
+                bus::within(
+                    redis::cmd("SREM")
+                        .arg(LIVE_KEY)
+                        .arg(&name)
+                        .query_async::<()>(conn),
+                )
+                .await?
+            }
+        }
+    }
+    Ok(replays)
 }
 
 /// Asks a replay to stop: STARTING or RUNNING -> CANCELLING (the runner then ends it as
@@ -245,7 +278,7 @@ pub async fn supervise(
     let mut running: HashMap<String, CancellationToken> = HashMap::new();
     let mut c = conn.clone();
     while !shutdown.is_cancelled() {
-        match list(&mut c).await {
+        match live(&mut c).await {
             Ok(replays) => {
                 let live: HashSet<&str> = replays
                     .iter()
@@ -351,7 +384,7 @@ async fn run(
 ) {
     let key = key(&spec.bus, &spec.name);
     let mut backoff = Backoff::default();
-    let mut segments: Option<Vec<String>> = None;
+    let mut reader: Option<ArchiveReader> = None;
     let started = tokio::time::Instant::now();
     let mut appended_here = 0u64;
     while !lost.is_cancelled() {
@@ -389,9 +422,15 @@ async fn run(
         let cursor = Cursor::parse(hash.get("cursor").map(String::as_str));
         let next = match &spec.archive {
             Some(archive) => {
-                if segments.is_none() {
+                if reader.is_none() {
                     match list_segments(&mut conn, spec, archive).await {
-                        Ok(s) => segments = Some(s),
+                        Ok(segments) => {
+                            reader = Some(ArchiveReader {
+                                segments,
+                                hint: 0,
+                                decoded: None,
+                            })
+                        }
                         Err(e) => {
                             warn!(replay = %spec.name, error = %e, "cannot list the archive's segments; retrying");
                             backoff.wait(lost).await;
@@ -399,8 +438,8 @@ async fn run(
                         }
                     }
                 }
-                let segments = segments.as_deref().unwrap_or_default();
-                from_archive(&mut conn, spec, archive, segments, &cursor).await
+                let reader = reader.as_mut().expect("listed above");
+                from_archive(&mut conn, spec, archive, reader, &cursor).await
             }
             None => from_bus(&mut conn, spec, &cursor).await,
         };
@@ -481,23 +520,41 @@ fn in_window(spec: &ReplaySpec, entry: &str) -> bool {
     bus::entry_time_ms(entry).is_some_and(|t| t >= spec.since_ms && t <= spec.until_ms)
 }
 
+/// A run's view of an archive: its segments in the window (listed once per run), where
+/// the last batch ended in that list, and the segment being read, decoded.
+struct ArchiveReader {
+    segments: Vec<String>,
+    hint: usize,
+    decoded: Option<(String, Vec<Event>)>,
+}
+
+/// A segment's place in the sorted set's order: (first time, member).
+fn order(member: &str) -> (u64, &str) {
+    (archive::member_parts(member).map_or(0, |p| p.0), member)
+}
+
 /// Up to [`BATCH`] events of the window from the archive, from `cursor` on.
 async fn from_archive(
     conn: &mut ConnectionManager,
     spec: &ReplaySpec,
     archive_name: &str,
-    segments: &[String],
+    reader: &mut ArchiveReader,
     cursor: &Cursor,
 ) -> Result<Next, Failure> {
-    // Segments sort by (first time, member), as the sorted set orders them.
-    let order = |m: &str| (archive::member_parts(m).map_or(0, |p| p.0), m.to_string());
+    let segments = &reader.segments;
     let (mut at, mut index) = match cursor {
         Cursor::Segment { member, index } => {
-            let mark = order(member);
-            match segments.iter().position(|m| order(m) >= mark) {
-                // The cursor's segment (or, if it expired, the next one).
-                Some(i) if segments[i] == *member => (i, *index),
-                Some(i) => (i, 0),
+            // Where the last batch ended, else found in the sorted list: the cursor's
+            // segment, or the next one if it expired.
+            let i = if segments.get(reader.hint) == Some(member) {
+                reader.hint
+            } else {
+                let mark = order(member);
+                segments.partition_point(|m| order(m) < mark)
+            };
+            match segments.get(i) {
+                Some(m) if m == member => (i, *index),
+                Some(_) => (i, 0),
                 None => return Ok(None),
             }
         }
@@ -512,23 +569,27 @@ async fn from_archive(
             index = 0;
             continue;
         }
-        let blob: Option<Vec<u8>> = bus::within(
-            redis::cmd("GET")
-                .arg(archive::segment_key(&spec.bus, archive_name, member))
-                .query_async(conn),
-        )
-        .await?;
-        // Expired since the listing: nothing of it to replay.
-        let Some(blob) = blob else {
-            at += 1;
-            index = 0;
-            continue;
-        };
-        let Some(decoded) = archive::decode(&blob) else {
-            return Err(Failure::Corrupt(format!(
-                "segment {member} of archive {archive_name} cannot be read"
-            )));
-        };
+        if reader.decoded.as_ref().is_none_or(|(m, _)| m != member) {
+            let blob: Option<Vec<u8>> = bus::within(
+                redis::cmd("GET")
+                    .arg(archive::segment_key(&spec.bus, archive_name, member))
+                    .query_async(conn),
+            )
+            .await?;
+            // Expired since the listing: nothing of it to replay.
+            let Some(blob) = blob else {
+                at += 1;
+                index = 0;
+                continue;
+            };
+            let Some(decoded) = archive::decode(&blob) else {
+                return Err(Failure::Corrupt(format!(
+                    "segment {member} of archive {archive_name} cannot be read"
+                )));
+            };
+            reader.decoded = Some((member.clone(), decoded));
+        }
+        let decoded = &reader.decoded.as_ref().expect("decoded above").1;
         let take = BATCH - events.len();
         let end = (index + take).min(decoded.len());
         events.extend(
@@ -542,12 +603,14 @@ async fn from_archive(
             index: end,
         };
         if end < decoded.len() || events.len() >= BATCH {
+            reader.hint = at;
             return Ok(Some((events, after)));
         }
         done = Some(after);
         at += 1;
         index = 0;
     }
+    reader.hint = at.saturating_sub(1);
     // The last segments read, done: their events, or the end of the window.
     Ok(match done {
         Some(after) if !events.is_empty() => Some((events, after)),

@@ -360,6 +360,13 @@ fn add_trace(
         .arg(&key)
         .arg(tracing.retention.as_millis() as u64)
         .ignore();
+    // An id sent over and over (a producer that reuses ids) must not grow one list
+    // without bound: the newest records are kept.
+    pipe.cmd("LTRIM")
+        .arg(&key)
+        .arg(-trace::READ_LIMIT)
+        .arg(-1)
+        .ignore();
 }
 
 /// Whether the stored attributes carry a `replayname` (the entry was appended by a

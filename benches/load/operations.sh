@@ -31,16 +31,29 @@ pids+=($!)
 sleep 1.5
 echo "machine: $(nproc) cores; $(redis-server --version | cut -d' ' -f3); Sluice, Redis, the sink and curl share the cores"
 
-# Batches of 500 events of ~500 bytes (JSON data), ids PREFIX0..PREFIX(N-1).
+# Batches of 500 events of ~500 bytes, ids PREFIX0..PREFIX(N-1). The data looks like an
+# order (fixed keys; random ids, names, amounts, SKUs and a note of random words), so
+# compression meets what it would in production, not a repeated padding string.
 batches() {
   python3 - "$1" "$2" <<'PY'
-import json, sys
+import json, random, sys, uuid
+random.seed(7)
 n, prefix = int(sys.argv[1]), sys.argv[2]
-pad = "x" * 380
+words = ("the order was packed shipped late early gift fragile express priority customer asked "
+         "for a call before delivery leave at door neighbour office weekend invoice separately").split()
+names = ["Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra", "Barbara Liskov", "Ken Thompson"]
+types = ["order.created", "order.paid", "order.shipped", "order.refunded"]
 for start in range(0, n, 500):
-    batch = [{"specversion": "1.0", "id": "%s%d" % (prefix, i), "source": "/bench", "type": "order.paid",
-              "datacontenttype": "application/json",
-              "data": {"order": i, "currency": "EUR", "note": pad}} for i in range(start, min(n, start + 500))]
+    batch = []
+    for i in range(start, min(n, start + 500)):
+        data = {"order_id": str(uuid.uuid4()), "customer": {"name": random.choice(names), "id": random.randint(1, 10**7)},
+                "items": [{"sku": "SKU-%06d" % random.randint(0, 999999), "qty": random.randint(1, 5),
+                           "price": round(random.uniform(1, 500), 2)} for _ in range(random.randint(1, 3))],
+                "currency": random.choice(["EUR", "USD", "GBP"]),
+                "note": " ".join(random.choice(words) for _ in range(random.randint(8, 20)))}
+        batch.append({"specversion": "1.0", "id": "%s%d" % (prefix, i), "source": "/shop/%d" % random.randint(1, 20),
+                      "type": random.choice(types), "time": "2026-12-03T10:%02d:%02d.%03dZ" % (i // 60000 % 60, i // 1000 % 60, i % 1000),
+                      "datacontenttype": "application/json", "data": data})
     print(json.dumps(batch))
 PY
 }
@@ -80,7 +93,7 @@ for round in $(seq "$ROUNDS"); do
 done
 echo "trace lists: $(rcli --scan --pattern 'sluice:{traced}:trace:*' | wc -l) (one per traced event)"
 
-echo "== archive: $ARCHIVED events of ~500 bytes into bus archived (archive all, no pattern)"
+echo "== archive: $ARCHIVED events of ~500 bytes (random order data) into bus archived (archive all, no pattern)"
 before=$(rcli info memory | awk -F: '/^used_memory:/{print $2}' | tr -d '\r')
 batches "$ARCHIVED" a > "$dir/archive.txt"
 target=$(( $(delivered) + ARCHIVED ))

@@ -6,7 +6,7 @@
 //!
 //! | stage | written by | in |
 //! |-------|------------|----|
-//! | `received` | router | its routing MULTI/EXEC (`RPUSH` + `PEXPIRE`: the list starts here) |
+//! | `received` | router | its routing MULTI/EXEC (`RPUSH` + `PEXPIRE` + `LTRIM`: the list starts here) |
 //! | `routed` / `unmatched` / `skipped` | router | the same transaction |
 //! | `attempt` (outcome `delivered`) | dispatcher | its batched `XACK` + `XDEL` pipeline |
 //! | `attempt` (outcome `retry` / `dead_lettered`) | dispatcher | the delay or DLQ script |
@@ -28,7 +28,9 @@ pub fn key(bus: &str, event_id: &str) -> String {
     format!("sluice:{{{bus}}}:trace:{event_id}")
 }
 
-/// Most records a trace read returns (an event retried 200 times has ~200).
+/// Most records a trace keeps and a read returns (an event retried 200 times has ~200;
+/// the router trims a list to the newest this many, for ids that are sent again and
+/// again).
 pub const READ_LIMIT: isize = 1000;
 
 /// A bus's `trace:`, compiled: which events are traced and for how long.
