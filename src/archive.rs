@@ -7,15 +7,17 @@
 //! writes each block as one segment: the events encoded one after the other and
 //! compressed with zstd. One MULTI/EXEC stores the segment, indexes it and acknowledges
 //! and deletes its intake entries, so an event is in a segment or still in the intake,
-//! never lost and never in two segments (a new lease holder first takes what the last
-//! one read and had not written).
+//! never lost (a new lease holder first takes what the last one read and had not
+//! written). Only two holders at once (a lease lost to a stall while a write was in
+//! flight) can put an event in two segments: at-least-once.
 //!
 //! # Keys
 //! | key | type | holds |
 //! |-----|------|-------|
 //! | `sluice:{BUS}:archive:NAME:in` | stream | events routed to the archive, not yet in a segment; consumer group `archive` |
-//! | `sluice:{BUS}:archive:NAME:segments` | sorted set | one member per segment, `FIRST-LAST-COUNT-ID` (times in ms), scored by FIRST |
+//! | `sluice:{BUS}:archive:NAME:segments` | sorted set | one member per segment, `FIRST-LAST-COUNT-BYTES-ID` (times in ms, ID the intake entry of its first event), scored by FIRST |
 //! | `sluice:{BUS}:archive:NAME:seg:MEMBER` | string | the segment's bytes (expires `retention_days` after LAST) |
+//! | `sluice:{BUS}:archive:NAME:size` | hash | `segments`, `events`, `bytes` of the indexed segments |
 //!
 //! # Segment format
 //! zstd over a sequence of events, each: the bus entry id as two varints (ms, seq), the
@@ -57,6 +59,10 @@ pub fn segment_key(bus: &str, archive: &str, member: &str) -> String {
     format!("sluice:{{{bus}}}:archive:{archive}:seg:{member}")
 }
 
+pub fn size_key(bus: &str, archive: &str) -> String {
+    format!("sluice:{{{bus}}}:archive:{archive}:size")
+}
+
 /// One archive, as its archiver runs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArchivePlan {
@@ -76,12 +82,21 @@ pub struct Archived {
 
 /// A segment member's parts: first and last event time (ms) and event count.
 pub fn member_parts(member: &str) -> Option<(u64, u64, usize)> {
-    let mut parts = member.splitn(4, '-');
+    let mut parts = member.splitn(5, '-');
     Some((
         parts.next()?.parse().ok()?,
         parts.next()?.parse().ok()?,
         parts.next()?.parse().ok()?,
     ))
+}
+
+/// A segment member's size in bytes.
+fn member_bytes(member: &str) -> u64 {
+    member
+        .split('-')
+        .nth(3)
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(0)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -332,7 +347,6 @@ async fn write_segment(
     if !events.is_empty() {
         let times = events.iter().filter_map(|e| bus::entry_time_ms(&e.entry));
         let (first, last) = times.fold((u64::MAX, 0), |(lo, hi), t| (lo.min(t), hi.max(t)));
-        let member = format!("{first}-{last}-{}-{}", events.len(), ids[0]);
         let bytes = encode(&events).map_err(|e| {
             bus::BusError::Redis(redis::RedisError::from((
                 redis::ErrorKind::Client,
@@ -340,6 +354,7 @@ async fn write_segment(
                 e.to_string(),
             )))
         })?;
+        let member = format!("{first}-{last}-{}-{}-{}", events.len(), bytes.len(), ids[0]);
         let key = segment_key(&plan.bus, &plan.name, &member);
         let set = pipe.cmd("SET").arg(&key).arg(bytes.as_slice());
         if plan.retention_days > 0 {
@@ -350,6 +365,22 @@ async fn write_segment(
             .arg(segments_key(&plan.bus, &plan.name))
             .arg(first)
             .arg(&member)
+            .ignore();
+        let size = size_key(&plan.bus, &plan.name);
+        pipe.cmd("HINCRBY")
+            .arg(&size)
+            .arg("segments")
+            .arg(1)
+            .ignore();
+        pipe.cmd("HINCRBY")
+            .arg(&size)
+            .arg("events")
+            .arg(events.len())
+            .ignore();
+        pipe.cmd("HINCRBY")
+            .arg(&size)
+            .arg("bytes")
+            .arg(bytes.len())
             .ignore();
         debug!(bus = %plan.bus, archive = %plan.name, events = events.len(), bytes = bytes.len(), "segment written");
     }
@@ -362,73 +393,106 @@ fn retention_ms(plan: &ArchivePlan) -> u64 {
     u64::from(plan.retention_days) * 24 * 3600 * 1000
 }
 
-/// Drops the index entries of segments past the retention (their keys expire by
-/// themselves).
+/// Drops the segments past the retention (index entries and keys, in batches until
+/// none is left; a key may have expired by itself already). A change of
+/// `retention_days` applies to the expiry of segments written after it; this sweep
+/// drops older ones by the new retention.
 async fn expire(plan: &ArchivePlan, conn: &mut ConnectionManager) -> Result<(), bus::BusError> {
+    const SWEEP: usize = 1000;
     let now = crate::observability::trace::now_ms();
     let Some(horizon) = now.checked_sub(retention_ms(plan)) else {
         return Ok(());
     };
     let key = segments_key(&plan.bus, &plan.name);
-    let old: Vec<String> = bus::within(
-        redis::cmd("ZRANGEBYSCORE")
-            .arg(&key)
-            .arg("-inf")
-            .arg(horizon)
-            .arg("LIMIT")
-            .arg(0)
-            .arg(1000)
-            .query_async(conn),
-    )
-    .await?;
-    let gone: Vec<&String> = old
-        .iter()
-        .filter(|m| member_parts(m).is_some_and(|(_, last, _)| last < horizon))
-        .collect();
-    if gone.is_empty() {
-        return Ok(());
+    // Segments start at most SEGMENT_SPAN_MS before they end: the ones that may be past
+    // the horizon start before it.
+    let mut floor = "-inf".to_string();
+    loop {
+        let batch: Vec<String> = bus::within(
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(&key)
+                .arg(&floor)
+                .arg(horizon)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(SWEEP)
+                .query_async(conn),
+        )
+        .await?;
+        let n = batch.len();
+        let gone: Vec<&String> = batch
+            .iter()
+            .filter(|m| member_parts(m).is_some_and(|(_, last, _)| last < horizon))
+            .collect();
+        if !gone.is_empty() {
+            let (events, bytes) = gone.iter().fold((0u64, 0u64), |(e, b), m| {
+                (
+                    e + member_parts(m).map_or(0, |p| p.2 as u64),
+                    b + member_bytes(m),
+                )
+            });
+            let keys: Vec<String> = gone
+                .iter()
+                .map(|m| segment_key(&plan.bus, &plan.name, m))
+                .collect();
+            let size = size_key(&plan.bus, &plan.name);
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            pipe.cmd("ZREM").arg(&key).arg(&gone).ignore();
+            pipe.cmd("UNLINK").arg(&keys).ignore();
+            pipe.cmd("HINCRBY")
+                .arg(&size)
+                .arg("segments")
+                .arg(-(gone.len() as i64))
+                .ignore();
+            pipe.cmd("HINCRBY")
+                .arg(&size)
+                .arg("events")
+                .arg(-(events as i64))
+                .ignore();
+            pipe.cmd("HINCRBY")
+                .arg(&size)
+                .arg("bytes")
+                .arg(-(bytes as i64))
+                .ignore();
+            bus::within(pipe.query_async::<()>(conn)).await?;
+            info!(bus = %plan.bus, archive = %plan.name, segments = gone.len(), "dropped segments past the retention");
+        }
+        if n < SWEEP {
+            return Ok(());
+        }
+        // Segments still in their retention (they end after the horizon) stay; go on
+        // after the last one looked at.
+        if gone.len() < n {
+            let last_score = batch
+                .last()
+                .and_then(|m| member_parts(m))
+                .map_or(0, |p| p.0);
+            floor = format!("({last_score}");
+        }
     }
-    let n = gone.len();
-    bus::within(
-        redis::cmd("ZREM")
-            .arg(&key)
-            .arg(&gone)
-            .query_async::<()>(conn),
-    )
-    .await?;
-    info!(bus = %plan.bus, archive = %plan.name, segments = n, "dropped segments past the retention");
-    Ok(())
 }
 
-/// What an archive holds: segments, events and bytes (the sum of its segments).
+/// What an archive holds: segments, events and bytes.
 pub async fn size(
     conn: &mut ConnectionManager,
     bus: &str,
     archive: &str,
 ) -> Result<(usize, u64, u64), bus::BusError> {
-    let members: Vec<String> = bus::within(
-        redis::cmd("ZRANGE")
-            .arg(segments_key(bus, archive))
-            .arg(0)
-            .arg(-1)
+    let (segments, events, bytes): (Option<usize>, Option<u64>, Option<u64>) = bus::within(
+        redis::cmd("HMGET")
+            .arg(size_key(bus, archive))
+            .arg("segments")
+            .arg("events")
+            .arg("bytes")
             .query_async(conn),
     )
     .await?;
-    let mut pipe = redis::pipe();
-    for m in &members {
-        pipe.cmd("STRLEN").arg(segment_key(bus, archive, m));
-    }
-    let lens: Vec<u64> = if members.is_empty() {
-        Vec::new()
-    } else {
-        bus::within(pipe.query_async(conn)).await?
-    };
-    let events = members
-        .iter()
-        .filter_map(|m| member_parts(m))
-        .map(|(_, _, n)| n as u64)
-        .sum();
-    Ok((members.len(), events, lens.iter().sum()))
+    Ok((
+        segments.unwrap_or(0),
+        events.unwrap_or(0),
+        bytes.unwrap_or(0),
+    ))
 }
 
 #[cfg(test)]
@@ -462,6 +526,7 @@ mod tests {
     #[test]
     fn members_carry_their_bounds() {
         assert_eq!(member_parts("1700-1800-25-1700-3"), Some((1700, 1800, 25)));
+        assert_eq!(member_bytes("1700-1800-25-4096-1700-3"), 4096);
         assert_eq!(member_parts("x"), None);
     }
 }

@@ -76,6 +76,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("invalid Redis URL {}", redact(&redis_url)))?;
     let shutdown = CancellationToken::new();
     let consumer = consumer_name();
+    let consumer_id = consumer.clone();
     info!(%consumer, redis = %redact(&redis_url), "starting replica");
 
     let config = plan.config.clone();
@@ -144,8 +145,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     for c in &config.connectors {
         let sdk = runtime.aws().context("the AWS environment is not loaded")?;
-        let connector = crate::connectors::sqs::SqsConnector::new(c, sdk, &plan.gateway_id)
+        let mut connector = crate::connectors::sqs::SqsConnector::new(c, sdk, &plan.gateway_id)
             .with_context(|| format!("connector {}", c.name))?;
+        connector.bus = bus::BusSpec::of(&c.bus, &config.buses, &consumer_id);
         let span = tracing::info_span!("connector", connector = %c.name);
         tasks.spawn(
             crate::connectors::sqs::run(

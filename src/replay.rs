@@ -45,6 +45,12 @@ pub fn key(bus: &str, name: &str) -> String {
 
 /// Events appended per transaction.
 const BATCH: usize = 1000;
+
+/// Events per batch for a replay: fewer under a low rate, so it sends a steady trickle
+/// rather than bursts.
+fn batch_size(spec: &ReplaySpec) -> usize {
+    spec.rate.map_or(BATCH, |r| (r as usize).clamp(1, BATCH))
+}
 /// How often each replica looks for replays to run.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
@@ -155,6 +161,27 @@ pub async fn create(
         return Ok(false);
     }
     let spec_json = serde_json::to_string(spec).expect("a spec serialises");
+    let written = write_new(conn, spec, &spec_json).await;
+    if written.is_err() {
+        // Best effort: free the name again, so the replay can be made once Redis answers.
+        let _ = bus::within(
+            redis::cmd("HDEL")
+                .arg(INDEX_KEY)
+                .arg(&spec.name)
+                .query_async::<()>(conn),
+        )
+        .await;
+    }
+    written.map(|()| true)
+}
+
+/// The replay's hash, then its name in the live set (so a supervisor that sees the name
+/// finds the replay whole).
+async fn write_new(
+    conn: &mut ConnectionManager,
+    spec: &ReplaySpec,
+    spec_json: &str,
+) -> Result<(), bus::BusError> {
     bus::within(
         redis::cmd("HSET")
             .arg(key(&spec.bus, &spec.name))
@@ -169,15 +196,13 @@ pub async fn create(
             .query_async::<()>(conn),
     )
     .await?;
-    // Last: a supervisor that sees the name finds the replay whole.
     bus::within(
         redis::cmd("SADD")
             .arg(LIVE_KEY)
             .arg(&spec.name)
             .query_async::<()>(conn),
     )
-    .await?;
-    Ok(true)
+    .await
 }
 
 /// The replay named `name`, if there is one.
@@ -214,6 +239,29 @@ pub async fn list(conn: &mut ConnectionManager) -> Result<Vec<Replay>, bus::BusE
         bus::within(pipe.query_async(conn)).await?
     };
     Ok(hashes.iter().filter_map(Replay::from_hash).collect())
+}
+
+/// Every this many looks (seconds), the supervisor heals the live set.
+const HEAL_EVERY: u64 = 60;
+
+/// Adds every replay not yet ended to the live set.
+async fn heal(conn: &mut ConnectionManager) -> Result<(), bus::BusError> {
+    let names: Vec<String> = list(conn)
+        .await?
+        .into_iter()
+        .filter(|r| !r.state.is_final())
+        .map(|r| r.spec.name)
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    bus::within(
+        redis::cmd("SADD")
+            .arg(LIVE_KEY)
+            .arg(&names)
+            .query_async::<()>(conn),
+    )
+    .await
 }
 
 /// The replays not yet ended (names of ended ones are dropped from the live set).
@@ -277,7 +325,16 @@ pub async fn supervise(
 ) {
     let mut running: HashMap<String, CancellationToken> = HashMap::new();
     let mut c = conn.clone();
+    let mut looks = 0u64;
     while !shutdown.is_cancelled() {
+        // Now and then, put back into the live set a live replay missing from it (its
+        // maker failed between the two writes).
+        if looks.is_multiple_of(HEAL_EVERY) {
+            if let Err(e) = heal(&mut c).await {
+                warn!(error = %e, "cannot check the live replays");
+            }
+        }
+        looks += 1;
         match live(&mut c).await {
             Ok(replays) => {
                 let live: HashSet<&str> = replays
@@ -590,7 +647,7 @@ async fn from_archive(
             reader.decoded = Some((member.clone(), decoded));
         }
         let decoded = &reader.decoded.as_ref().expect("decoded above").1;
-        let take = BATCH - events.len();
+        let take = batch_size(spec) - events.len();
         let end = (index + take).min(decoded.len());
         events.extend(
             decoded[index.min(end)..end]
@@ -602,7 +659,7 @@ async fn from_archive(
             member: member.clone(),
             index: end,
         };
-        if end < decoded.len() || events.len() >= BATCH {
+        if end < decoded.len() || events.len() >= batch_size(spec) {
             reader.hint = at;
             return Ok(Some((events, after)));
         }
@@ -634,7 +691,7 @@ async fn from_bus(
         &bus::bus_key(&spec.bus),
         &start,
         &spec.until_ms.to_string(),
-        BATCH,
+        batch_size(spec),
         false,
     )
     .await?;

@@ -418,11 +418,15 @@ fn route_entry(
         return false;
     }
     // A replay to named rules goes to those only; a replayed event is never archived.
+    let has_archives = routes.archives_from < routes.targets.len();
     if let Some(only) = &raw.only_rules {
         matched.retain(|&i| {
             i < routes.archives_from && only.split(',').any(|name| name == routes.rule_names[i])
         });
-    } else if matched.iter().any(|&i| i >= routes.archives_from) && is_replayed(&raw.attrs) {
+    } else if has_archives
+        && matched.iter().any(|&i| i >= routes.archives_from)
+        && is_replayed(&raw.attrs)
+    {
         matched.retain(|&i| i < routes.archives_from);
     }
     debug!(bus = %routes.bus, entry = %entry.id, rules = matched.len(), "routed");
@@ -471,7 +475,11 @@ fn route_entry(
             }
         }
     }
-    matched.iter().any(|&i| i < routes.archives_from)
+    if has_archives {
+        matched.iter().any(|&i| i < routes.archives_from)
+    } else {
+        !matched.is_empty()
+    }
 }
 
 /// Exponential backoff between failed Redis calls: 100 ms doubling to 2 s.

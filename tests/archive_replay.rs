@@ -306,6 +306,27 @@ async fn archives_outlive_retention_and_replays_go_to_named_rules_only() {
         )
         .await;
     assert_eq!(status, 409, "an ended replay cannot be cancelled");
+    // A window into the future ends now: the replay does not follow the live bus.
+    let before = now_ms();
+    let (status, future) = api
+        .call(
+            reqwest::Method::POST,
+            "/replays",
+            Some(json!({"name": "future", "bus": "orders", "since": "1h", "until": "2030-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{future}");
+    let until = chrono::DateTime::parse_from_rfc3339(future["until"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis() as u64;
+    assert!(until >= before && until <= now_ms(), "{future}");
+    api.wait_for(
+        "/replays/future",
+        "state",
+        json!("COMPLETED"),
+        Duration::from_secs(10),
+    )
+    .await;
 
     // Archives through the API: a file bus is read-only; on a store bus, create one,
     // refuse an invalid pattern and a name taken on another bus, delete it.

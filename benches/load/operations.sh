@@ -130,3 +130,21 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round: $ARCHIVED events replayed into the bus in $(echo "scale=2; $replayed-$start" | bc) s ($(echo "$ARCHIVED/($replayed-$start)" | bc) events/s); all delivered after $(echo "scale=2; $end-$start" | bc) s ($(echo "$ARCHIVED/($end-$start)" | bc) events/s)"
   rcli xtrim 'sluice:{archived}:events' MAXLEN 0 >/dev/null
 done
+
+echo "== replay of the whole archive to rule none only (routed, matched by no rule, nothing delivered), $ROUNDS rounds"
+for round in $(seq "$ROUNDS"); do
+  start=$(date +%s.%N)
+  curl -sS -o /dev/null -X POST http://127.0.0.1:8090/api/v1/replays -H 'content-type: application/json' \
+    -d "{\"name\": \"alone-$round-$$\", \"bus\": \"archived\", \"archive\": \"all\", \"since\": \"1h\", \"rules\": [\"none\"]}"
+  while :; do
+    s=$(curl -sS "http://127.0.0.1:8090/api/v1/replays/alone-$round-$$")
+    state=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["state"])' "$s")
+    [ "$state" = COMPLETED ] && break
+    sleep 0.05
+  done
+  replayed=$(date +%s.%N)
+  while [ "$(rcli xinfo groups 'sluice:{archived}:events' | awk 'f{print; exit} /^lag$/{f=1}')" != "0" ]; do sleep 0.05; done
+  end=$(date +%s.%N)
+  echo "round $round: $ARCHIVED events replayed in $(echo "scale=2; $replayed-$start" | bc) s ($(echo "$ARCHIVED/($replayed-$start)" | bc) events/s), routed $(echo "scale=2; $end-$start" | bc) s after the start"
+  rcli xtrim 'sluice:{archived}:events' MAXLEN 0 >/dev/null
+done

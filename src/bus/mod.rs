@@ -105,6 +105,21 @@ impl BusSpec {
             trace: None,
         }
     }
+
+    /// Bus `name` of `buses`, marking the entries this replica appends if it is traced.
+    pub fn of(name: &str, buses: &[crate::config::BusConfig], replica: &str) -> BusSpec {
+        let trace = buses
+            .iter()
+            .find(|b| b.name.as_str() == name)
+            .and_then(|b| b.trace.as_ref());
+        BusSpec {
+            trace: trace.map(|t| TraceMark {
+                tracing: crate::observability::trace::Tracing::new(t.retention, t.sample),
+                replica: replica.into(),
+            }),
+            ..BusSpec::new(name)
+        }
+    }
 }
 
 /// What ingest needs to mark entries of a traced bus.

@@ -481,6 +481,8 @@ pub(crate) struct Traced {
     pub records: Vec<Value>,
     /// The newest retained copy of the event: its bus entry id and the event.
     pub event: Option<(String, crate::event::Event)>,
+    /// The trace has more records than were read (the oldest are left out).
+    pub truncated: bool,
 }
 
 /// Entries a lookup of an untraced event scans, newest first.
@@ -495,11 +497,15 @@ pub(crate) async fn lookup(
     id: &str,
 ) -> Result<Traced, crate::bus::BusError> {
     use crate::observability::trace;
-    let lines: Vec<String> = crate::bus::within(
-        redis::cmd("LRANGE")
+    // The newest records: a list can grow past the limit after routing (attempts).
+    let (lines, length): (Vec<String>, usize) = crate::bus::within(
+        redis::pipe()
+            .cmd("LRANGE")
             .arg(trace::key(bus, id))
-            .arg(0)
-            .arg(trace::READ_LIMIT - 1)
+            .arg(-trace::READ_LIMIT)
+            .arg(-1)
+            .cmd("LLEN")
+            .arg(trace::key(bus, id))
             .query_async(conn),
     )
     .await?;
@@ -529,7 +535,11 @@ pub(crate) async fn lookup(
                 .next()
         }
     };
-    Ok(Traced { records, event })
+    Ok(Traced {
+        truncated: length > lines.len(),
+        records,
+        event,
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/buses/{bus}/events/{id}", tag = "events",
@@ -589,6 +599,7 @@ pub(crate) async fn event(
         "entry": entry,
         "event": event,
         "trace": found.records,
+        "truncated": found.truncated,
         "outcomes": outcomes,
     })))
 }

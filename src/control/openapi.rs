@@ -466,7 +466,7 @@ pub fn component_schemas() -> Map<String, Value> {
             "next": {"type": ["string", "null"], "description": "the `cursor` of the next page; null once the window is scanned to its end"},
             "scanned": {"type": "integer", "minimum": 0, "description": "entries this request read (at most `budget`)"},
         })),
-        "EventTrace": closed(&["bus", "id", "traced", "entry", "event", "trace", "outcomes"], json!({
+        "EventTrace": closed(&["bus", "id", "traced", "entry", "event", "trace", "truncated", "outcomes"], json!({
             "bus": {"type": "string"},
             "id": {"type": "string"},
             "traced": {"type": "boolean", "description": "false: the bus is not traced or the trace expired; `event` was found by a search"},
@@ -476,6 +476,7 @@ pub fn component_schemas() -> Map<String, Value> {
                 "stage": {"enum": ["received", "routed", "unmatched", "attempt", "redriven"]},
                 "at": {"type": ["integer", "null"], "description": "ms since the epoch"},
             }}},
+            "truncated": {"type": "boolean", "description": "the trace has more than 1,000 records: the newest are shown"},
             "outcomes": {"type": "object", "description": "per `RULE/TARGET`: pending, retrying, delivered, dead_lettered, redriven, forwarded or skipped", "additionalProperties": {"type": "string"}},
         })),
         "Transform": {"description": "A target's `transform` (docs/transforms.md): an object such as `{form: TEMPLATE, template: ...}` or the AWS `InputPath`/`Input`/`InputTransformer` shapes"},

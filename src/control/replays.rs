@@ -188,6 +188,7 @@ async fn drop_archive_data(
         redis::cmd("DEL")
             .arg(&index)
             .arg(crate::archive::intake_key(bus, name))
+            .arg(crate::archive::size_key(bus, name))
             .query_async::<()>(&mut conn),
     )
     .await
@@ -296,7 +297,13 @@ pub(crate) fn replay_view(r: &Replay) -> Value {
 
 /// Checks a replay against the configuration in force and makes it (409 if the name is
 /// taken).
-pub(crate) async fn make_replay(api: &ResourceApi, spec: ReplaySpec) -> Result<Replay, ApiError> {
+pub(crate) async fn make_replay(
+    api: &ResourceApi,
+    mut spec: ReplaySpec,
+) -> Result<Replay, ApiError> {
+    // A window reaching into the future would follow the live bus (or miss what is
+    // archived later): it ends now.
+    spec.until_ms = spec.until_ms.min(crate::observability::trace::now_ms());
     crate::config::Name::check(&spec.name).map_err(|m| bad("name", m))?;
     let (_, merged) = current(api).await?;
     if merged.get(Kind::Bus, &spec.bus).is_none() {
@@ -315,7 +322,10 @@ pub(crate) async fn make_replay(api: &ResourceApi, spec: ReplaySpec) -> Result<R
         }
     }
     if spec.since_ms > spec.until_ms {
-        return Err(bad("until", "must not be before since"));
+        return Err(bad(
+            "until",
+            "must not be before since (and since not in the future: a window ends now at the latest)",
+        ));
     }
     for rule in &spec.rules {
         if merged

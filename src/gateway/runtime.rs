@@ -36,7 +36,6 @@ use crate::functions::FunctionHost;
 use crate::ingress::Ingress;
 use crate::live::Live;
 use crate::observability::metrics::{Metrics, Scrape, TargetLabels};
-use crate::observability::trace::Tracing;
 use crate::plan::{Plan, TargetPlan};
 use crate::router::{self, BusRoutes, StreamSettings};
 use crate::schema::gate::SchemaGate;
@@ -207,14 +206,7 @@ impl Runtime {
                 .buses
                 .iter()
                 .map(|b| {
-                    let spec = BusSpec {
-                        name: b.name.to_string(),
-                        key: bus::bus_key(&b.name),
-                        trace: b.trace.as_ref().map(|t| bus::TraceMark {
-                            tracing: Tracing::new(t.retention, t.sample),
-                            replica: fixed.stream.consumer.as_str().into(),
-                        }),
-                    };
+                    let spec = BusSpec::of(&b.name, &plan.config.buses, &fixed.stream.consumer);
                     (b.name.to_string(), spec)
                 })
                 .collect(),
@@ -540,7 +532,7 @@ impl Runtime {
             target: Target::start(built, target.timeout, target.concurrency, &fixed.target_env)?,
             on_success: target.on_success.take().map(|o| OnSuccess {
                 conn: fixed.shared.clone(),
-                bus: BusSpec::new(&o.bus),
+                bus: BusSpec::of(&o.bus, &config.buses, &fixed.stream.consumer),
                 source: o.source,
                 ty: o.ty,
                 max_event_bytes: config.limits.max_event_bytes,

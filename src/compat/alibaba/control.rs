@@ -897,6 +897,7 @@ async fn query_event_traces(
                     .flatten()
                     .filter_map(|t| t.as_str().map(rule_of))
                     .collect();
+                rules.sort();
                 rules.dedup();
                 for rule in rules {
                     let mut t = base("FilterEvent", at);
