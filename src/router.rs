@@ -335,17 +335,15 @@ fn add_trace(
     tracing: &Tracing,
     entry: &Entry,
     raw: &bus::RawEntry,
-    routed: &Routed,
+    routed: &Routed<'_>,
     at: u64,
     replica: &str,
     pipe: &mut redis::Pipeline,
 ) {
-    let Ok(attrs) = serde_json::from_slice::<serde_json::Value>(&raw.attrs) else {
+    let Ok(head) = serde_json::from_slice::<trace::Head<'_>>(&raw.attrs) else {
         return;
     };
-    let Some(id) = attrs.get("id").and_then(|v| v.as_str()) else {
-        return;
-    };
+    let id = head.id.as_ref();
     if !tracing.sampled(id) {
         return;
     }
@@ -353,7 +351,7 @@ fn add_trace(
     let key = trace::key(&routes.bus, id);
     pipe.cmd("RPUSH")
         .arg(&key)
-        .arg(trace::received(&entry.id, &attrs, size, raw.via.as_deref()))
+        .arg(trace::received(&entry.id, &head, size, raw.via.as_deref()))
         .arg(routed.record(at, replica))
         .ignore();
     pipe.cmd("PEXPIRE")
@@ -380,12 +378,12 @@ fn is_replayed(attrs: &[u8]) -> bool {
 
 /// Adds the target appends for one bus entry to the transaction; whether some rule
 /// matched it. `routed`, on a traced bus, gets where it went.
-fn route_entry(
-    routes: &BusRoutes,
+fn route_entry<'r>(
+    routes: &'r BusRoutes,
     entry: &Entry,
     matched: &mut Vec<usize>,
     pipe: &mut redis::Pipeline,
-    mut routed: Option<&mut Routed>,
+    mut routed: Option<&mut Routed<'r>>,
 ) -> bool {
     if let Some(r) = routed.as_deref_mut() {
         r.clear();
@@ -446,9 +444,9 @@ fn route_entry(
                     cmd.arg("b").arg(&entry.id).ignore();
                     if let Some(r) = routed.as_deref_mut() {
                         if matches!(route, Route::Archive { .. }) {
-                            r.archived.push(label.clone());
+                            r.archived.push(label);
                         } else {
-                            r.targets.push(label.clone());
+                            r.targets.push(label);
                         }
                     }
                 }
@@ -458,7 +456,7 @@ fn route_entry(
                         debug!(bus = %routes.bus, entry = %entry.id, to = %to, "not forwarded: the event was on that bus before");
                         if let Some(r) = routed.as_deref_mut() {
                             r.skipped
-                                .push((label.clone(), format!("it was on bus {to} before")));
+                                .push((label, format!("it was on bus {to} before")));
                         }
                         continue;
                     };
@@ -469,7 +467,7 @@ fn route_entry(
                     }
                     cmd.ignore();
                     if let Some(r) = routed.as_deref_mut() {
-                        r.forwarded.push(label.clone());
+                        r.forwarded.push(label);
                     }
                 }
             }

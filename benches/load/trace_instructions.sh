@@ -34,7 +34,7 @@ send plain batch 2 w; send traced batch 2 w
 dump 400 >/dev/null
 total=400
 for round in 1 2; do
-  send plain batch 20 "a$round"; total=$((total + 2000)); off=$(dump $total)
-  send traced batch 20 "b$round"; total=$((total + 2000)); on=$(dump $total)
-  echo "round $round, batches of 100, ingest to delivery: off $((off / 2000)) instructions/event, traced $((on / 2000)) ($(echo "scale=1; 100*$on/$off - 100" | bc)%)"
+  send plain batch 100 "a$round"; total=$((total + 10000)); off=$(dump $total)
+  send traced batch 100 "b$round"; total=$((total + 10000)); on=$(dump $total)
+  echo "round $round, batches of 100, ingest to delivery: off $((off / 10000)) instructions/event, traced $((on / 10000)) ($(echo "scale=1; 100*$on/$off - 100" | bc)%)"
 done

@@ -33,6 +33,7 @@ async fn main() -> std::io::Result<()> {
             .default_service(web::to(receive))
     })
     .workers(1)
+    .shutdown_timeout(1)
     .bind(listen)?
     .run()
     .await

@@ -802,10 +802,10 @@ pub async fn delay(
     born_ms: u64,
     failed: u32,
     history: &str,
-    trace: Option<(&str, &str)>,
+    trace: Option<(&str, &[u8])>,
 ) -> Result<bool, BusError> {
     let mut script = DELAY.key(&keys.stream);
-    let (trace_key, record) = trace.unwrap_or((&keys.stream, ""));
+    let (trace_key, record) = trace.unwrap_or((&keys.stream, b""));
     script
         .key(&keys.delay)
         .key(&keys.delayed)
@@ -902,7 +902,7 @@ pub async fn ack_delete(
     key: &str,
     group: &str,
     ids: &[String],
-    traces: &[(String, String)],
+    traces: &[(String, Vec<u8>)],
 ) -> Result<(), BusError> {
     let mut pipe = redis::pipe();
     pipe.cmd("XACK").arg(key).arg(group).arg(ids).ignore();
@@ -929,10 +929,10 @@ pub async fn dead_letter(
     reason: &str,
     attempts_json: &str,
     payload: Option<(&str, &[u8])>,
-    trace: Option<(&str, &str)>,
+    trace: Option<(&str, &[u8])>,
 ) -> Result<bool, BusError> {
     let mut script = DEAD_LETTER.key(key);
-    let (trace_key, record) = trace.unwrap_or((key, ""));
+    let (trace_key, record) = trace.unwrap_or((key, b""));
     script
         .key(dlq)
         .key(trace_key)

@@ -341,7 +341,7 @@ struct Pending {
     attempts: Vec<Attempt>,
     /// On a traced event: its trace list and the record of the last attempt, written
     /// with whatever settles the attempt.
-    trace: Option<(String, String)>,
+    trace: Option<(String, Vec<u8>)>,
 }
 
 impl Pending {
@@ -393,8 +393,8 @@ impl Pending {
     }
 
     /// The trace list and record of the last attempt, if the event is traced.
-    fn trace(&self) -> Option<(&str, &str)> {
-        self.trace.as_ref().map(|(k, r)| (k.as_str(), r.as_str()))
+    fn trace(&self) -> Option<(&str, &[u8])> {
+        self.trace.as_ref().map(|(k, r)| (k.as_str(), r.as_slice()))
     }
 }
 
@@ -659,7 +659,7 @@ async fn deliver(
 
 /// A delivered (or undeliverable) entry to acknowledge, with the trace list and record
 /// of its delivery on a traced event.
-type Ack = (String, Option<(String, String)>);
+type Ack = (String, Option<(String, Vec<u8>)>);
 
 /// Acknowledges delivered entries in batches (XACK + XDEL in one pipeline, with their
 /// trace records).

@@ -320,7 +320,7 @@ async fn deliver_in_order(
                 // Acknowledged before the key's next event starts: a takeover never
                 // delivers this one again after its successor.
                 let ids = [pending.entry_id.clone()];
-                let traces: Vec<(String, String)> = pending.trace.take().into_iter().collect();
+                let traces: Vec<(String, Vec<u8>)> = pending.trace.take().into_iter().collect();
                 let mut backoff = Backoff::default();
                 while let Err(e) =
                     bus::ack_delete(&mut conn, &spec.key, DISPATCH_GROUP, &ids, &traces).await

@@ -75,46 +75,107 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A JSON object written field by field: trace records are built per event, so without
+/// the maps and allocations of `serde_json::Value`.
+struct Record(Vec<u8>);
+
+impl Record {
+    fn new(stage: &str, at: u64) -> Record {
+        let mut r = Record(Vec::with_capacity(160));
+        r.0.extend_from_slice(b"{\"stage\":\"");
+        r.0.extend_from_slice(stage.as_bytes());
+        r.0.extend_from_slice(b"\",\"at\":");
+        r.0.extend_from_slice(at.to_string().as_bytes());
+        r
+    }
+
+    fn key(&mut self, key: &str) {
+        self.0.extend_from_slice(b",\"");
+        self.0.extend_from_slice(key.as_bytes());
+        self.0.extend_from_slice(b"\":");
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        serde_json::to_writer(&mut self.0, value).expect("writing to a Vec cannot fail");
+    }
+
+    fn num(&mut self, key: &str, value: u64) {
+        self.key(key);
+        self.0.extend_from_slice(value.to_string().as_bytes());
+    }
+
+    fn strs(&mut self, key: &str, values: &[&str]) {
+        self.key(key);
+        serde_json::to_writer(&mut self.0, values).expect("writing to a Vec cannot fail");
+    }
+
+    fn raw(&mut self, key: &str, json: &[u8]) {
+        self.key(key);
+        self.0.extend_from_slice(json);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.0.push(b'}');
+        self.0
+    }
+}
+
+/// The attributes a `received` record shows, borrowed from the stored attributes.
+#[derive(serde::Deserialize)]
+pub struct Head<'a> {
+    #[serde(borrow)]
+    pub id: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub source: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, rename = "type", default)]
+    pub ty: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub replayname: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// The `received` record: the bus entry (its id is the time Redis took the event), its
 /// source, type and size, and the `via` mark ingest put on it (`WAY@REPLICA`).
-pub fn received(entry: &str, attrs: &Value, size: usize, via: Option<&str>) -> String {
-    let (way, replica) = match via.and_then(|v| v.rsplit_once('@')) {
-        Some((way, replica)) => (Some(way), Some(replica)),
-        None => (via, None),
-    };
-    let mut record = json!({
-        "stage": "received",
-        "at": crate::bus::entry_time_ms(entry),
-        "entry": entry,
-        "source": attrs.get("source"),
-        "type": attrs.get("type"),
-        "size": size,
-    });
-    let map = record.as_object_mut().expect("an object");
-    if let Some(way) = way {
-        map.insert("via".into(), way.into());
+pub fn received(entry: &str, head: &Head<'_>, size: usize, via: Option<&str>) -> Vec<u8> {
+    let mut r = Record::new(
+        "received",
+        crate::bus::entry_time_ms(entry).unwrap_or_default(),
+    );
+    r.str("entry", entry);
+    if let Some(source) = &head.source {
+        r.str("source", source);
     }
-    if let Some(replica) = replica {
-        map.insert("replica".into(), replica.into());
+    if let Some(ty) = &head.ty {
+        r.str("type", ty);
     }
-    if let Some(name) = attrs.get("replayname") {
-        map.insert("replay".into(), name.clone());
+    r.num("size", size as u64);
+    match via.map(|v| v.rsplit_once('@').unwrap_or((v, ""))) {
+        Some((way, replica)) => {
+            r.str("via", way);
+            if !replica.is_empty() {
+                r.str("replica", replica);
+            }
+        }
+        None => {}
     }
-    record.to_string()
+    if let Some(name) = &head.replayname {
+        r.str("replay", name);
+    }
+    r.finish()
 }
 
 /// The router's record of one event: where it went. `targets` (`RULE/TARGET`) are
 /// target streams, `forwarded` bus targets, `skipped` bus targets loop prevention held
 /// back (with why), `archived` the archives that kept it. Nothing: `unmatched`.
 #[derive(Default)]
-pub struct Routed {
-    pub targets: Vec<String>,
-    pub forwarded: Vec<String>,
-    pub skipped: Vec<(String, String)>,
-    pub archived: Vec<String>,
+pub struct Routed<'a> {
+    pub targets: Vec<&'a str>,
+    pub forwarded: Vec<&'a str>,
+    pub skipped: Vec<(&'a str, String)>,
+    pub archived: Vec<&'a str>,
 }
 
-impl Routed {
+impl Routed<'_> {
     pub fn clear(&mut self) {
         self.targets.clear();
         self.forwarded.clear();
@@ -122,17 +183,18 @@ impl Routed {
         self.archived.clear();
     }
 
-    pub fn record(&self, at: u64, replica: &str) -> String {
+    pub fn record(&self, at: u64, replica: &str) -> Vec<u8> {
         let stage =
             if self.targets.is_empty() && self.forwarded.is_empty() && self.skipped.is_empty() {
                 "unmatched"
             } else {
                 "routed"
             };
-        let mut record =
-            json!({"stage": stage, "at": at, "replica": replica, "targets": self.targets});
+        let mut r = Record::new(stage, at);
+        r.str("replica", replica);
+        r.strs("targets", &self.targets);
         if !self.forwarded.is_empty() {
-            record["forwarded"] = json!(self.forwarded);
+            r.strs("forwarded", &self.forwarded);
         }
         if !self.skipped.is_empty() {
             let skipped: Vec<Value> = self
@@ -140,12 +202,12 @@ impl Routed {
                 .iter()
                 .map(|(target, reason)| json!({"target": target, "reason": reason}))
                 .collect();
-            record["skipped"] = Value::from(skipped);
+            r.raw("skipped", Value::from(skipped).to_string().as_bytes());
         }
         if !self.archived.is_empty() {
-            record["archived"] = json!(self.archived);
+            r.strs("archived", &self.archived);
         }
-        record.to_string()
+        r.finish()
     }
 }
 
@@ -169,36 +231,30 @@ pub struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    pub fn record(&self) -> String {
-        let mut record = json!({
-            "stage": "attempt",
-            "at": self.at,
-            "target": self.target,
-            "attempt": self.number,
-            "latency_ms": self.latency_ms,
-            "replica": self.replica,
-        });
-        let map = record.as_object_mut().expect("an object");
+    pub fn record(&self) -> Vec<u8> {
+        let mut r = Record::new("attempt", self.at);
+        r.str("target", self.target);
+        r.num("attempt", u64::from(self.number));
+        r.num("latency_ms", self.latency_ms);
+        r.str("replica", self.replica);
         if let Some(status) = self.status {
-            map.insert("status".into(), status.into());
+            r.num("status", u64::from(status));
         }
         if let Some(error) = self.error {
-            map.insert("error".into(), error.into());
+            r.str("error", error);
         }
         match self.outcome {
-            Outcome::Delivered => {
-                map.insert("outcome".into(), "delivered".into());
-            }
+            Outcome::Delivered => r.str("outcome", "delivered"),
             Outcome::Retry { delay } => {
-                map.insert("outcome".into(), "retry".into());
-                map.insert("retry_in_ms".into(), (delay.as_millis() as u64).into());
+                r.str("outcome", "retry");
+                r.num("retry_in_ms", delay.as_millis() as u64);
             }
             Outcome::DeadLettered { reason } => {
-                map.insert("outcome".into(), "dead_lettered".into());
-                map.insert("reason".into(), reason.into());
+                r.str("outcome", "dead_lettered");
+                r.str("reason", reason);
             }
         }
-        record.to_string()
+        r.finish()
     }
 }
 
@@ -265,10 +321,33 @@ mod tests {
     }
 
     #[test]
+    fn records_are_json_with_their_values_escaped() {
+        let head: Head<'_> = serde_json::from_str(
+            r#"{"id":"1","source":"/a\"b","type":"t\u00e9","replayname":"r"}"#,
+        )
+        .unwrap();
+        let r: Value =
+            serde_json::from_slice(&received("17-0", &head, 42, Some("cloudevents@gw-1"))).unwrap();
+        assert_eq!(
+            r,
+            json!({"stage": "received", "at": 17, "entry": "17-0", "source": "/a\"b", "type": "t\u{e9}",
+                   "size": 42, "via": "cloudevents", "replica": "gw-1", "replay": "r"})
+        );
+        let routed = Routed {
+            targets: vec!["r/t"],
+            skipped: vec![("r/b", "it was on bus x before".into())],
+            ..Routed::default()
+        };
+        let r: Value = serde_json::from_slice(&routed.record(5, "gw")).unwrap();
+        assert_eq!(r["skipped"][0]["target"], "r/b");
+        assert_eq!(r["targets"], json!(["r/t"]));
+    }
+
+    #[test]
     fn outcomes_follow_the_last_record_per_target() {
         let records: Vec<Value> = [
             Routed {
-                targets: vec!["r/t".into(), "r/u".into()],
+                targets: vec!["r/t", "r/u"],
                 ..Routed::default()
             }
             .record(1, "a"),
@@ -298,12 +377,12 @@ mod tests {
             .record(),
         ]
         .iter()
-        .map(|r| serde_json::from_str(r).unwrap())
+        .map(|r| serde_json::from_slice(r).unwrap())
         .collect();
         let o = outcomes(&records);
         assert_eq!(o["r/t"], "delivered");
         assert_eq!(o["r/u"], "pending");
-        let unmatched: Value = serde_json::from_str(&Routed::default().record(1, "a")).unwrap();
+        let unmatched: Value = serde_json::from_slice(&Routed::default().record(1, "a")).unwrap();
         assert_eq!(unmatched["stage"], "unmatched");
     }
 }
