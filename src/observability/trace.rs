@@ -149,14 +149,11 @@ pub fn received(entry: &str, head: &Head<'_>, size: usize, via: Option<&str>) ->
         r.str("type", ty);
     }
     r.num("size", size as u64);
-    match via.map(|v| v.rsplit_once('@').unwrap_or((v, ""))) {
-        Some((way, replica)) => {
-            r.str("via", way);
-            if !replica.is_empty() {
-                r.str("replica", replica);
-            }
+    if let Some((way, replica)) = via.map(|v| v.rsplit_once('@').unwrap_or((v, ""))) {
+        r.str("via", way);
+        if !replica.is_empty() {
+            r.str("replica", replica);
         }
-        None => {}
     }
     if let Some(name) = &head.replayname {
         r.str("replay", name);
