@@ -433,7 +433,12 @@ async fn request_limits_operations_and_redis_outages() {
         (400, Some("SerializationException"))
     );
     // An operation Sluice does not serve (control operations are tests/aws_control.rs).
-    let headers = signed_for("AWSEvents.CreateArchive", &url, b"{}", &Signer::default());
+    let headers = signed_for(
+        "AWSEvents.CreatePartnerEventSource",
+        &url,
+        b"{}",
+        &Signer::default(),
+    );
     let (status, error, _) = send(&url, &headers, b"{}".to_vec()).await;
     assert_eq!(
         (status, error.as_deref()),

@@ -146,7 +146,9 @@ impl Search {
         }
     }
 
-    /// Reads the window in ranges until `limit` matches or `budget` entries.
+    /// Reads the window in ranges until `limit` matches or `budget` entries. The next
+    /// range is asked for as soon as a range arrives, before its entries are matched, so
+    /// Redis reads one range while the gateway matches the previous one.
     pub(crate) async fn run(
         &self,
         conn: &mut redis::aio::ConnectionManager,
@@ -157,14 +159,32 @@ impl Search {
         let mut last: Option<String> = None;
         let mut found = Vec::new();
         let mut exhausted = false;
-        'scan: while events.len() < self.limit && scanned < self.budget {
-            let count = CHUNK.min(self.budget - scanned);
-            let chunk = if self.newest_first {
-                crate::bus::range(conn, &self.key, &to, &from, count, true).await?
-            } else {
-                crate::bus::range(conn, &self.key, &from, &to, count, false).await?
-            };
+        let mut next = Some(self.fetch(conn, &from, &to, CHUNK.min(self.budget)));
+        while let Some(fetch) = next.take() {
+            let (chunk, count) = fetch.await.map_err(|e| {
+                crate::bus::BusError::Redis(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "search task",
+                    e.to_string(),
+                )))
+            })??;
             let n = chunk.len();
+            if n < count {
+                exhausted = true;
+            }
+            // The range after this one, asked for now (a page that fills up on this
+            // range drops it unread).
+            if let Some(id) = chunk.last().map(|e| e.id.as_str()) {
+                let (f, t) = if self.newest_first {
+                    (from.clone(), format!("({id}"))
+                } else {
+                    (format!("({id}"), to.clone())
+                };
+                let room = self.budget - scanned - n;
+                if !exhausted && room > 0 {
+                    next = Some(self.fetch(conn, &f, &t, CHUNK.min(room)));
+                }
+            }
             for entry in chunk {
                 scanned += 1;
                 if let Ok(raw) = &entry.body {
@@ -182,11 +202,12 @@ impl Search {
                 }
                 last = Some(id);
                 if events.len() >= self.limit {
-                    break 'scan;
+                    next = None;
+                    exhausted = false;
+                    break;
                 }
             }
-            if n < count {
-                exhausted = true;
+            if events.len() >= self.limit || scanned >= self.budget {
                 break;
             }
         }
@@ -194,6 +215,27 @@ impl Search {
             events,
             next: if exhausted { None } else { last },
             scanned,
+        })
+    }
+
+    /// One range read, on its own task: (the entries, how many were asked for).
+    fn fetch(
+        &self,
+        conn: &redis::aio::ConnectionManager,
+        from: &str,
+        to: &str,
+        count: usize,
+    ) -> tokio::task::JoinHandle<Result<(Vec<crate::bus::Entry>, usize), crate::bus::BusError>>
+    {
+        let (mut conn, key, newest_first) = (conn.clone(), self.key.clone(), self.newest_first);
+        let (from, to) = (from.to_string(), to.to_string());
+        tokio::spawn(async move {
+            let chunk = if newest_first {
+                crate::bus::range(&mut conn, &key, &to, &from, count, true).await?
+            } else {
+                crate::bus::range(&mut conn, &key, &from, &to, count, false).await?
+            };
+            Ok((chunk, count))
         })
     }
 }
