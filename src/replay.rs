@@ -702,9 +702,7 @@ async fn from_bus(
         .into_iter()
         .filter_map(|e| {
             let raw = e.body.ok()?;
-            let replayed =
-                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&raw.attrs)
-                    .is_ok_and(|m| m.contains_key("replayname"));
+            let replayed = crate::router::is_replayed(&raw.attrs);
             (!replayed).then_some(Event {
                 entry: e.id,
                 attrs: raw.attrs,

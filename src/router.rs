@@ -369,7 +369,7 @@ fn add_trace(
 
 /// Whether the stored attributes carry a `replayname` (the entry was appended by a
 /// replay); the byte search spares the parse for every other event.
-fn is_replayed(attrs: &[u8]) -> bool {
+pub(crate) fn is_replayed(attrs: &[u8]) -> bool {
     const NEEDLE: &[u8] = b"\"replayname\"";
     attrs.windows(NEEDLE.len()).any(|w| w == NEEDLE)
         && serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(attrs)

@@ -339,6 +339,16 @@ async fn archives_outlive_retention_and_replays_go_to_named_rules_only() {
         .await;
     assert_eq!(status, 409, "{err}");
     assert_eq!(err["error"], "read_only");
+    let res = reqwest::Client::new()
+        .put(gw.url("/api/v1/archives/late"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["field"], "body", "{err}");
     let (status, _) = api
         .call(reqwest::Method::PUT, "/buses/extra", Some(json!({})))
         .await;

@@ -63,6 +63,11 @@ pub(super) fn run(action: &EventsAction) -> ExitCode {
     }
 }
 
+/// A path or query part, percent-encoded.
+fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 fn argument(text: &Option<String>) -> Result<Option<String>, String> {
     match text.as_deref() {
         Some(path) if path.starts_with('@') => std::fs::read_to_string(&path[1..])
@@ -79,9 +84,6 @@ fn search(args: &SearchArgs) -> ExitCode {
             eprintln!("sluice events search: {e}");
             return ExitCode::from(2);
         }
-    };
-    let encode = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
     let mut base = vec![format!(
         "order={}",
@@ -180,9 +182,6 @@ pub(super) struct StatsArgs {
 
 /// `sluice stats`: a bus's counts by type or source over a window.
 pub(super) fn stats(args: &StatsArgs) -> ExitCode {
-    let encode = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
     let path = format!(
         "/api/v1/buses/{}/stats?window={}&by={}",
         encode(&args.bus),
@@ -243,9 +242,6 @@ pub(super) struct TraceArgs {
 
 /// `sluice trace BUS ID`.
 pub(super) fn trace(args: &TraceArgs) -> ExitCode {
-    let encode = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
     let path = format!(
         "/api/v1/buses/{}/events/{}",
         encode(&args.bus),
@@ -420,9 +416,6 @@ pub(super) struct ReplayStartArgs {
 }
 
 pub(super) fn replay(action: &ReplayAction) -> ExitCode {
-    let encode = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
     let (server, method, path, body, output) = match action {
         ReplayAction::Start(a) => {
             let body = serde_json::json!({

@@ -234,12 +234,12 @@ pub(crate) async fn get_archive(
 pub(crate) async fn put_archive(
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    body: Result<web::Json<Value>, actix_web::Error>,
     api: web::Data<ResourceApi>,
 ) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
     crate::config::Name::check(&name).map_err(|m| bad("name", m))?;
-    let mut spec = body.into_inner();
+    let mut spec = body.map_err(|e| bad("body", e.to_string()))?.into_inner();
     let Some(map) = spec.as_object_mut() else {
         return Err(bad("body", "must be a JSON object"));
     };

@@ -322,12 +322,6 @@ pub fn backoff(policy: &RetryConfig, failed: u32) -> Duration {
     jitter(policy.initial, ceiling)
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// A target entry decoded for delivery, with the attempts made so far.
 struct Pending {
     entry_id: String,
@@ -372,7 +366,7 @@ impl Pending {
                     ingested_ms.or_else(|| bus::entry_time_ms(&id))
                 }
             })
-            .unwrap_or_else(now_ms);
+            .unwrap_or_else(trace::now_ms);
         // The attempts made before, carried through the delay set.
         let attempts: Vec<Attempt> = raw
             .history
@@ -415,7 +409,7 @@ async fn attempt(spec: &TargetSpec, p: &mut Pending, replica: &str) -> Result<De
         rule: &spec.rule,
         ingested_ms: p.ingested_ms,
     };
-    let at_ms = now_ms();
+    let at_ms = trace::now_ms();
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let started = tokio::time::Instant::now();
     let outcome = spec.target.deliver(&p.event, &ctx).await;
@@ -476,7 +470,7 @@ async fn attempt(spec: &TargetSpec, p: &mut Pending, replica: &str) -> Result<De
     }
     let policy = &spec.retry;
     let max_age_ms = policy.max_age.as_millis() as u64;
-    let age_ms = now_ms().saturating_sub(p.born_ms);
+    let age_ms = trace::now_ms().saturating_sub(p.born_ms);
     let event_id = p.event.id();
     let next = if !error.is_retryable() {
         Next::DeadLetter(match error.status() {
