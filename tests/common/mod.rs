@@ -25,12 +25,23 @@ pub fn sluice(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A port nothing listens on, handed out once per test process. Ports come from below
+/// the kernel's ephemeral range (32768+), so the port cannot be taken between this check
+/// and the bind by an outgoing connection's local port, nor by another test's `:0` bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Each test binary starts at its own place, so two binaries run at once rarely meet.
+    let start = (std::process::id() % 400) * 30;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (start + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes.
