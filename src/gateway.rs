@@ -143,22 +143,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // from the first plan that includes the store (the reloader's first step).
     runtime.serve_ingress(&plan);
 
-    for c in &config.connectors {
-        let sdk = runtime.aws().context("the AWS environment is not loaded")?;
-        let mut connector = crate::connectors::sqs::SqsConnector::new(c, sdk, &plan.gateway_id)
-            .with_context(|| format!("connector {}", c.name))?;
-        connector.bus = bus::BusSpec::of(&c.bus, &config.buses, &consumer_id);
-        let span = tracing::info_span!("connector", connector = %c.name);
-        tasks.spawn(
-            crate::connectors::sqs::run(
-                Arc::new(connector),
-                shared.clone(),
-                metrics.clone(),
-                shutdown.clone(),
-            )
-            .instrument(span),
-        );
-    }
+    crate::connectors::spawn_all(
+        &config.connectors,
+        crate::connectors::Env {
+            buses: config.buses.clone(),
+            replica: consumer_id.clone(),
+            gateway_id: plan.gateway_id.clone(),
+            redis: shared.clone(),
+            metrics: metrics.clone(),
+            aws: runtime.aws().cloned(),
+            shutdown: shutdown.clone(),
+        },
+        &tasks,
+    )?;
 
     let ingress = runtime.ingress.clone();
     let scrape = runtime.scrape.clone();

@@ -155,42 +155,23 @@ pub struct ApiConfig {
     pub token: Option<SecretRef>,
 }
 
-/// `connectors:` one pull connector.
+/// `connectors:` one pull connector (docs/connectors.md).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ConnectorConfig {
     pub name: Name,
-    pub kind: ConnectorKind,
+    /// The kind (`sqs`, `rabbitmq`, `nats`, `mqtt`, `redis`, `postgres-outbox`) and its
+    /// own fields.
+    #[serde(flatten)]
+    pub kind: crate::connectors::ConnectorKindConfig,
     /// The bus events are appended to.
     pub bus: String,
-    /// sqs: the queue URL.
-    pub queue_url: String,
-    /// sqs: the region (default from the AWS environment).
-    #[serde(default)]
-    pub region: Option<String>,
-    /// sqs: the endpoint, overriding the region's (`http://` for loopback only).
-    #[serde(default)]
-    pub endpoint: Option<Endpoint>,
-    /// The id of the cloud bus the queue is fed from, written first in the trace of
-    /// events that carry none (loop prevention, docs/bridges.md).
-    #[serde(default)]
-    pub peer: Option<PeerId>,
-    /// sqs: long-polling wait of one receive (at most 20s). Default 20s.
-    #[serde(default, deserialize_with = "opt_duration")]
-    pub wait: Option<Duration>,
-    /// sqs: messages per receive (1 to 10). Default 10.
-    #[serde(default)]
-    pub max_messages: Option<i32>,
     /// Window in which an event id seen before is not appended again. Default 24h; `off`.
     #[serde(default)]
     pub dedupe: Dedupe,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ConnectorKind {
-    /// An Amazon SQS queue, typically the target of an EventBridge rule.
-    Sqs,
+    /// Every other field: the kind's own (read by `kind` as well) and misplaced or
+    /// unknown ones, which the plan refuses.
+    #[serde(flatten)]
+    pub other_fields: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 /// `functions[]`: a Lambda-compatible function run by Sluice's function host: any
@@ -768,6 +749,12 @@ pub enum TargetKind {
     AlibabaEventbridge,
     /// Another bus of this gateway.
     Bus,
+    Rabbitmq,
+    Nats,
+    Mqtt,
+    Redis,
+    Postgres,
+    Mysql,
 }
 
 impl TargetKind {
@@ -781,6 +768,12 @@ impl TargetKind {
             TargetKind::AwsEventbridge => "aws-eventbridge",
             TargetKind::AlibabaEventbridge => "alibaba-eventbridge",
             TargetKind::Bus => "bus",
+            TargetKind::Rabbitmq => "rabbitmq",
+            TargetKind::Nats => "nats",
+            TargetKind::Mqtt => "mqtt",
+            TargetKind::Redis => "redis",
+            TargetKind::Postgres => "postgres",
+            TargetKind::Mysql => "mysql",
         }
     }
 

@@ -16,77 +16,89 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 use bytes::Bytes;
-use redis::aio::ConnectionManager;
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::bus::{self, BusSpec};
-use crate::config::{ConnectorConfig, Errors};
+use super::Intake;
+use crate::config::value::{opt_duration, Endpoint, PeerId};
+use crate::config::Errors;
 use crate::event::{Data, DataKind, EncodedEvent};
-use crate::observability::metrics::{Metrics, Via};
 use crate::sources::envelope::{self, Mapped};
 
-/// Checks an `sqs` connector (`at`: its path, e.g. `connectors[0]`).
-pub fn check(
-    c: &ConnectorConfig,
-    bus_names: &std::collections::HashSet<&str>,
-    at: &str,
-    errors: &mut Errors,
-) {
-    if !bus_names.contains(c.bus.as_str()) {
-        errors.at(format!("{at}.bus"), format!("no bus named {:?}", c.bus));
-    }
-    match url::Url::parse(&c.queue_url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
-        _ => errors.at(
-            format!("{at}.queue_url"),
-            "must be the queue's URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/events",
-        ),
-    }
-    if let Some(endpoint) = &c.endpoint {
-        if endpoint.check().is_err() {
+/// `kind: sqs`: the queue and how it is polled.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SqsConfig {
+    /// The queue URL.
+    pub queue_url: String,
+    /// The region (default from the AWS environment).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The endpoint, overriding the region's (`http://` for loopback only).
+    #[serde(default)]
+    pub endpoint: Option<Endpoint>,
+    /// The id of the cloud bus the queue is fed from, written first in the trace of
+    /// events that carry none (loop prevention, docs/bridges.md).
+    #[serde(default)]
+    pub peer: Option<PeerId>,
+    /// Long-polling wait of one receive (at most 20s). Default 20s.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub wait: Option<Duration>,
+    /// Messages per receive (1 to 10). Default 10.
+    #[serde(default)]
+    pub max_messages: Option<i32>,
+}
+
+impl SqsConfig {
+    /// Checks the fields (`at`: the connector's path, e.g. `connectors[0]`).
+    pub fn check(&self, at: &str, errors: &mut Errors) {
+        match url::Url::parse(&self.queue_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+            _ => errors.at(
+                format!("{at}.queue_url"),
+                "must be the queue's URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/events",
+            ),
+        }
+        if let Some(endpoint) = &self.endpoint {
+            if endpoint.check().is_err() {
+                errors.at(
+                    format!("{at}.endpoint"),
+                    "must be an https:// URL (http:// only for loopback addresses)",
+                );
+            }
+        }
+        if let Some(peer) = &self.peer {
+            errors.check(format!("{at}.peer"), peer.check());
+        }
+        if self.wait.is_some_and(|w| w > Duration::from_secs(20)) {
+            errors.at(format!("{at}.wait"), "must be at most 20s (the SQS limit)");
+        }
+        if self.max_messages.is_some_and(|m| !(1..=10).contains(&m)) {
             errors.at(
-                format!("{at}.endpoint"),
-                "must be an https:// URL (http:// only for loopback addresses)",
+                format!("{at}.max_messages"),
+                "must be 1 to 10 (the SQS limit)",
             );
         }
-    }
-    if let Some(peer) = &c.peer {
-        errors.check(format!("{at}.peer"), peer.check());
-    }
-    if c.wait.is_some_and(|w| w > Duration::from_secs(20)) {
-        errors.at(format!("{at}.wait"), "must be at most 20s (the SQS limit)");
-    }
-    if c.max_messages.is_some_and(|m| !(1..=10).contains(&m)) {
-        errors.at(
-            format!("{at}.max_messages"),
-            "must be 1 to 10 (the SQS limit)",
-        );
-    }
-    if c.dedupe.check().is_err() {
-        errors.at(format!("{at}.dedupe"), "must be 1ms to 365d, or off");
     }
 }
 
 /// One configured SQS connector, ready to run.
 pub struct SqsConnector {
-    pub name: String,
     pub queue_url: String,
-    pub bus: BusSpec,
     pub peer: Option<String>,
-    pub gateway_id: String,
     pub wait: Duration,
     pub max_messages: i32,
-    pub dedupe: Option<Duration>,
+    intake: Mutex<Intake>,
     client: aws_sdk_sqs::Client,
 }
 
 impl SqsConnector {
     pub fn new(
-        config: &ConnectorConfig,
+        config: &SqsConfig,
         sdk: &aws_config::SdkConfig,
-        gateway_id: &str,
+        intake: Intake,
     ) -> anyhow::Result<SqsConnector> {
         let wait = config.wait.unwrap_or(Duration::from_secs(20));
         let mut builder = aws_sdk_sqs::config::Builder::from(sdk).timeout_config(
@@ -103,29 +115,26 @@ impl SqsConnector {
             builder = builder.endpoint_url(endpoint.0.clone());
         }
         Ok(SqsConnector {
-            name: config.name.to_string(),
             queue_url: config.queue_url.clone(),
-            bus: BusSpec::new(&config.bus),
             peer: config.peer.as_ref().map(|p| p.0.clone()),
-            gateway_id: gateway_id.to_string(),
             wait,
             max_messages: config.max_messages.unwrap_or(10),
-            dedupe: config.dedupe.0,
+            intake: Mutex::new(intake),
             client: aws_sdk_sqs::Client::from_conf(builder.build()),
         })
     }
 
     /// The event of one message, or `None` for one that returned to this gateway.
-    fn event(&self, message: &Message) -> Option<EncodedEvent> {
+    fn event(&self, message: &Message, gateway_id: &str) -> Option<EncodedEvent> {
         let body = message.body().unwrap_or_default();
-        match envelope::map(body.as_bytes(), &self.gateway_id, self.peer.as_deref()) {
+        match envelope::map(body.as_bytes(), gateway_id, self.peer.as_deref()) {
             Ok(Mapped::Event(event)) => Some(event),
             Ok(Mapped::Returned { id }) => {
-                debug!(connector = %self.name, id, "dropped an event that was on this gateway before");
+                debug!(id, "dropped an event that was on this gateway before");
                 None
             }
             Err(reason) => {
-                warn!(connector = %self.name, message_id = message.message_id().unwrap_or_default(), %reason, "SQS message is no EventBridge event; appended as aws.sqs.message");
+                warn!(message_id = message.message_id().unwrap_or_default(), %reason, "SQS message is no EventBridge event; appended as aws.sqs.message");
                 Some(self.raw_event(message))
             }
         }
@@ -163,15 +172,11 @@ impl SqsConnector {
 }
 
 /// Consumes the queue until `shutdown`.
-pub async fn run(
-    connector: Arc<SqsConnector>,
-    mut redis: ConnectionManager,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) {
+pub async fn run(connector: Arc<SqsConnector>, shutdown: CancellationToken) {
     let c = connector;
-    info!(connector = %c.name, queue = %c.queue_url, bus = %c.bus.name, "SQS connector started");
+    info!(queue = %c.queue_url, "SQS connector started");
     let mut failures = 0u32;
+    let mut intake = c.intake.lock().await;
     while !shutdown.is_cancelled() {
         let received = tokio::select! {
             r = c.client
@@ -186,8 +191,8 @@ pub async fn run(
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
                 failures += 1;
-                warn!(connector = %c.name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS receive failed; retrying");
-                pause(failures, &shutdown).await;
+                warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS receive failed; retrying");
+                super::pause(failures, &shutdown).await;
                 continue;
             }
         };
@@ -195,15 +200,20 @@ pub async fn run(
             failures = 0;
             continue;
         }
-        let events: Vec<Option<EncodedEvent>> = messages.iter().map(|m| c.event(m)).collect();
-        let appended = append(&c, &mut redis, &events).await;
-        match appended {
-            Ok(n) => {
+        let mapped: Vec<Option<EncodedEvent>> = messages
+            .iter()
+            .map(|m| c.event(m, intake.gateway_id()))
+            .collect();
+        let returned = mapped.iter().filter(|e| e.is_none()).count();
+        let events: Vec<EncodedEvent> = mapped.into_iter().flatten().collect();
+        match intake.append_arrived(events, returned).await {
+            Ok(done) => {
                 failures = 0;
-                if n > 0 {
-                    metrics.ingested(&c.bus.name, Via::Sqs, n);
-                }
-                debug!(connector = %c.name, received = messages.len(), appended = n, "SQS messages appended");
+                debug!(
+                    received = messages.len(),
+                    appended = done.appended,
+                    "SQS messages appended"
+                );
                 // Acknowledged by Redis: now they may leave the queue. Runs while the
                 // next receive waits.
                 tokio::spawn(delete(c.clone(), messages));
@@ -211,45 +221,12 @@ pub async fn run(
             Err(e) => {
                 // Not deleted: they return after the visibility timeout.
                 failures += 1;
-                warn!(connector = %c.name, error = %e, "appending SQS messages failed; they stay in the queue");
-                pause(failures, &shutdown).await;
+                warn!(error = %e, "appending SQS messages failed; they stay in the queue");
+                super::pause(failures, &shutdown).await;
             }
         }
     }
-    info!(connector = %c.name, "SQS connector stopped");
-}
-
-async fn pause(failures: u32, shutdown: &CancellationToken) {
-    let wait = Duration::from_millis(200 * 2u64.pow(failures.min(6)));
-    tokio::select! {
-        _ = tokio::time::sleep(wait) => {}
-        _ = shutdown.cancelled() => {}
-    }
-}
-
-/// Appends the events (deduplicated on id within the window); returns how many were new.
-async fn append(
-    c: &SqsConnector,
-    redis: &mut ConnectionManager,
-    events: &[Option<EncodedEvent>],
-) -> Result<usize, bus::BusError> {
-    let events: Vec<&EncodedEvent> = events.iter().flatten().collect();
-    if events.is_empty() {
-        return Ok(0);
-    }
-    match c.dedupe {
-        Some(window) => {
-            let keyed: Vec<_> = events
-                .iter()
-                .map(|e| (&c.bus, *e, bus::dedupe_key(&c.bus.name, "@aws", &e.id)))
-                .collect();
-            let appended = bus::append_once_each(redis, &keyed, window, "sqs").await?;
-            Ok(appended.into_iter().filter(|a| *a).count())
-        }
-        None => bus::append_to(redis, events.iter().map(|e| (&c.bus, *e)), "sqs")
-            .await
-            .map(|()| events.len()),
-    }
+    info!("SQS connector stopped");
 }
 
 async fn delete(c: Arc<SqsConnector>, messages: Vec<Message>) {
@@ -274,10 +251,13 @@ async fn delete(c: Arc<SqsConnector>, messages: Vec<Message>) {
     match result {
         Ok(out) if out.failed().is_empty() => {}
         Ok(out) => {
-            warn!(connector = %c.name, failed = out.failed().len(), "some SQS messages were not deleted; they will be received again and deduplicated")
+            warn!(
+                failed = out.failed().len(),
+                "some SQS messages were not deleted; they will be received again and deduplicated"
+            )
         }
         Err(e) => {
-            warn!(connector = %c.name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "deleting SQS messages failed; they will be received again and deduplicated")
+            warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "deleting SQS messages failed; they will be received again and deduplicated")
         }
     }
 }

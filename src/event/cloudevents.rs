@@ -75,6 +75,25 @@ pub fn parse_binary<'a>(
         };
         attrs.push((attr, decoded));
     }
+    parse_attributes(attrs, content_type, body)
+}
+
+/// Builds a binary-mode event from decoded attributes (name without any transport
+/// prefix, value as text) and the message body: the common half of every protocol
+/// binding's binary mode (HTTP `ce-*` headers, AMQP application properties, NATS
+/// headers, MQTT user properties). `datacontenttype` is the transport's content type;
+/// an attribute of that name is refused, as in the HTTP binding.
+pub fn parse_attributes<'a>(
+    mut attrs: Vec<(&'a str, Cow<'a, str>)>,
+    content_type: Option<&'a str>,
+    body: Bytes,
+) -> Result<EncodedEvent, FieldError> {
+    if attrs.iter().any(|(n, _)| *n == "datacontenttype") {
+        return Err(FieldError::new(
+            "datacontenttype",
+            "in binary mode the data content type is the message's content type, not an attribute",
+        ));
+    }
     if let Some(ct) = content_type {
         attrs.push(("datacontenttype", Cow::Borrowed(ct)));
     }

@@ -71,6 +71,23 @@ impl Event {
         serde_json::to_vec(&self.attrs).expect("a JSON map always serialises")
     }
 
+    /// The attributes of a binary-mode message in any protocol binding (HTTP `ce-*`
+    /// headers, AMQP application properties, NATS headers, MQTT user properties):
+    /// all but `datacontenttype`, which travels as the transport's content type;
+    /// integers and booleans as their text.
+    pub fn binding_attributes(&self) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
+        self.attrs
+            .iter()
+            .filter(|(name, _)| name.as_str() != "datacontenttype")
+            .map(|(name, value)| {
+                let text = match value {
+                    Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+                    other => std::borrow::Cow::Owned(other.to_string()),
+                };
+                (name.as_str(), text)
+            })
+    }
+
     /// The event in the CloudEvents JSON format (structured mode), with the data bytes
     /// embedded unchanged when they are JSON.
     pub fn to_structured_json(&self) -> Vec<u8> {

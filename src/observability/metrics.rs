@@ -55,6 +55,16 @@ pub struct SourceLabels {
     pub source: String,
 }
 
+/// What became of the messages a connector pulled.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectorLabels {
+    pub connector: String,
+    /// `appended`, `duplicate` (seen within `dedupe`), `returned` (loop prevention),
+    /// `invalid` (not an event; see docs/connectors.md), `failed` (append failed, left
+    /// with the broker to come again).
+    pub outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BusLabels {
     pub bus: String,
@@ -85,6 +95,9 @@ pub enum Via {
     Alibaba,
     /// The SQS pull connector.
     Sqs,
+    /// Another pull connector (`connectors[].kind`: rabbitmq, nats, mqtt, redis,
+    /// postgres-outbox).
+    Connector(&'static str),
 }
 
 impl Via {
@@ -95,6 +108,7 @@ impl Via {
             Via::Aws => "aws",
             Via::Alibaba => "alibaba",
             Via::Sqs => "sqs",
+            Via::Connector(kind) => kind,
         }
     }
 }
@@ -125,6 +139,7 @@ pub struct Metrics {
     schema_violations: Family<SchemaLabels, Counter>,
     breaker_state: Family<TargetLabels, Gauge>,
     rate_limited: Family<TargetLabels, Counter>,
+    connector_messages: Family<ConnectorLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -155,6 +170,7 @@ impl Metrics {
             schema_violations: Family::default(),
             breaker_state: Family::default(),
             rate_limited: Family::default(),
+            connector_messages: Family::default(),
             registry: Registry::default(),
         };
         // Counter names get their `_total` suffix from the encoder.
@@ -218,7 +234,24 @@ impl Metrics {
             "Events whose data violated their schema, by mode (enforce: refused, warn: accepted and marked)",
             m.schema_violations.clone(),
         );
+        registry.register(
+            "sluice_connector_messages",
+            "Messages a pull connector took from its broker, by outcome",
+            m.connector_messages.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// `n` messages of connector `connector` had `outcome` (see [`ConnectorLabels`]).
+    pub fn connector(&self, connector: &str, outcome: &'static str, n: usize) {
+        if n > 0 {
+            self.connector_messages
+                .get_or_create(&ConnectorLabels {
+                    connector: connector.to_string(),
+                    outcome,
+                })
+                .inc_by(n as u64);
+        }
     }
 
     /// `n` events appended to `bus`.

@@ -89,7 +89,7 @@ impl Plan {
                     format!("duplicate connector name {:?}", c.name.as_str()),
                 );
             }
-            crate::connectors::sqs::check(c, &bus_names, &at, &mut errors);
+            crate::connectors::check(c, &bus_names, &at, &mut errors);
         }
         if let Some(id) = &config.gateway_id {
             if !crate::event::bridge::valid_id(id) {
@@ -148,7 +148,11 @@ impl Plan {
                 t.built,
                 Some(crate::targets::BuiltTarget::AwsEventBridge(_))
             )
-        }) || !self.config.connectors.is_empty()
+        }) || self
+            .config
+            .connectors
+            .iter()
+            .any(|c| matches!(c.kind, crate::connectors::ConnectorKindConfig::Sqs(_)))
     }
 }
 

@@ -2,6 +2,7 @@
 //! and reports the outcome; it knows nothing about Redis, retries or acknowledgements.
 
 pub mod alibaba_eventbridge;
+pub mod amqp;
 pub mod aws_eventbridge;
 pub mod aws_lambda;
 pub mod batch;
@@ -9,7 +10,11 @@ pub mod bridge;
 pub mod bus;
 pub mod function;
 pub mod http;
+pub mod mqtt;
+pub mod nats;
 pub mod oauth;
+pub mod redis_stream;
+pub mod sql;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -46,6 +51,18 @@ pub enum TargetKindConfig {
     AlibabaEventbridge(AlibabaEventBridgeConfig),
     /// Another bus of this gateway: forwarded by the router (`bus.rs`).
     Bus(BusTargetConfig),
+    /// A RabbitMQ (AMQP 0-9-1) exchange, with publisher confirms.
+    Rabbitmq(amqp::AmqpTargetConfig),
+    /// A NATS JetStream stream (or a core NATS subject).
+    Nats(nats::NatsTargetConfig),
+    /// An MQTT topic, QoS 1.
+    Mqtt(mqtt::MqttTargetConfig),
+    /// A stream of another Redis (XADD).
+    Redis(redis_stream::RedisTargetConfig),
+    /// Rows of a PostgreSQL table.
+    Postgres(sql::SqlTargetConfig),
+    /// Rows of a MySQL / MariaDB table.
+    Mysql(sql::SqlTargetConfig),
 }
 
 impl TargetKindConfig {
@@ -58,12 +75,18 @@ impl TargetKindConfig {
             TargetKindConfig::AwsEventbridge(_) => TargetKind::AwsEventbridge,
             TargetKindConfig::AlibabaEventbridge(_) => TargetKind::AlibabaEventbridge,
             TargetKindConfig::Bus(_) => TargetKind::Bus,
+            TargetKindConfig::Rabbitmq(_) => TargetKind::Rabbitmq,
+            TargetKindConfig::Nats(_) => TargetKind::Nats,
+            TargetKindConfig::Mqtt(_) => TargetKind::Mqtt,
+            TargetKindConfig::Redis(_) => TargetKind::Redis,
+            TargetKindConfig::Postgres(_) => TargetKind::Postgres,
+            TargetKindConfig::Mysql(_) => TargetKind::Mysql,
         }
     }
 }
 
 /// Each kind's own fields, kinds in the order error messages name them.
-fn kind_fields() -> [(TargetKind, &'static [&'static str]); 7] {
+fn kind_fields() -> [(TargetKind, &'static [&'static str]); 13] {
     [
         (
             TargetKind::AwsEventbridge,
@@ -78,6 +101,15 @@ fn kind_fields() -> [(TargetKind, &'static [&'static str]); 7] {
         (TargetKind::Http, fields_of::<HttpConfig>()),
         (TargetKind::Cloudevents, fields_of::<HttpConfig>()),
         (TargetKind::Bus, fields_of::<BusTargetConfig>()),
+        (TargetKind::Rabbitmq, fields_of::<amqp::AmqpTargetConfig>()),
+        (TargetKind::Nats, fields_of::<nats::NatsTargetConfig>()),
+        (TargetKind::Mqtt, fields_of::<mqtt::MqttTargetConfig>()),
+        (
+            TargetKind::Redis,
+            fields_of::<redis_stream::RedisTargetConfig>(),
+        ),
+        (TargetKind::Postgres, fields_of::<sql::SqlTargetConfig>()),
+        (TargetKind::Mysql, fields_of::<sql::SqlTargetConfig>()),
     ]
 }
 
@@ -129,6 +161,11 @@ pub enum BuiltTarget {
     AlibabaEventBridge(alibaba_eventbridge::AlibabaEventBridgeSpec),
     Function(function::FunctionSpec),
     AwsLambda(aws_lambda::AwsLambdaSpec),
+    Amqp(amqp::AmqpSpec),
+    Nats(nats::NatsSpec),
+    Mqtt(mqtt::MqttSpec),
+    Redis(redis_stream::RedisSpec),
+    Sql(sql::SqlSpec),
 }
 
 /// Checks and builds the kind-specific part of `config` (the target at path `at`),
@@ -164,6 +201,16 @@ pub fn build(
         // Checked by the plan (`BusTargetConfig::check`): the router forwards, nothing
         // is started.
         TargetKindConfig::Bus(_) => None,
+        TargetKindConfig::Rabbitmq(c) => c.build(transform, at, errors).map(BuiltTarget::Amqp),
+        TargetKindConfig::Nats(c) => c.build(transform, at, errors).map(BuiltTarget::Nats),
+        TargetKindConfig::Mqtt(c) => c.build(transform, at, errors).map(BuiltTarget::Mqtt),
+        TargetKindConfig::Redis(c) => c.build(transform, at, errors).map(BuiltTarget::Redis),
+        TargetKindConfig::Postgres(c) => c
+            .build(sql::Dialect::Postgres, has_transform, at, errors)
+            .map(BuiltTarget::Sql),
+        TargetKindConfig::Mysql(c) => c
+            .build(sql::Dialect::Mysql, has_transform, at, errors)
+            .map(BuiltTarget::Sql),
     }
 }
 
@@ -272,6 +319,11 @@ pub enum Target {
     Function(FunctionTarget),
     /// A function on AWS Lambda (or another Lambda Invoke API).
     AwsLambda(AwsLambdaTarget),
+    Amqp(amqp::AmqpTarget),
+    Nats(nats::NatsTarget),
+    Mqtt(mqtt::MqttTarget),
+    Redis(redis_stream::RedisTarget),
+    Sql(sql::SqlTarget),
 }
 
 impl Target {
@@ -309,6 +361,31 @@ impl Target {
             BuiltTarget::AwsLambda(spec) => {
                 Ok(Target::AwsLambda(AwsLambdaTarget::new(spec, timeout)))
             }
+            BuiltTarget::Amqp(spec) => Ok(Target::Amqp(amqp::AmqpTarget::new(
+                spec,
+                timeout,
+                concurrency,
+            )?)),
+            BuiltTarget::Nats(spec) => Ok(Target::Nats(nats::NatsTarget::new(
+                spec,
+                timeout,
+                concurrency,
+            )?)),
+            BuiltTarget::Mqtt(spec) => Ok(Target::Mqtt(mqtt::MqttTarget::new(
+                spec,
+                timeout,
+                concurrency,
+            )?)),
+            BuiltTarget::Redis(spec) => Ok(Target::Redis(redis_stream::RedisTarget::new(
+                spec,
+                timeout,
+                concurrency,
+            )?)),
+            BuiltTarget::Sql(spec) => Ok(Target::Sql(sql::SqlTarget::new(
+                spec,
+                timeout,
+                concurrency,
+            )?)),
         }
     }
 
@@ -321,6 +398,12 @@ impl Target {
             Target::AwsEventBridge(_) | Target::AlibabaEventBridge(_) => None,
             Target::Function(t) => function::transformed(t.transform(), event, ctx),
             Target::AwsLambda(t) => function::transformed(t.transform(), event, ctx),
+            Target::Amqp(t) => function::transformed(t.transform(), event, ctx),
+            Target::Nats(t) => function::transformed(t.transform(), event, ctx),
+            Target::Mqtt(t) => function::transformed(t.transform(), event, ctx),
+            Target::Redis(t) => function::transformed(t.transform(), event, ctx),
+            // Rows are filled from the event by `columns`: no transform.
+            Target::Sql(_) => None,
         }
     }
 
@@ -339,6 +422,66 @@ impl Target {
             Target::AlibabaEventBridge(t) => t.deliver(event).await,
             Target::Function(t) => t.deliver(event, ctx).await,
             Target::AwsLambda(t) => t.deliver(event, ctx).await,
+            Target::Amqp(t) => t.deliver(event, ctx).await,
+            Target::Nats(t) => t.deliver(event, ctx).await,
+            Target::Mqtt(t) => t.deliver(event, ctx).await,
+            Target::Redis(t) => t.deliver(event, ctx).await,
+            Target::Sql(t) => t.deliver(event).await,
+        }
+    }
+}
+
+/// How an event travels in a broker message (AMQP, NATS, MQTT, Redis): the transport's
+/// CloudEvents protocol binding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageMode {
+    /// Attributes as the transport's headers or properties, the data bytes as the body.
+    #[default]
+    Binary,
+    /// The whole event in the CloudEvents JSON format as the body.
+    Structured,
+}
+
+/// One event as a broker message, before the transport names its parts.
+#[derive(Debug)]
+pub struct Message<'a> {
+    pub body: Bytes,
+    /// The body's media type (`datacontenttype` in binary mode).
+    pub content_type: Option<std::borrow::Cow<'a, str>>,
+    /// Binary mode (and transformed bodies): the attributes but `datacontenttype`, by
+    /// bare name; the transport adds its prefix (`ce-`, `cloudEvents:`, none).
+    pub attributes: Vec<(&'a str, std::borrow::Cow<'a, str>)>,
+}
+
+impl<'a> Message<'a> {
+    /// The message for `event` in `mode`; with `payload` (a transform's result) the body
+    /// is the payload and the attributes still travel, so receivers can deduplicate on
+    /// the id, as the HTTP target does.
+    pub fn of(event: &'a Event, mode: MessageMode, payload: Option<Payload>) -> Message<'a> {
+        use std::borrow::Cow;
+        if let Some(p) = payload {
+            return Message {
+                body: p.body,
+                content_type: Some(Cow::Borrowed(p.content_type)),
+                attributes: event.binding_attributes().collect(),
+            };
+        }
+        match mode {
+            MessageMode::Structured => Message {
+                body: Bytes::from(event.to_structured_json()),
+                content_type: Some(Cow::Borrowed("application/cloudevents+json; charset=utf-8")),
+                attributes: Vec::new(),
+            },
+            MessageMode::Binary => Message {
+                body: event
+                    .data
+                    .as_ref()
+                    .map(|d| d.bytes.clone())
+                    .unwrap_or_default(),
+                content_type: event.attr_str("datacontenttype").map(Cow::Borrowed),
+                attributes: event.binding_attributes().collect(),
+            },
         }
     }
 }
