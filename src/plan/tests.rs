@@ -128,7 +128,7 @@ rules:
         got,
         [
             "rules[0].targets[0].url: a http target needs a url",
-            "rules[0].targets[2].url: applies only to http and cloudevents targets, not bus",
+            "rules[0].targets[2].url: applies only to http, cloudevents, rabbitmq, nats, mqtt, redis, postgres and mysql targets, not bus",
             "rules[0].targets[2].bus: a bus target needs the bus to forward to",
         ]
     );
