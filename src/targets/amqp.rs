@@ -46,6 +46,7 @@ impl AmqpTarget {
         spec: AmqpSpec,
         _timeout: Duration,
         _concurrency: usize,
+        _gateway_id: &str,
     ) -> anyhow::Result<AmqpTarget> {
         Ok(AmqpTarget { spec })
     }

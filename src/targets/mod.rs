@@ -365,26 +365,31 @@ impl Target {
                 spec,
                 timeout,
                 concurrency,
+                &env.gateway_id,
             )?)),
             BuiltTarget::Nats(spec) => Ok(Target::Nats(nats::NatsTarget::new(
                 spec,
                 timeout,
                 concurrency,
+                &env.gateway_id,
             )?)),
             BuiltTarget::Mqtt(spec) => Ok(Target::Mqtt(mqtt::MqttTarget::new(
                 spec,
                 timeout,
                 concurrency,
+                &env.gateway_id,
             )?)),
             BuiltTarget::Redis(spec) => Ok(Target::Redis(redis_stream::RedisTarget::new(
                 spec,
                 timeout,
                 concurrency,
+                &env.gateway_id,
             )?)),
             BuiltTarget::Sql(spec) => Ok(Target::Sql(sql::SqlTarget::new(
                 spec,
                 timeout,
                 concurrency,
+                &env.gateway_id,
             )?)),
         }
     }
@@ -458,6 +463,9 @@ impl<'a> Message<'a> {
     /// The message for `event` in `mode`; with `payload` (a transform's result) the body
     /// is the payload and the attributes still travel, so receivers can deduplicate on
     /// the id, as the HTTP target does.
+    ///
+    /// Use [`Message::stamped`] first so the message carries this gateway in its
+    /// `sluicepath`: a connector of this gateway that reads it back drops it (no loop).
     pub fn of(event: &'a Event, mode: MessageMode, payload: Option<Payload>) -> Message<'a> {
         use std::borrow::Cow;
         if let Some(p) = payload {
@@ -482,6 +490,22 @@ impl<'a> Message<'a> {
                 content_type: event.attr_str("datacontenttype").map(Cow::Borrowed),
                 attributes: event.binding_attributes().collect(),
             },
+        }
+    }
+
+    /// `event` with gateway `me` at the end of its `sluicepath` (loop prevention across
+    /// brokers, as the bridges do; docs/bridges.md). `sluicehops` is left as it is: a
+    /// broker is not a bridge.
+    pub fn stamped(event: &Event, me: &str) -> Event {
+        let mut trace = crate::event::bridge::Trace::of(&event.attrs);
+        let mut attrs = event.attrs.clone();
+        if trace.path.last().map(String::as_str) != Some(me) {
+            trace.path.push(me.to_string());
+        }
+        trace.write(&mut attrs);
+        Event {
+            attrs,
+            data: event.data.clone(),
         }
     }
 }

@@ -46,6 +46,7 @@ impl MqttTarget {
         spec: MqttSpec,
         _timeout: Duration,
         _concurrency: usize,
+        _gateway_id: &str,
     ) -> anyhow::Result<MqttTarget> {
         Ok(MqttTarget { spec })
     }

@@ -46,6 +46,7 @@ impl NatsTarget {
         spec: NatsSpec,
         _timeout: Duration,
         _concurrency: usize,
+        _gateway_id: &str,
     ) -> anyhow::Result<NatsTarget> {
         Ok(NatsTarget { spec })
     }

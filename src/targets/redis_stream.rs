@@ -46,6 +46,7 @@ impl RedisTarget {
         spec: RedisSpec,
         _timeout: Duration,
         _concurrency: usize,
+        _gateway_id: &str,
     ) -> anyhow::Result<RedisTarget> {
         Ok(RedisTarget { spec })
     }

@@ -54,6 +54,7 @@ impl SqlTarget {
         spec: SqlSpec,
         _timeout: Duration,
         _concurrency: usize,
+        _gateway_id: &str,
     ) -> anyhow::Result<SqlTarget> {
         Ok(SqlTarget { spec })
     }
