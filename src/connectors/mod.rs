@@ -130,6 +130,7 @@ pub fn spawn_all(
                 _ => format!("@{}", c.name),
             },
             gateway_id: env.gateway_id.clone(),
+            replica: env.replica.clone(),
             redis: env.redis.clone(),
             metrics: env.metrics.clone(),
         };
@@ -187,6 +188,8 @@ pub struct Intake {
     /// uses, so an event that comes both ways is appended once).
     dedupe_tag: String,
     gateway_id: String,
+    /// This replica's consumer id.
+    replica: String,
     redis: ConnectionManager,
     metrics: Arc<Metrics>,
 }
@@ -211,6 +214,12 @@ impl Intake {
     /// The bus the events go to.
     pub fn bus(&self) -> &str {
         &self.bus.name
+    }
+
+    /// This replica's consumer id (unique per process): the consumer name where the
+    /// broker has consumer groups.
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// This gateway's id, for loop prevention by connectors that see it elsewhere.
