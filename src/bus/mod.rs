@@ -692,6 +692,11 @@ pub fn rate_key(bus: &str, rule: &str, target: &str) -> String {
     format!("sluice:{{{bus}}}:rate:{rule}:{target}")
 }
 
+/// Set while a target is paused because it answered `410 Gone` (see `dispatch::limits::Gone`).
+pub fn gone_key(bus: &str, rule: &str, target: &str) -> String {
+    format!("sluice:{{{bus}}}:gone:{rule}:{target}")
+}
+
 /// The lease of the one reader of a stream that must be read in order.
 pub fn lease_key(bus: &str, what: &str) -> String {
     format!("sluice:{{{bus}}}:lease:{what}")

@@ -200,7 +200,7 @@ pub fn needs(method: &Method, path: &str) -> (Role, Option<String>) {
     let mut segments = rest.split('/');
     let first = segments.next().unwrap_or_default();
     let bus = match first {
-        "buses" | "dlq" => segments.next().filter(|s| !s.is_empty()).map(|s| {
+        "buses" | "dlq" | "targets" => segments.next().filter(|s| !s.is_empty()).map(|s| {
             percent_encoding::percent_decode_str(s)
                 .decode_utf8_lossy()
                 .into_owned()

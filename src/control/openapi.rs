@@ -42,6 +42,7 @@ use utoipa::{Modify, OpenApi};
         super::resources::delete_rule,
         super::resources::list_rules,
         super::resources::list_targets,
+        super::resources::resume_target,
         super::resources::list_sources,
         super::resources::get_source,
         super::resources::put_source,
@@ -515,12 +516,21 @@ pub fn component_schemas() -> Map<String, Value> {
         "SourceList": page_of("SourceView"),
         "FunctionList": page_of("FunctionView"),
         "TargetList": closed(&["items", "next"], json!({
-            "items": {"type": "array", "items": closed(&["bus", "rule", "target", "kind", "origin"], json!({
+            "items": {"type": "array", "items": closed(&["bus", "rule", "target", "kind", "origin", "paused"], json!({
                 "bus": s, "rule": s, "target": s, "kind": s,
                 "origin": {"enum": ["file", "api", null]},
+                "paused": {"description": "set while the target is paused because it answered 410 Gone", "oneOf": [
+                    {"type": "null"},
+                    closed(&["reason", "since_ms", "event"], json!({
+                        "reason": {"enum": ["gone"]},
+                        "since_ms": {"type": ["integer", "null"]},
+                        "event": {"type": ["string", "null"]},
+                    })),
+                ]},
             }))},
             "next": {"type": "null", "description": "one page holds every target"},
         })),
+        "Resumed": closed(&["resumed"], json!({"resumed": {"type": "boolean"}})),
     });
     let Value::Object(more) = more else {
         unreachable!()

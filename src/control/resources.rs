@@ -63,6 +63,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/buses/{bus}/rules/{rule}", web::delete().to(delete_rule))
         .route("/rules", web::get().to(list_rules))
         .route("/targets", web::get().to(list_targets))
+        .route(
+            "/targets/{bus}/{rule}/{target}/resume",
+            web::post().to(resume_target),
+        )
         .route("/sources", web::get().to(list_sources))
         .route("/sources/{name}", web::get().to(get_source))
         .route("/sources/{name}", web::put().to(put_source))
@@ -318,7 +322,56 @@ async fn list_targets(api: web::Data<ResourceApi>) -> Result<HttpResponse, ApiEr
             v["target"].to_string(),
         )
     });
+    // Targets paused by a 410 Gone: one pipelined read of their keys.
+    let mut pipe = redis::pipe();
+    for v in &items {
+        let part = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        pipe.get(crate::bus::gone_key(
+            &part("bus"),
+            &part("rule"),
+            &part("target"),
+        ));
+    }
+    let gone: Vec<Option<String>> = crate::bus::within(pipe.query_async(&mut api.redis.clone()))
+        .await
+        .map_err(redis_error)?;
+    for (v, gone) in items.iter_mut().zip(gone) {
+        v["paused"] = match gone.and_then(|g| serde_json::from_str::<Value>(&g).ok()) {
+            Some(g) => json!({"reason": "gone", "since_ms": g["since_ms"], "event": g["event"]}),
+            None => Value::Null,
+        };
+    }
     Ok(HttpResponse::Ok().json(json!({"items": items, "next": null})))
+}
+
+#[utoipa::path(post, path = "/api/v1/targets/{bus}/{rule}/{target}/resume", tag = "resources",
+    params(
+        ("bus" = String, Path, description = "the bus", example = "orders"),
+        ("rule" = String, Path, description = "the rule", example = "paid"),
+        ("target" = String, Path, description = "the target", example = "billing"),
+    ),
+    responses(
+        (status = 200, description = "`{\"resumed\": true}` when the target was paused (it answered 410 Gone), `false` when it was not; every replica resumes within a second", body = ref("#/components/schemas/Resumed")),
+        (status = 503, description = "Redis is unavailable"),
+    )
+)]
+/// Resumes a target paused because it answered `410 Gone`.
+async fn resume_target(
+    api: web::Data<ResourceApi>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (bus, rule, target) = path.into_inner();
+    let removed: u32 = crate::bus::within(
+        redis::cmd("DEL")
+            .arg(crate::bus::gone_key(&bus, &rule, &target))
+            .query_async(&mut api.redis.clone()),
+    )
+    .await
+    .map_err(redis_error)?;
+    if removed > 0 {
+        tracing::info!(%bus, %rule, %target, "target resumed");
+    }
+    Ok(HttpResponse::Ok().json(json!({"resumed": removed > 0})))
 }
 
 #[utoipa::path(get, path = "/api/v1/buses/{bus}", tag = "resources",

@@ -304,6 +304,109 @@ impl Breaker {
     }
 }
 
+/// A target that answered `410 Gone`: the CloudEvents webhook spec's "stop sending".
+/// It is paused on every replica (a key in Redis, read when a dispatcher starts and set
+/// by the first replica that sees the 410; the others see their own 410 or the key at
+/// their next start) until an operator resumes it (`POST
+/// /api/v1/targets/{bus}/{rule}/{target}/resume` deletes the key). Its events stay in
+/// Redis: the one answered 410 is retried later, the others wait unread.
+#[derive(Debug)]
+pub struct Gone {
+    key: String,
+    conn: ConnectionManager,
+    paused: std::sync::atomic::AtomicBool,
+    metrics: Arc<Metrics>,
+    labels: TargetLabels,
+}
+
+/// How often a paused dispatcher looks whether its target was resumed.
+pub const GONE_POLL: Duration = Duration::from_secs(1);
+
+impl Gone {
+    pub fn new(
+        key: String,
+        conn: ConnectionManager,
+        metrics: Arc<Metrics>,
+        labels: TargetLabels,
+    ) -> Gone {
+        metrics.target_gone(&labels, false);
+        Gone {
+            key,
+            conn,
+            paused: false.into(),
+            metrics,
+            labels,
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set(&self, paused: bool) {
+        self.paused
+            .store(paused, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.target_gone(&self.labels, paused);
+    }
+
+    /// While paused: waits [`GONE_POLL`] and reads the key again; false on shutdown.
+    pub async fn wait_resumed(&self, shutdown: &CancellationToken) -> bool {
+        while self.is_paused() {
+            tokio::select! {
+                _ = tokio::time::sleep(GONE_POLL) => {}
+                _ = shutdown.cancelled() => return false,
+            }
+            self.refresh().await;
+        }
+        true
+    }
+
+    /// Reads the key (at start, and while paused): whether the target is paused.
+    pub async fn refresh(&self) -> bool {
+        let mut conn = self.conn.clone();
+        let exists: Result<bool, _> =
+            crate::bus::within(redis::cmd("EXISTS").arg(&self.key).query_async(&mut conn)).await;
+        match exists {
+            Ok(paused) => {
+                if paused != self.is_paused() {
+                    if paused {
+                        warn!(bus = %self.labels.bus, rule = %self.labels.rule, target = %self.labels.target, "target is paused: it answered 410 Gone");
+                    } else {
+                        info!(bus = %self.labels.bus, rule = %self.labels.rule, target = %self.labels.target, "target resumed");
+                    }
+                }
+                self.set(paused);
+                paused
+            }
+            // Unknown: keep what we knew.
+            Err(_) => self.is_paused(),
+        }
+    }
+
+    /// The target answered 410: pause it here and for every replica.
+    pub async fn mark(&self, event_id: &str) {
+        let mut conn = self.conn.clone();
+        warn!(bus = %self.labels.bus, rule = %self.labels.rule, target = %self.labels.target, event_id, "target answered 410 Gone: paused until resumed through the API");
+        self.set(true);
+        let since = serde_json::json!({
+            "since_ms": crate::observability::trace::now_ms(),
+            "event": event_id,
+        })
+        .to_string();
+        let written: Result<(), _> = crate::bus::within(
+            redis::cmd("SET")
+                .arg(&self.key)
+                .arg(since)
+                .arg("NX")
+                .query_async(&mut conn),
+        )
+        .await;
+        if let Err(e) = written {
+            warn!(key = %self.key, error = %e, "recording the pause failed; other replicas pause on their own 410");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

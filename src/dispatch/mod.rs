@@ -36,7 +36,7 @@ use crate::router::{Backoff, StreamSettings};
 use crate::rules::select::Path;
 use crate::rules::transform::Context;
 use crate::targets::{Delivered, DeliveryError, Target};
-use limits::{Breaker, Gate, Health, RateLimiter};
+use limits::{Breaker, Gate, Gone, Health, RateLimiter};
 
 /// One target of one rule, ready to deliver.
 #[derive(Debug)]
@@ -55,6 +55,8 @@ pub struct TargetSpec {
     pub labels: TargetLabels,
     pub rate: Option<RateLimiter>,
     pub breaker: Option<Breaker>,
+    /// Paused after a `410 Gone` until resumed through the API.
+    pub gone: Gone,
     /// The ordering key: with one, events of a key are delivered one after the other
     /// (see `ordered`).
     pub ordering: Option<Path>,
@@ -131,9 +133,17 @@ pub async fn run(
     // The last read found nothing.
     let mut idle = false;
     let mut own_pending = true;
+    spec.gone.refresh().await;
 
     while !shutdown.is_cancelled() {
         while in_flight.try_join_next().is_some() {}
+        // A target that answered 410 Gone: its events wait in Redis, unread.
+        if spec.gone.is_paused() {
+            if !spec.gone.wait_resumed(&shutdown).await {
+                break;
+            }
+            continue;
+        }
         if !group_ready {
             match bus::ensure_group(&mut reader, &spec.key, DISPATCH_GROUP).await {
                 Ok(()) => group_ready = true,
@@ -423,6 +433,9 @@ async fn attempt(spec: &TargetSpec, p: &mut Pending, replica: &str) -> Result<De
     let latency_ms = elapsed.as_millis() as u64;
     spec.metrics
         .attempted(&spec.labels, elapsed, outcome.as_ref().map(|_| ()));
+    if matches!(outcome, Err(DeliveryError::Status { status: 410, .. })) {
+        spec.gone.mark(p.event.id()).await;
+    }
     if let Some(breaker) = &spec.breaker {
         match &outcome {
             // Says nothing about the target.
@@ -526,6 +539,9 @@ async fn admit(
     conn: &mut ConnectionManager,
     shutdown: &CancellationToken,
 ) -> bool {
+    if !spec.gone.wait_resumed(shutdown).await {
+        return false;
+    }
     if let Some(breaker) = &spec.breaker {
         loop {
             match breaker.gate() {

@@ -29,7 +29,7 @@ use crate::compat::aws::AwsConfig;
 use crate::config::{Config, Limits};
 use crate::control::dlq::DlqApi;
 use crate::dispatch::chain::OnSuccess;
-use crate::dispatch::limits::{Breaker, RateLimiter};
+use crate::dispatch::limits::{Breaker, Gone, RateLimiter};
 use crate::dispatch::{self, DeliverySettings, TargetSpec};
 use crate::functions::invoke_api::InvokeApi;
 use crate::functions::FunctionHost;
@@ -521,6 +521,12 @@ impl Runtime {
                 .breaker
                 .as_ref()
                 .map(|b| Breaker::new(b, target.timeout, metrics.clone(), labels.clone())),
+            gone: Gone::new(
+                bus::gone_key(&target.bus, &target.rule, &target.name),
+                fixed.shared.clone(),
+                metrics.clone(),
+                labels.clone(),
+            ),
             ordering: target.ordering.take(),
             trace: target.trace,
             metrics: metrics.clone(),

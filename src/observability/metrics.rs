@@ -140,6 +140,7 @@ pub struct Metrics {
     breaker_state: Family<TargetLabels, Gauge>,
     rate_limited: Family<TargetLabels, Counter>,
     connector_messages: Family<ConnectorLabels, Counter>,
+    target_gone: Family<TargetLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -171,6 +172,7 @@ impl Metrics {
             breaker_state: Family::default(),
             rate_limited: Family::default(),
             connector_messages: Family::default(),
+            target_gone: Family::default(),
             registry: Registry::default(),
         };
         // Counter names get their `_total` suffix from the encoder.
@@ -233,6 +235,11 @@ impl Metrics {
             "sluice_schema_violations",
             "Events whose data violated their schema, by mode (enforce: refused, warn: accepted and marked)",
             m.schema_violations.clone(),
+        );
+        registry.register(
+            "sluice_target_gone",
+            "1 while a target is paused because it answered 410 Gone (resume it through the API)",
+            m.target_gone.clone(),
         );
         registry.register(
             "sluice_connector_messages",
@@ -357,6 +364,10 @@ impl Metrics {
     /// The breaker of `target` is now in `state` (0 closed, 1 open, 2 half-open).
     pub fn breaker_state(&self, target: &TargetLabels, state: i64) {
         self.breaker_state.get_or_create(target).set(state);
+    }
+
+    pub fn target_gone(&self, target: &TargetLabels, gone: bool) {
+        self.target_gone.get_or_create(target).set(i64::from(gone));
     }
 
     pub fn rate_limited(&self, target: &TargetLabels) {

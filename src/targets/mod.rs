@@ -237,12 +237,14 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
-    /// Whether another attempt may succeed: timeouts, connection errors, 408, 429 and
-    /// 5xx are retried; other answers (4xx, 3xx: redirects are not followed) are not.
+    /// Whether another attempt may succeed: timeouts, connection errors, 408, 410, 429
+    /// and 5xx are retried; other answers (4xx, 3xx: redirects are not followed) are not.
     pub fn is_retryable(&self) -> bool {
         match self {
+            // 410 Gone pauses the target (`dispatch::limits::Gone`); its event is kept
+            // for when it is resumed.
             DeliveryError::Status { status, .. } => {
-                matches!(status, 408 | 429) || (500..600).contains(status)
+                matches!(status, 408 | 410 | 429) || (500..600).contains(status)
             }
             DeliveryError::Request(_) | DeliveryError::Timeout(_) => true,
             DeliveryError::Invalid(_) => false,
