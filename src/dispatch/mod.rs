@@ -659,6 +659,10 @@ async fn deliver(
         let _ = acks.send((id, None));
         return;
     };
+    // Read just before the target answered 410: it waits here, pending, with the rest.
+    if !spec.gone.wait_resumed(&shutdown).await {
+        return;
+    }
     match attempt(&spec, &mut pending, &consumer).await {
         Ok(_) => {
             let _ = acks.send((pending.entry_id, pending.trace));

@@ -157,11 +157,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, echo: Option<web::Data<EchoSink>>
     cfg.service(
         web::resource("/buses/{bus}/events")
             .route(web::post().to(ingest))
+            .route(web::method(actix_web::http::Method::OPTIONS).to(handshake))
             .default_service(web::to(|| async { method_not_allowed("POST") })),
     )
     .service(
         web::resource("/webhooks/{source}")
             .route(web::post().to(webhook::receive))
+            .route(web::method(actix_web::http::Method::OPTIONS).to(handshake))
             .default_service(web::to(|| async { method_not_allowed("POST") })),
     )
     .service(
@@ -194,6 +196,29 @@ pub fn configure(cfg: &mut web::ServiceConfig, echo: Option<web::Data<EchoSink>>
                 .route(web::get().to(echo::list)),
         );
     }
+}
+
+/// The abuse-protection handshake of the CloudEvents HTTP webhook spec (1.0.2, section
+/// 4): a sender asks with `OPTIONS` and `WebHook-Request-Origin` whether it may deliver.
+/// Sluice's ingest endpoints take deliveries from any origin (tokens and signatures
+/// decide what is accepted), at any rate (limits answer 429), so the answer names the
+/// origin back and allows every rate. A `WebHook-Request-Callback` is not called: the
+/// answer is given synchronously, which the spec allows. Without the request header this
+/// is a plain `OPTIONS`: the allowed methods.
+async fn handshake(req: HttpRequest) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response.insert_header(("Allow", "POST, OPTIONS"));
+    if let Some(origin) = req
+        .headers()
+        .get("webhook-request-origin")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty())
+    {
+        response
+            .insert_header(("WebHook-Allowed-Origin", origin.trim()))
+            .insert_header(("WebHook-Allowed-Rate", "*"));
+    }
+    response.finish()
 }
 
 /// JSON 404 for every unknown path.

@@ -68,6 +68,10 @@ pub struct HttpConfig {
     /// OAuth 2.0 client credentials: a bearer token fetched and renewed by Sluice.
     #[serde(default)]
     pub oauth: Option<super::oauth::OAuthConfig>,
+    /// The CloudEvents webhook abuse-protection handshake before the first delivery
+    /// (`targets::handshake`).
+    #[serde(default)]
+    pub handshake: Option<super::handshake::HandshakeConfig>,
 }
 
 fn default_method() -> String {
@@ -99,6 +103,7 @@ pub struct HttpSpec {
     mode: DeliveryMode,
     signing_key: Option<Vec<u8>>,
     oauth: Option<Box<super::oauth::OAuth>>,
+    handshake: Option<super::handshake::HandshakeConfig>,
 }
 
 impl HttpSpec {
@@ -196,6 +201,12 @@ impl HttpConfig {
             .as_ref()
             .and_then(|o| o.build(&format!("{at}.oauth"), errors))
             .map(Box::new);
+        if let Some(h) = &self.handshake {
+            errors.check(
+                format!("{at}.handshake.origin"),
+                h.check().map_err(String::from),
+            );
+        }
         if self.oauth.is_some()
             && self
                 .headers
@@ -217,6 +228,7 @@ impl HttpConfig {
             mode: self.mode,
             signing_key,
             oauth,
+            handshake: self.handshake.clone(),
         })
     }
 }
@@ -419,6 +431,7 @@ pub struct HttpTarget {
     /// Standard Webhooks signing key (decoded `whsec_`).
     signing_key: Option<Vec<u8>>,
     oauth: Option<Box<super::oauth::OAuth>>,
+    handshake: Option<super::handshake::Handshake>,
 }
 
 impl HttpTarget {
@@ -441,6 +454,10 @@ impl HttpTarget {
             timeout,
             signing_key: spec.signing_key,
             oauth: spec.oauth,
+            handshake: spec
+                .handshake
+                .as_ref()
+                .map(super::handshake::Handshake::new),
         })
     }
 
@@ -453,6 +470,13 @@ impl HttpTarget {
         };
         if let Some(token) = &token {
             request = request.bearer_auth(token);
+        }
+        if let Some(handshake) = &self.handshake {
+            let built = request
+                .build()
+                .map_err(|e| DeliveryError::Invalid(error_chain(&e)))?;
+            handshake.admit(&self.client, built.url()).await?;
+            request = reqwest::RequestBuilder::from_parts(self.client.clone(), built);
         }
         let response = request.send().await.map_err(|e| {
             if e.is_timeout() {

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod bridge;
 pub mod bus;
 pub mod function;
+pub mod handshake;
 pub mod http;
 pub mod mqtt;
 pub mod nats;
