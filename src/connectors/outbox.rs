@@ -276,7 +276,9 @@ fn claims_cloudevent(body: &[u8]) -> bool {
     struct Probe {
         specversion: Option<serde::de::IgnoredAny>,
     }
-    serde_json::from_slice::<Probe>(body).is_ok_and(|p| p.specversion.is_some())
+    // A struct would also deserialize from an array (positionally): objects only.
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && serde_json::from_slice::<Probe>(body).is_ok_and(|p| p.specversion.is_some())
 }
 
 /// Why a poll failed.
@@ -475,5 +477,71 @@ async fn wait_for_rows(
                 _ = shutdown.cancelled() => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(layout: Layout) -> Outbox {
+        Outbox::new(&OutboxConfig {
+            url: "postgres://user:secret@db.example:6543/shop?sslmode=disable".into(),
+            table: Some("app.outbox".into()),
+            layout,
+            batch: None,
+            poll: None,
+            notify: None,
+        })
+    }
+
+    #[test]
+    fn statements_quote_the_table_and_take_the_lock_per_table() {
+        let o = outbox(Layout::Structured);
+        assert_eq!(
+            o.select,
+            r#"SELECT id::bigint AS id, event::text AS event FROM "app"."outbox" ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"#
+        );
+        assert_eq!(o.delete, r#"DELETE FROM "app"."outbox" WHERE id = ANY($1)"#);
+        assert_eq!(o.lock, "sluice-outbox:app.outbox");
+        assert_eq!((o.batch, o.poll), (100, Duration::from_millis(200)));
+        assert!(outbox(Layout::Binary)
+            .select
+            .contains("content_type::text AS content_type, data FROM"));
+    }
+
+    #[test]
+    fn plain_rows_become_the_documented_event_without_credentials() {
+        let o = outbox(Layout::Structured);
+        let e = o
+            .plain(42, None, Bytes::from_static(br#"{"a": 1}"#))
+            .decode();
+        assert_eq!(e.id(), "42");
+        assert_eq!(
+            e.attr_str("source"),
+            Some("postgres://db.example:6543/shop/app.outbox")
+        );
+        assert_eq!(e.attr_str("type"), Some("sluice.postgres.outbox"));
+        assert_eq!(e.attr_str("datacontenttype"), Some("application/json"));
+        assert_eq!(e.data.as_ref().unwrap().kind, DataKind::Json);
+        let e = o.plain(43, None, Bytes::from_static(&[0xff, 0])).decode();
+        assert_eq!(
+            e.attr_str("datacontenttype"),
+            Some("application/octet-stream")
+        );
+        assert_eq!(e.data.unwrap().kind, DataKind::Binary);
+        let e = o
+            .plain(44, Some("text/plain".into()), Bytes::from_static(b"hi"))
+            .decode();
+        assert_eq!(e.data.unwrap().kind, DataKind::Text);
+    }
+
+    #[test]
+    fn only_objects_with_specversion_claim_to_be_cloudevents() {
+        assert!(claims_cloudevent(br#"{"specversion":"1.0"}"#));
+        assert!(!claims_cloudevent(br#"{"id":"x","specversion":null}"#));
+        assert!(!claims_cloudevent(br#"{"id":"x"}"#));
+        assert!(!claims_cloudevent(br#"[1]"#));
+        assert!(!claims_cloudevent(b"not json"));
     }
 }

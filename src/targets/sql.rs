@@ -171,9 +171,7 @@ impl SqlTargetConfig {
                     {
                         sqlx::postgres::PgConnectOptions::from_str(url).map(|_| ())
                     }
-                    Dialect::Mysql
-                        if url.starts_with("mysql://") || url.starts_with("mariadb://") =>
-                    {
+                    Dialect::Mysql if url.starts_with("mysql://") => {
                         sqlx::mysql::MySqlConnectOptions::from_str(url).map(|_| ())
                     }
                     _ => Err(sqlx::Error::Configuration("wrong scheme".into())),
@@ -325,41 +323,7 @@ impl SqlTarget {
             ),
         };
         let spec = std::sync::Arc::new(spec);
-        let names: Vec<&str> = spec.columns.iter().map(|(c, _)| c.as_str()).collect();
-        let key = names[0];
-        let others = &names[1..];
-        let (insert_head, conflict) = match spec.dialect {
-            Dialect::Postgres => {
-                let list = names.join(", ");
-                let head = format!(
-                    "INSERT INTO {table} ({list}) SELECT {list} FROM json_populate_recordset(NULL::{table}, $1::json)",
-                    table = spec.table
-                );
-                let conflict = if spec.mode == WriteMode::Upsert && !others.is_empty() {
-                    let set: Vec<String> = others
-                        .iter()
-                        .map(|c| format!("{c} = EXCLUDED.{c}"))
-                        .collect();
-                    format!(" ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", "))
-                } else {
-                    format!(" ON CONFLICT ({key}) DO NOTHING")
-                };
-                (head, conflict)
-            }
-            Dialect::Mysql => {
-                let head = format!("INSERT INTO {} ({}) VALUES ", spec.table, names.join(", "));
-                let conflict = if spec.mode == WriteMode::Upsert && !others.is_empty() {
-                    let set: Vec<String> = others
-                        .iter()
-                        .map(|c| format!("{c} = VALUES({c})"))
-                        .collect();
-                    format!(" ON DUPLICATE KEY UPDATE {}", set.join(", "))
-                } else {
-                    format!(" ON DUPLICATE KEY UPDATE {key} = {key}")
-                };
-                (head, conflict)
-            }
-        };
+        let (insert_head, conflict) = Writer::parts(&spec);
         let writer = Writer {
             spec: spec.clone(),
             pool,
@@ -503,6 +467,45 @@ impl SqlError {
 }
 
 impl Writer {
+    /// The INSERT of a batch but its values, and its conflict clause.
+    fn parts(spec: &SqlSpec) -> (String, String) {
+        let names: Vec<&str> = spec.columns.iter().map(|(c, _)| c.as_str()).collect();
+        let key = names[0];
+        let others = &names[1..];
+        match spec.dialect {
+            Dialect::Postgres => {
+                let list = names.join(", ");
+                let head = format!(
+                    "INSERT INTO {table} ({list}) SELECT {list} FROM json_populate_recordset(NULL::{table}, $1::json)",
+                    table = spec.table
+                );
+                let conflict = if spec.mode == WriteMode::Upsert && !others.is_empty() {
+                    let set: Vec<String> = others
+                        .iter()
+                        .map(|c| format!("{c} = EXCLUDED.{c}"))
+                        .collect();
+                    format!(" ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", "))
+                } else {
+                    format!(" ON CONFLICT ({key}) DO NOTHING")
+                };
+                (head, conflict)
+            }
+            Dialect::Mysql => {
+                let head = format!("INSERT INTO {} ({}) VALUES ", spec.table, names.join(", "));
+                let conflict = if spec.mode == WriteMode::Upsert && !others.is_empty() {
+                    let set: Vec<String> = others
+                        .iter()
+                        .map(|c| format!("{c} = VALUES({c})"))
+                        .collect();
+                    format!(" ON DUPLICATE KEY UPDATE {}", set.join(", "))
+                } else {
+                    format!(" ON DUPLICATE KEY UPDATE {key} = {key}")
+                };
+                (head, conflict)
+            }
+        }
+    }
+
     /// One INSERT of `rows` (autocommit: Ok means committed).
     async fn write(&self, rows: &[&Row]) -> Result<(), SqlError> {
         let run = async {
@@ -572,5 +575,75 @@ impl Writer {
                 retryable: true,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str, mode: WriteMode) -> SqlTargetConfig {
+        SqlTargetConfig {
+            url: Some(url.into()),
+            table: Some("app.rows".into()),
+            columns: [("total".to_string(), "$.data.total".to_string())].into(),
+            key: None,
+            mode,
+            batch: None,
+            linger: None,
+            max_connections: None,
+        }
+    }
+
+    fn statements(dialect: Dialect, url: &str, mode: WriteMode) -> (String, String) {
+        let mut errors = Errors::default();
+        let spec = config(url, mode)
+            .build(dialect, false, "t", &mut errors)
+            .expect("valid");
+        Writer::parts(&spec)
+    }
+
+    #[test]
+    fn postgres_statements() {
+        let (head, conflict) =
+            statements(Dialect::Postgres, "postgres://u@h/db", WriteMode::Insert);
+        assert_eq!(
+            head,
+            r#"INSERT INTO "app"."rows" ("id", "total") SELECT "id", "total" FROM json_populate_recordset(NULL::"app"."rows", $1::json)"#
+        );
+        assert_eq!(conflict, r#" ON CONFLICT ("id") DO NOTHING"#);
+        let (_, conflict) = statements(Dialect::Postgres, "postgres://u@h/db", WriteMode::Upsert);
+        assert_eq!(
+            conflict,
+            r#" ON CONFLICT ("id") DO UPDATE SET "total" = EXCLUDED."total""#
+        );
+    }
+
+    #[test]
+    fn mysql_statements() {
+        let (head, conflict) = statements(Dialect::Mysql, "mysql://u@h/db", WriteMode::Insert);
+        assert_eq!(head, "INSERT INTO `app`.`rows` (`id`, `total`) VALUES ");
+        assert_eq!(conflict, " ON DUPLICATE KEY UPDATE `id` = `id`");
+        let (_, conflict) = statements(Dialect::Mysql, "mysql://u@h/db", WriteMode::Upsert);
+        assert_eq!(
+            conflict,
+            " ON DUPLICATE KEY UPDATE `total` = VALUES(`total`)"
+        );
+    }
+
+    #[test]
+    fn a_transform_and_bad_names_are_refused() {
+        let mut errors = Errors::default();
+        let mut c = config("mysql://u@h/db", WriteMode::Insert);
+        c.columns.insert("no good".into(), "$.id".into());
+        assert!(c.build(Dialect::Postgres, true, "t", &mut errors).is_none());
+        let text: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+        let text = text.join("\n");
+        assert!(
+            text.contains("t.transform: a postgres target takes no transform"),
+            "{text}"
+        );
+        assert!(text.contains("t.url: must be a postgres:// URL"), "{text}");
+        assert!(text.contains("t.columns.no good: a column name"), "{text}");
     }
 }
