@@ -497,6 +497,46 @@ async fn two_gateways_keep_the_order_of_each_aggregate_and_append_each_row_once(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notify_on_the_channel_wakes_the_outbox_before_its_poll_interval() {
+    let table = format!("ob_n_{}", suffix());
+    let _tables = Tables {
+        postgres: vec![table.clone()],
+        mysql: vec![],
+    };
+    let db = pg().await;
+    sqlx::query(&format!(
+        "CREATE TABLE {table} (id bigserial primary key, aggregate text, event json)"
+    ))
+    .execute(&db)
+    .await
+    .unwrap();
+    let channel = format!("ch_{}", suffix());
+    let redis = Redis::start();
+    let config = format!(
+        r#"
+buses: [{{name: orders}}]
+connectors:
+  - {{name: ob, kind: postgres-outbox, bus: orders, url: "{PG}", table: {table}, poll: 1h, notify: {channel}}}
+"#
+    );
+    let gw = Gateway::start(&redis, &config).await;
+    let key = sluice::bus::bus_key("orders");
+    // The first poll ran at start; the connector now waits up to an hour, or a NOTIFY.
+    // (Its LISTEN starts with that wait: give it a moment, then notify until it is heard.)
+    insert_outbox(&db, &table, "n-", 0..3, 1, 3).await;
+    let heard = eventually(Duration::from_secs(10), || async {
+        sqlx::query(&format!("NOTIFY {channel}"))
+            .execute(&db)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        redis.xlen(&key) == 3
+    })
+    .await;
+    assert!(heard, "{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_kill_9_mid_flow_loses_nothing_and_appends_each_row_once() {
     let table = format!("ob_k_{}", suffix());
     let _tables = Tables {

@@ -301,7 +301,12 @@ async fn timed<T>(
 ) -> Result<T, sqlx::Error> {
     tokio::time::timeout(STATEMENT_TIMEOUT, fut)
         .await
-        .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut))
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {STATEMENT_TIMEOUT:?}"),
+            )))
+        })
 }
 
 /// What one poll did.
