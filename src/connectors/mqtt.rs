@@ -784,6 +784,9 @@ async fn poll(
             Ok(Polled::SubAck { refused: true }) => {
                 warn!(topic = %filter, "the broker refused the subscription");
             }
+            Ok(Polled::SubAck { refused: false }) => {
+                info!(topic = %filter, "MQTT subscription in force");
+            }
             Ok(Polled::Message(publish)) => {
                 let m = Received {
                     publish,

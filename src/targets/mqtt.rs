@@ -12,6 +12,7 @@
 //! reconnects with backoff.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -121,6 +122,9 @@ type Waiter = oneshot::Sender<Result<(), DeliveryError>>;
 struct Connection {
     client: Client,
     queued: Mutex<VecDeque<Waiter>>,
+    /// The last connection attempt failed: deliveries fail at once (retried by the
+    /// dispatcher) instead of piling up in rumqttc's request channel.
+    down: AtomicBool,
     /// Stops the event-loop task when the target is dropped (a new plan).
     _stop: DropGuard,
 }
@@ -187,6 +191,7 @@ impl MqttTarget {
             let connection = Arc::new(Connection {
                 client,
                 queued: Mutex::new(VecDeque::new()),
+                down: AtomicBool::new(false),
                 _stop: stop.clone().drop_guard(),
             });
             info!(broker = ?self.spec.broker, topic = %self.spec.topic, %client_id, "MQTT target connecting");
@@ -214,6 +219,9 @@ impl MqttTarget {
         };
         let content_type = message.content_type.map(|c| c.into_owned());
         let connection = self.connection();
+        if connection.down.load(Ordering::Relaxed) {
+            return Err(lost("not connected to the MQTT broker (reconnecting)"));
+        }
         let (tx, rx) = oneshot::channel();
         {
             // The waiter joins the queue in the order of the request: no await here.
@@ -265,6 +273,7 @@ async fn drive(
                     info!("MQTT target reconnected");
                 }
                 failures = 0;
+                conn.down.store(false, Ordering::Relaxed);
             }
             Ok(Polled::Published(pkid)) => {
                 if let Some(w) = held.take().or_else(pop) {
@@ -291,6 +300,7 @@ async fn drive(
             Ok(_) => {}
             Err(e) => {
                 failures += 1;
+                conn.down.store(true, Ordering::Relaxed);
                 warn!(error = %e, failures, "MQTT target connection failed; reconnecting");
                 // Whatever was on its way is failed (retried by the dispatcher), and
                 // rumqttc must not resend it behind our back. Its resend list holds the
