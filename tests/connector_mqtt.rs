@@ -519,7 +519,7 @@ rules:
 
 #[tokio::test]
 async fn kill_9_mid_flow_loses_nothing() {
-    const N: usize = 300;
+    const N: usize = 600;
     let redis = Redis::start();
     let port = shared_port();
     let s = suffix();
@@ -583,6 +583,8 @@ rules:
     assert!(wait_until(Duration::from_secs(20), || seen().len() >= 20).await);
     gw.kill9();
     let at_kill = seen().len();
+    let in_bus = bus_events(&redis, "flow").len();
+    eprintln!("at the kill: {in_bus} of {N} in the bus, {at_kill} at the reader");
     gw.restart().await;
     publisher.acked(N).await;
     assert!(

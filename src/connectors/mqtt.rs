@@ -666,7 +666,10 @@ pub async fn run(config: MqttSourceConfig, mut intake: Intake, shutdown: Cancell
             expiry: s.expiry,
             manual_acks: true,
             inflight: s.batch,
-            requests: s.batch as usize + 16,
+            // Room for a PUBACK of every packet id: queuing an ack never waits, so
+            // the appender never blocks on a poller that waits for the appender (a
+            // broker may resend more than the receive maximum when a session resumes).
+            requests: usize::from(u16::MAX),
         },
     );
     info!(broker = ?s.broker, topic = %s.filter, %client_id, protocol = %s.broker.protocol, "MQTT connector started");
