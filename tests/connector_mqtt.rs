@@ -580,7 +580,12 @@ rules:
             })
             .collect()
     };
-    assert!(wait_until(Duration::from_secs(20), || seen().len() >= 20).await);
+    // Kill while both halves are busy: some appended, some published.
+    let key = sluice::bus::bus_key("flow");
+    assert!(
+        wait_until(Duration::from_secs(20), || redis.xlen(&key) >= 50 && !seen().is_empty())
+            .await
+    );
     gw.kill9();
     let at_kill = seen().len();
     let in_bus = bus_events(&redis, "flow").len();
