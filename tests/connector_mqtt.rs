@@ -105,9 +105,14 @@ impl Mqtt {
 
     async fn subscribe(&self, filter: &str) {
         let before = *self.subacks.lock().unwrap();
-        self.client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .unwrap();
         assert!(
-            wait_until(Duration::from_secs(10), || *self.subacks.lock().unwrap() > before).await,
+            wait_until(Duration::from_secs(10), || *self.subacks.lock().unwrap()
+                > before)
+            .await,
             "no SUBACK"
         );
     }
@@ -277,7 +282,12 @@ connectors:
     let mut with_other = ce("b-json");
     with_other.push(("X-Not-An-Attribute", "ignored"));
     publisher
-        .publish(&t5, br#"{"a": [1, 2.50]}"#, Some("application/json"), &with_other)
+        .publish(
+            &t5,
+            br#"{"a": [1, 2.50]}"#,
+            Some("application/json"),
+            &with_other,
+        )
         .await;
     publisher
         .publish(&t5, b"hello text", Some("text/plain"), &ce("b-text"))
@@ -288,18 +298,33 @@ connectors:
         .await;
     let s_json = r#"{"specversion":"1.0","id":"s-json","source":"/mqtt/test","type":"test.structured","datacontenttype":"application/json","data":{"k": [true, null]}}"#;
     publisher
-        .publish(&t5, s_json.as_bytes(), Some("application/cloudevents+json; charset=utf-8"), &[])
+        .publish(
+            &t5,
+            s_json.as_bytes(),
+            Some("application/cloudevents+json; charset=utf-8"),
+            &[],
+        )
         .await;
     let s_b64 = format!(
         r#"{{"specversion":"1.0","id":"s-b64","source":"/mqtt/test","type":"test.structured","datacontenttype":"application/octet-stream","data_base64":"{}"}}"#,
         base64::engine::general_purpose::STANDARD.encode(bin)
     );
     publisher
-        .publish(&t5, s_b64.as_bytes(), Some("application/cloudevents+json"), &[])
+        .publish(
+            &t5,
+            s_b64.as_bytes(),
+            Some("application/cloudevents+json"),
+            &[],
+        )
         .await;
     // Claims to be an event and is not one: counted invalid, acknowledged, dropped.
     publisher
-        .publish(&t5, br#"{"specversion":"1.0"}"#, Some("application/cloudevents+json"), &[])
+        .publish(
+            &t5,
+            br#"{"specversion":"1.0"}"#,
+            Some("application/cloudevents+json"),
+            &[],
+        )
         .await;
     publisher.publish(&t5, br#"{"plain": 1}"#, None, &[]).await;
     publisher.publish(&t5, &bin, None, &[]).await;
@@ -308,7 +333,9 @@ connectors:
     publish_v311(port, &t3, &[s_v3.as_bytes(), b"plain over 3.1.1"]).await;
 
     assert!(
-        wait_until(Duration::from_secs(20), || bus_events(&redis, "in").len() >= 9).await,
+        wait_until(Duration::from_secs(20), || bus_events(&redis, "in").len()
+            >= 9)
+        .await,
         "events missing: {:?}",
         bus_events(&redis, "in")
     );
@@ -337,10 +364,16 @@ connectors:
     let mut expected = sent.clone();
     expected.remove("data");
     assert_eq!(untraced(&e.attrs), expected);
-    assert_eq!(&e.data.as_ref().unwrap().bytes[..], br#"{"k": [true, null]}"#);
+    assert_eq!(
+        &e.data.as_ref().unwrap().bytes[..],
+        br#"{"k": [true, null]}"#
+    );
     let e = &by_id["s-b64"];
     assert_eq!(&e.data.as_ref().unwrap().bytes[..], &bin[..]);
-    assert_eq!(e.attr_str("datacontenttype"), Some("application/octet-stream"));
+    assert_eq!(
+        e.attr_str("datacontenttype"),
+        Some("application/octet-stream")
+    );
     let e = &by_id["s-v3"];
     assert_eq!(e.attr_str("source"), Some("/mqtt/v3"));
     assert_eq!(&e.data.as_ref().unwrap().bytes[..], b"text data");
@@ -366,7 +399,10 @@ connectors:
     assert_eq!(e.attr_str("datacontenttype"), Some("application/json"));
     assert!(uuid::Uuid::parse_str(e.id()).is_ok());
     let e = find(&bin);
-    assert_eq!(e.attr_str("datacontenttype"), Some("application/octet-stream"));
+    assert_eq!(
+        e.attr_str("datacontenttype"),
+        Some("application/octet-stream")
+    );
     let e = find(b"plain over 3.1.1");
     assert_eq!(
         e.attr_str("source").unwrap(),
@@ -411,7 +447,11 @@ rules:
 
     let bin = vec![0u8, 1, 2, 254, 255];
     let sent: Vec<(&str, &str, Vec<u8>)> = vec![
-        ("o-json", "application/json", br#"{"n": 1.50, "x": [1]}"#.to_vec()),
+        (
+            "o-json",
+            "application/json",
+            br#"{"n": 1.50, "x": [1]}"#.to_vec(),
+        ),
         ("o-text", "text/plain; charset=utf-8", b"some text".to_vec()),
         ("o-bin", "application/octet-stream", bin.clone()),
     ];
@@ -478,9 +518,7 @@ rules:
         for (list, v5) in [(&structured, true), (&v3, false)] {
             let m = list
                 .iter()
-                .find(|p| {
-                    serde_json::from_slice::<Value>(&p.payload).unwrap()["id"] == json!(id)
-                })
+                .find(|p| serde_json::from_slice::<Value>(&p.payload).unwrap()["id"] == json!(id))
                 .unwrap();
             let mut doc: Map<String, Value> = serde_json::from_slice(&m.payload).unwrap();
             let data = doc.remove("data");
@@ -489,7 +527,10 @@ rules:
             want.insert("datacontenttype".into(), Value::from(*ct));
             assert_eq!(untraced(&doc), want);
             match *id {
-                "o-json" => assert_eq!(data.unwrap(), serde_json::from_slice::<Value>(body).unwrap()),
+                "o-json" => assert_eq!(
+                    data.unwrap(),
+                    serde_json::from_slice::<Value>(body).unwrap()
+                ),
                 "o-text" => assert_eq!(data.unwrap(), json!("some text")),
                 _ => assert_eq!(
                     base64::engine::general_purpose::STANDARD
@@ -500,7 +541,9 @@ rules:
             }
             let content_type = m.properties.as_ref().and_then(|p| p.content_type.clone());
             if v5 {
-                assert!(content_type.unwrap().starts_with("application/cloudevents+json"));
+                assert!(content_type
+                    .unwrap()
+                    .starts_with("application/cloudevents+json"));
             } else {
                 assert_eq!(content_type, None, "3.1.1 has no properties");
             }
@@ -583,8 +626,9 @@ rules:
     // Kill while both halves are busy: some appended, some published.
     let key = sluice::bus::bus_key("flow");
     assert!(
-        wait_until(Duration::from_secs(20), || redis.xlen(&key) >= 50 && !seen().is_empty())
-            .await
+        wait_until(Duration::from_secs(20), || redis.xlen(&key) >= 50
+            && !seen().is_empty())
+        .await
     );
     gw.kill9();
     let at_kill = seen().len();
@@ -830,7 +874,11 @@ connectors:
             .await;
     }
     publisher.acked(N).await;
-    assert!(wait_until(Duration::from_secs(20), || bus_events(&redis, "in").len() >= N).await);
+    assert!(
+        wait_until(Duration::from_secs(20), || bus_events(&redis, "in").len()
+            >= N)
+        .await
+    );
     // Each message appended once (no dedupe here), and both replicas took a share.
     let bodies: Vec<Bytes> = bus_events(&redis, "in")
         .into_iter()

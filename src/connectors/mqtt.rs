@@ -194,7 +194,10 @@ impl Broker {
             return None;
         }
         Some(Broker {
-            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             port: parsed.port().unwrap_or(if tls { 8883 } else { 1883 }),
             tls,
             username,
@@ -322,16 +325,23 @@ pub(crate) enum Publish {
 /// What one poll of an event loop yielded, reduced to what Sluice uses.
 #[derive(Debug)]
 pub(crate) enum Polled {
-    Connected { session_present: bool },
+    Connected {
+        session_present: bool,
+    },
     Message(Publish),
     /// A SUBACK; `refused` when the broker refused a filter.
-    SubAck { refused: bool },
+    SubAck {
+        refused: bool,
+    },
     /// An outgoing PUBLISH with this packet id went out.
     Published(u16),
     /// An outgoing PUBLISH waits for a packet id to be free (rumqttc's collision).
     AwaitAck,
     /// A PUBACK; `refused` names the MQTT 5 reason code of a refusal.
-    PubAck { pkid: u16, refused: Option<String> },
+    PubAck {
+        pkid: u16,
+        refused: Option<String>,
+    },
     Other,
 }
 
@@ -958,8 +968,9 @@ mod tests {
     #[test]
     fn fields_are_checked_with_their_paths() {
         assert!(errors_of("{url: 'mqtt://127.0.0.1:1883', topic: 'a/#'}").is_empty());
-        assert!(errors_of("{url: 'mqtt://h', topic: '$share/g/a/+/b', protocol: '3.1.1'}")
-            .is_empty());
+        assert!(
+            errors_of("{url: 'mqtt://h', topic: '$share/g/a/+/b', protocol: '3.1.1'}").is_empty()
+        );
         assert!(errors_of("{url: 'mqtt://h', topic: 'a', protocol: 5}").is_empty());
         let e = errors_of("{topic: 'a'}");
         assert!(e[0].starts_with("connectors[0].url: "), "{e:?}");
@@ -999,8 +1010,15 @@ mod tests {
         assert_eq!(b.password.as_deref(), Some("p:y"));
         assert_eq!(b.uri(), "mqtt://example.com:1883");
         assert_eq!(format!("{b:?}"), "mqtt://example.com:1883");
-        let b = Broker::check(Some("mqtts://h"), None, None, Protocol::V5, "t", &mut errors)
-            .unwrap();
+        let b = Broker::check(
+            Some("mqtts://h"),
+            None,
+            None,
+            Protocol::V5,
+            "t",
+            &mut errors,
+        )
+        .unwrap();
         assert_eq!((b.tls, b.port), (true, 8883));
         assert!(errors.is_empty());
     }
@@ -1014,7 +1032,12 @@ mod tests {
     }
 
     fn v5(payload: &[u8], ct: Option<&str>, props: &[(&str, &str)]) -> Received {
-        let mut p = m5::Publish::new("a/b c", rumqttc::v5::mqttbytes::QoS::AtLeastOnce, payload.to_vec(), None);
+        let mut p = m5::Publish::new(
+            "a/b c",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            payload.to_vec(),
+            None,
+        );
         p.properties = Some(m5::PublishProperties {
             content_type: ct.map(String::from),
             user_properties: props
@@ -1056,7 +1079,9 @@ mod tests {
         let e = event_of(&v5(structured, None, &[]), base).unwrap();
         assert_eq!(e.id, "e2");
 
-        let e = event_of(&v5(b"\x00\x01", None, &[]), base).unwrap().decode();
+        let e = event_of(&v5(b"\x00\x01", None, &[]), base)
+            .unwrap()
+            .decode();
         assert_eq!(e.id(), "plain-1");
         assert_eq!(e.attr_str("source"), Some("mqtt://h:1883/a/b%20c"));
         assert_eq!(e.attr_str("type"), Some("sluice.mqtt.message"));

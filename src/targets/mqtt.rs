@@ -26,7 +26,7 @@ use crate::config::value::SecretRef;
 use crate::config::Errors;
 use crate::connectors::mqtt::{
     check_client_id, check_protocol, check_topic, client, Broker, Client, EventLoop, Polled,
-    ProtocolField, Protocol, Session,
+    Protocol, ProtocolField, Session,
 };
 use crate::event::Event;
 use crate::rules::transform::{Context, Transform};
