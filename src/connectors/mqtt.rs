@@ -361,6 +361,9 @@ pub(crate) fn client(broker: &Broker, s: &Session) -> (Client, EventLoop) {
                 .set_clean_start(!s.persistent)
                 .set_manual_acks(s.manual_acks)
                 .set_receive_maximum(Some(s.inflight))
+                // Bounds the outgoing packet ids (and the table rumqttc allocates for
+                // them: 64K entries otherwise).
+                .set_outgoing_inflight_upper_limit(s.inflight)
                 .set_max_packet_size(Some(MAX_PACKET as u32));
             if s.persistent {
                 o.set_session_expiry_interval(Some(s.expiry.as_secs().min(u32::MAX as u64) as u32));
