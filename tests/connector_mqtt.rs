@@ -425,7 +425,10 @@ async fn target_publishes_in_both_modes_with_the_same_attributes_and_data() {
         &format!(
             r#"
 gateway_id: gw-{s}
-buses: [{{name: out}}]
+buses: [{{name: out}}, {{name: back}}]
+connectors:
+  # Reads what this gateway's targets publish: dropped by loop prevention.
+  - {{name: loop, kind: mqtt, bus: back, url: "mqtt://127.0.0.1:{port}", topic: "{base}/#"}}
 rules:
   - name: r
     bus: out
@@ -444,6 +447,7 @@ rules:
     .await;
     let reader = Mqtt::connect(port, &format!("reader-{s}"), false);
     reader.subscribe(&format!("{base}/#")).await;
+    subscribed(&gw, 1).await;
 
     let bin = vec![0u8, 1, 2, 254, 255];
     let sent: Vec<(&str, &str, Vec<u8>)> = vec![
@@ -557,7 +561,17 @@ rules:
         );
         assert!(properties(m).1.contains_key("id"));
     }
-    drop(gw);
+    // The gateway's own connector got all 12 back and appended none (`sluicepath`).
+    let mut returned = 0;
+    for _ in 0..250 {
+        returned = connector_metric(&gw, "loop", "returned").await;
+        if returned >= 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert_eq!(returned, 12);
+    assert!(bus_events(&redis, "back").is_empty());
 }
 
 #[tokio::test]
@@ -892,4 +906,56 @@ connectors:
     );
     assert_eq!(a + b, N as u64);
     assert!(a > 0 && b > 0, "one replica got everything: {a} / {b}");
+}
+
+#[tokio::test]
+async fn connector_acknowledges_only_after_redis_took_the_events() {
+    const N: usize = 50;
+    let mut redis = Redis::start();
+    if !redis.can_restart() {
+        return;
+    }
+    let port = shared_port();
+    let s = suffix();
+    let topic = format!("sluice-test/{s}/redis");
+    let gw = Gateway::start(
+        &redis,
+        &format!(
+            r#"
+gateway_id: gw-{s}
+buses: [{{name: in}}]
+connectors:
+  - {{name: in, kind: mqtt, bus: in, url: "mqtt://127.0.0.1:{port}", topic: {topic}}}
+"#
+        ),
+    )
+    .await;
+    subscribed(&gw, 1).await;
+    redis.kill();
+    let publisher = Mqtt::connect(port, &format!("pub-{s}"), false);
+    for i in 0..N {
+        publisher
+            .publish(&topic, format!("{i}").as_bytes(), Some("text/plain"), &[])
+            .await;
+    }
+    publisher.acked(N).await;
+    assert!(
+        wait_until(Duration::from_secs(10), || gw
+            .logs()
+            .contains("appending MQTT messages failed; retrying"))
+        .await
+    );
+    redis.restart();
+    assert!(
+        wait_until(Duration::from_secs(30), || bus_events(&redis, "in").len()
+            >= N)
+        .await,
+        "{} of {N} appended after Redis came back",
+        bus_events(&redis, "in").len()
+    );
+    let bodies: HashSet<Bytes> = bus_events(&redis, "in")
+        .into_iter()
+        .map(|e| e.data.unwrap().bytes)
+        .collect();
+    assert_eq!(bodies.len(), N);
 }
