@@ -9,7 +9,8 @@
 //! that id. When the connection drops, every waiting delivery fails as retryable (the
 //! dispatcher retries; the broker may have got some of them: at-least-once) and
 //! rumqttc's own resend queue is emptied so nothing is paired twice; the task
-//! reconnects with backoff.
+//! reconnects with backoff, and until it is connected again deliveries fail at once
+//! (retryable) rather than wait for their timeout.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
