@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """A stand-in for Alibaba Cloud EventBridge's PutEvents (POST /openapi/putEvents) on
-127.0.0.1:8090: recomputes the acs signature the way the cloud does (HMAC-SHA1 over
+127.0.0.1:8090 (or the port given as the argument): recomputes the acs signature the way the cloud does (HMAC-SHA1 over
 METHOD, content-md5, content-type, date, the sorted x-acs-* headers and the path),
 refuses a wrong one with 403, and prints the events it accepts."""
 import base64
 import hashlib
 import hmac
 import json
+import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 KEYS = {"LTAI5tExampleKeyId": b"example-secret"}
@@ -44,4 +45,4 @@ class PutEvents(BaseHTTPRequestHandler):
         pass
 
 
-HTTPServer(("127.0.0.1", 8090), PutEvents).serve_forever()
+HTTPServer(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 8090), PutEvents).serve_forever()
