@@ -73,8 +73,9 @@ impl TestStream {
             return out;
         }
         for seq in info.state.first_sequence..=info.state.last_sequence {
-            if let Ok(m) = stream.get_raw_message(seq).await {
-                out.push(m);
+                match stream.get_raw_message(seq).await {
+                Ok(m) => out.push(m),
+                Err(e) => eprintln!("message {seq}: {e}"),
             }
         }
         out
@@ -357,7 +358,13 @@ async fn events_reach_nats_in_both_modes_with_the_same_attributes_and_data() {
     let stream_name = format!("SLUICE_OUT_{s}");
     let subject = format!("sluiceo.{s}");
     let core_subject = format!("sluiceocore.{s}");
-    let stream = TestStream::create(SHARED, &stream_name, &[format!("{subject}.>")]).await;
+    // One stream per target: they publish the same events, and Nats-Msg-Id (the event
+    // id) would make a shared stream keep only the first of each (docs/connectors/nats.md).
+    let streams = [
+        TestStream::create(SHARED, &format!("{stream_name}_BIN"), &[format!("{subject}.bin.>")]).await,
+        TestStream::create(SHARED, &format!("{stream_name}_ST"), &[format!("{subject}.st")]).await,
+        TestStream::create(SHARED, &format!("{stream_name}_TR"), &[format!("{subject}.tr")]).await,
+    ];
     let client = async_nats::connect(SHARED).await.unwrap();
     let mut core = client.subscribe(core_subject.clone()).await.unwrap();
     client.flush().await.unwrap();
@@ -391,7 +398,10 @@ async fn events_reach_nats_in_both_modes_with_the_same_attributes_and_data() {
     };
     let start = Instant::now();
     let messages = loop {
-        let messages = stream.messages().await;
+        let mut messages = Vec::new();
+        for stream in &streams {
+            messages.extend(stream.messages().await);
+        }
         let binary = messages.iter().filter(|m| on(m, ".bin.test.out")).count();
         let structured = messages.iter().filter(|m| on(m, ".st")).count();
         let transformed = messages
@@ -534,7 +544,7 @@ fn pipeline_config(url: &str, stream: &str, subject: &str, batch: usize) -> Stri
     format!(
         r#"
 buses: [{{name: b}}]
-delivery: {{claim_idle: 2s}}
+delivery: {{claim_idle: 4s}}
 connectors:
   - {{name: in, kind: nats, bus: b, url: "{url}", stream: {stream}, consumer: gw, subject: "{subject}.in", ack_wait: 2s, batch: {batch}}}
 rules:
