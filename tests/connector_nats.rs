@@ -73,7 +73,7 @@ impl TestStream {
             return out;
         }
         for seq in info.state.first_sequence..=info.state.last_sequence {
-                match stream.get_raw_message(seq).await {
+            match stream.get_raw_message(seq).await {
                 Ok(m) => out.push(m),
                 Err(e) => eprintln!("message {seq}: {e}"),
             }
@@ -223,7 +223,10 @@ async fn messages_of_both_modes_and_plain_ones_arrive_in_the_bus() {
         stream
             .publish(
                 &format!("{subject}.st"),
-                &[("Content-Type", "application/cloudevents+json; charset=utf-8")],
+                &[(
+                    "Content-Type",
+                    "application/cloudevents+json; charset=utf-8",
+                )],
                 body.as_bytes(),
             )
             .await;
@@ -235,7 +238,11 @@ async fn messages_of_both_modes_and_plain_ones_arrive_in_the_bus() {
     stream
         .publish(
             &format!("{subject}.bad"),
-            &[("ce-specversion", "1.0"), ("ce-id", "bad"), ("ce-source", "/x")],
+            &[
+                ("ce-specversion", "1.0"),
+                ("ce-id", "bad"),
+                ("ce-source", "/x"),
+            ],
             b"{}",
         )
         .await;
@@ -289,13 +296,24 @@ async fn messages_of_both_modes_and_plain_ones_arrive_in_the_bus() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(settled, "consumer backlog {:?}", stream.consumer_backlog("gw").await);
-    let metrics = reqwest::get(gw.url("/metrics")).await.unwrap().text().await.unwrap();
     assert!(
-        metrics.lines().any(|l| l.starts_with("sluice_connector_messages")
-            && l.contains("connector=\"js\"")
-            && l.contains("invalid")
-            && l.ends_with(" 1")),
+        settled,
+        "consumer backlog {:?}",
+        stream.consumer_backlog("gw").await
+    );
+    let metrics = reqwest::get(gw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sluice_connector_messages")
+                && l.contains("connector=\"js\"")
+                && l.contains("invalid")
+                && l.ends_with(" 1")),
         "{metrics}"
     );
 
@@ -304,7 +322,10 @@ async fn messages_of_both_modes_and_plain_ones_arrive_in_the_bus() {
     let start = Instant::now();
     let mut n = 0;
     while by_id(&rx, "core-probe").is_none() {
-        assert!(start.elapsed() < Duration::from_secs(15), "core NATS connector got nothing");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "core NATS connector got nothing"
+        );
         let mut h = async_nats::HeaderMap::new();
         for (k, v) in [
             ("ce-specversion", "1.0"),
@@ -316,7 +337,11 @@ async fn messages_of_both_modes_and_plain_ones_arrive_in_the_bus() {
             h.insert(k, v);
         }
         client
-            .publish_with_headers(format!("{core_subject}.x"), h, Bytes::from(format!("probe {n}")))
+            .publish_with_headers(
+                format!("{core_subject}.x"),
+                h,
+                Bytes::from(format!("probe {n}")),
+            )
             .await
             .unwrap();
         client.flush().await.unwrap();
@@ -361,9 +386,24 @@ async fn events_reach_nats_in_both_modes_with_the_same_attributes_and_data() {
     // One stream per target: they publish the same events, and Nats-Msg-Id (the event
     // id) would make a shared stream keep only the first of each (docs/connectors/nats.md).
     let streams = [
-        TestStream::create(SHARED, &format!("{stream_name}_BIN"), &[format!("{subject}.bin.>")]).await,
-        TestStream::create(SHARED, &format!("{stream_name}_ST"), &[format!("{subject}.st")]).await,
-        TestStream::create(SHARED, &format!("{stream_name}_TR"), &[format!("{subject}.tr")]).await,
+        TestStream::create(
+            SHARED,
+            &format!("{stream_name}_BIN"),
+            &[format!("{subject}.bin.>")],
+        )
+        .await,
+        TestStream::create(
+            SHARED,
+            &format!("{stream_name}_ST"),
+            &[format!("{subject}.st")],
+        )
+        .await,
+        TestStream::create(
+            SHARED,
+            &format!("{stream_name}_TR"),
+            &[format!("{subject}.tr")],
+        )
+        .await,
     ];
     let client = async_nats::connect(SHARED).await.unwrap();
     let mut core = client.subscribe(core_subject.clone()).await.unwrap();
@@ -373,7 +413,11 @@ async fn events_reach_nats_in_both_modes_with_the_same_attributes_and_data() {
     let events: [(&str, &str, &[u8]); 3] = [
         ("o-json", "application/json", br#"{"n":7,"s":"x"}"#),
         ("o-text", "text/plain", b"plain text, 100%"),
-        ("o-bin", "application/octet-stream", &[0, 1, 2, 255, 128, 10]),
+        (
+            "o-bin",
+            "application/octet-stream",
+            &[0, 1, 2, 255, 128, 10],
+        ),
     ];
     for (id, ct, body) in events {
         post_binary(
@@ -410,7 +454,11 @@ async fn events_reach_nats_in_both_modes_with_the_same_attributes_and_data() {
         if binary >= 3 && structured >= 3 && transformed {
             break messages;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "stream has {}", messages.len());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "stream has {}",
+            messages.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let expected_attrs = |id: &str| -> HashMap<String, String> {
@@ -430,21 +478,25 @@ async fn events_reach_nats_in_both_modes_with_the_same_attributes_and_data() {
         // Binary: ce-* headers, Content-Type, the data bytes; Nats-Msg-Id = the id.
         let m = messages
             .iter()
-            .find(|m| m.subject.as_str() == format!("{subject}.bin.test.out") && header(m, "ce-id") == Some(id))
+            .find(|m| {
+                m.subject.as_str() == format!("{subject}.bin.test.out")
+                    && header(m, "ce-id") == Some(id)
+            })
             .unwrap_or_else(|| panic!("binary {id} not in the stream"));
         assert_eq!(ce_headers(&m.headers), expected_attrs(id));
         assert_eq!(header(m, "Content-Type"), Some(ct));
         assert_eq!(header(m, "Nats-Msg-Id"), Some(id));
         assert_eq!(&m.payload[..], body);
-        assert!(header(m, "ce-sluicepath").is_some(), "the gateway stamps its trace");
+        assert!(
+            header(m, "ce-sluicepath").is_some(),
+            "the gateway stamps its trace"
+        );
 
         // Structured: the JSON format, same attributes and data.
         let m = messages
             .iter()
             .filter(|m| m.subject.as_str() == format!("{subject}.st"))
-            .find(|m| {
-                serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["id"] == id
-            })
+            .find(|m| serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["id"] == id)
             .unwrap_or_else(|| panic!("structured {id} not in the stream"));
         assert!(header(m, "Content-Type")
             .unwrap()
@@ -456,13 +508,18 @@ async fn events_reach_nats_in_both_modes_with_the_same_attributes_and_data() {
         assert_eq!(v["datacontenttype"], ct);
         match ct {
             "application/json" => {
-                assert_eq!(v["data"], serde_json::from_slice::<serde_json::Value>(body).unwrap())
+                assert_eq!(
+                    v["data"],
+                    serde_json::from_slice::<serde_json::Value>(body).unwrap()
+                )
             }
             "text/plain" => assert_eq!(v["data"], std::str::from_utf8(body).unwrap()),
             _ => {
                 use base64::Engine;
                 let b64 = v["data_base64"].as_str().unwrap();
-                let decoded = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap();
                 assert_eq!(decoded, body);
             }
         }
@@ -472,16 +529,22 @@ async fn events_reach_nats_in_both_modes_with_the_same_attributes_and_data() {
         .iter()
         .find(|m| on(m, ".tr") && header(m, "ce-id") == Some("o-json"))
         .expect("the transformed message");
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap(), serde_json::json!({"got": 7}));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap(),
+        serde_json::json!({"got": 7})
+    );
     assert_eq!(header(m, "ce-id"), Some("o-json"));
 
     // Core NATS: the subscriber present gets the same binary message.
     let mut got = Vec::new();
     while got.len() < 3 {
-        let m = tokio::time::timeout(Duration::from_secs(10), futures_util::StreamExt::next(&mut core))
-            .await
-            .expect("core NATS message")
-            .unwrap();
+        let m = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::StreamExt::next(&mut core),
+        )
+        .await
+        .expect("core NATS message")
+        .unwrap();
         got.push(m);
     }
     for (id, ct, body) in events {
@@ -497,7 +560,12 @@ async fn events_reach_nats_in_both_modes_with_the_same_attributes_and_data() {
 }
 
 /// Publishes `n` binary CloudEvents `{prefix}{i}` to `subject` (PubAcks awaited at the end).
-async fn publish_events(stream: &TestStream, subject: &str, prefix: &str, range: std::ops::Range<usize>) {
+async fn publish_events(
+    stream: &TestStream,
+    subject: &str,
+    prefix: &str,
+    range: std::ops::Range<usize>,
+) {
     let mut acks = Vec::new();
     for i in range {
         let id = format!("{prefix}{i}");
@@ -514,7 +582,11 @@ async fn publish_events(stream: &TestStream, subject: &str, prefix: &str, range:
         acks.push(
             stream
                 .js
-                .publish_with_headers(subject.to_string(), h, Bytes::from(format!("{{\"i\":{i}}}")))
+                .publish_with_headers(
+                    subject.to_string(),
+                    h,
+                    Bytes::from(format!("{{\"i\":{i}}}")),
+                )
                 .await
                 .unwrap(),
         );
@@ -575,7 +647,10 @@ async fn a_kill_9_of_the_gateway_mid_flow_loses_nothing() {
         if !ids.is_empty() {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "nothing came out");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "nothing came out"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     gw.kill9();
@@ -627,7 +702,14 @@ impl PrivateNats {
 
     fn spawn(&mut self) {
         let child = Command::new("/usr/sbin/nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -636,7 +718,10 @@ impl PrivateNats {
         self.child = Some(child);
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "nats-server did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nats-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -668,7 +753,10 @@ async fn the_connector_and_the_target_recover_after_the_nats_server_restarts() {
     publish_events(&stream, &format!("{subject}.in"), "r", 0..50).await;
     let start = Instant::now();
     while ids_on(&stream, &out).await.0.len() < 50 {
-        assert!(start.elapsed() < Duration::from_secs(20), "first half not out");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "first half not out"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

@@ -96,9 +96,9 @@ pub fn valid_subject(s: &str, wildcards: bool) -> bool {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 255
-        && !s
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+        && !s.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\')
+        })
 }
 
 /// Whether `url` is a NATS server URL (`nats://`, `tls://`, `ws://`, `wss://` with a host).
@@ -202,7 +202,9 @@ pub async fn run(config: NatsSourceConfig, mut intake: Intake, shutdown: Cancell
     let mut failures = 0u32;
     while !shutdown.is_cancelled() {
         let result = match &config.stream {
-            Some(stream) => jetstream_session(&config, stream, &mut intake, &shutdown, &mut failures).await,
+            Some(stream) => {
+                jetstream_session(&config, stream, &mut intake, &shutdown, &mut failures).await
+            }
             None => core_session(&config, &mut intake, &shutdown, &mut failures).await,
         };
         if let Err(e) = result {
@@ -214,9 +216,17 @@ pub async fn run(config: NatsSourceConfig, mut intake: Intake, shutdown: Cancell
     info!("NATS connector stopped");
 }
 
-async fn connect(config: &NatsSourceConfig, intake: &Intake, capacity: usize) -> anyhow::Result<async_nats::Client> {
+async fn connect(
+    config: &NatsSourceConfig,
+    intake: &Intake,
+    capacity: usize,
+) -> anyhow::Result<async_nats::Client> {
     Ok(async_nats::ConnectOptions::new()
-        .name(format!("sluice {} connector {}", intake.gateway_id(), intake.name()))
+        .name(format!(
+            "sluice {} connector {}",
+            intake.gateway_id(),
+            intake.name()
+        ))
         .connection_timeout(Duration::from_secs(5))
         .subscription_capacity(capacity)
         .connect(config.url.as_str())
@@ -257,7 +267,11 @@ async fn jetstream_session(
         .messages()
         .await?;
     let source = format!("{}/{stream_name}", display_url(&config.url));
-    info!(stream = stream_name, consumer = consumer_name, "NATS JetStream consumer ready");
+    info!(
+        stream = stream_name,
+        consumer = consumer_name,
+        "NATS JetStream consumer ready"
+    );
     loop {
         let first = tokio::select! {
             m = messages.next() => m,
@@ -307,7 +321,13 @@ async fn jetstream_session(
         match intake.append(events).await {
             Ok(done) => {
                 *failures = 0;
-                debug!(pulled = accepted.len(), appended = done.appended, duplicates = done.duplicates, returned = done.returned, "NATS messages appended");
+                debug!(
+                    pulled = accepted.len(),
+                    appended = done.appended,
+                    duplicates = done.duplicates,
+                    returned = done.returned,
+                    "NATS messages appended"
+                );
                 // In Redis now: only now may JetStream forget them. A lost ack means a
                 // redelivery after ack_wait, which the dedupe window absorbs.
                 for m in &accepted {
@@ -344,11 +364,19 @@ async fn core_session(
     // server's slow-consumer handling drops them (core NATS is at-most-once).
     let client = connect(config, intake, (batch * 8).max(1024)).await?;
     let mut subscriber = match &config.queue_group {
-        Some(group) => client.queue_subscribe(subject.clone(), group.clone()).await?,
+        Some(group) => {
+            client
+                .queue_subscribe(subject.clone(), group.clone())
+                .await?
+        }
         None => client.subscribe(subject.clone()).await?,
     };
     let source = format!("{}/{subject}", display_url(&config.url));
-    info!(subject, queue_group = config.queue_group.as_deref(), "NATS core subscription ready");
+    info!(
+        subject,
+        queue_group = config.queue_group.as_deref(),
+        "NATS core subscription ready"
+    );
     loop {
         let first = tokio::select! {
             m = subscriber.next() => m,
@@ -380,7 +408,11 @@ async fn core_session(
         match intake.append(events).await {
             Ok(done) => {
                 *failures = 0;
-                debug!(received = pulled.len(), appended = done.appended, "NATS messages appended");
+                debug!(
+                    received = pulled.len(),
+                    appended = done.appended,
+                    "NATS messages appended"
+                );
             }
             Err(e) => {
                 *failures += 1;
@@ -533,7 +565,13 @@ mod tests {
     #[test]
     fn structured_mode_by_content_type() {
         let body = br#"{"specversion":"1.0","id":"s1","source":"/x","type":"t","data":"hi"}"#;
-        let m = message(&[("Content-Type", "application/cloudevents+json; charset=utf-8")], body);
+        let m = message(
+            &[(
+                "Content-Type",
+                "application/cloudevents+json; charset=utf-8",
+            )],
+            body,
+        );
         let e = event_of(&m, "nats://x/S", "S:1".into()).unwrap();
         assert_eq!(e.id, "s1");
     }

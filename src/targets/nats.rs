@@ -113,7 +113,10 @@ impl NatsTargetConfig {
         }
         let subject = match &self.subject {
             None => {
-                errors.at(format!("{at}.subject"), "required: the subject published to");
+                errors.at(
+                    format!("{at}.subject"),
+                    "required: the subject published to",
+                );
                 None
             }
             Some(s) => match template(s) {
@@ -161,7 +164,8 @@ pub struct NatsTarget {
     timeout: Duration,
     gateway_id: String,
     /// Made on the first delivery; async-nats keeps it connected from then on.
-    connection: OnceCell<(async_nats::Client, jetstream::Context)>,
+    /// Boxed: the client and context are large, and `Target` holds every kind inline.
+    connection: OnceCell<Box<(async_nats::Client, jetstream::Context)>>,
 }
 
 impl NatsTarget {
@@ -198,9 +202,10 @@ impl NatsTarget {
                 let js = jetstream::ContextBuilder::new()
                     .timeout(self.timeout)
                     .build(client.clone());
-                Ok((client, js))
+                Ok(Box::new((client, js)))
             })
             .await
+            .map(|boxed| &**boxed)
     }
 
     /// The subject for `event`: the template filled from its attributes.
