@@ -812,3 +812,55 @@ async fn the_connector_and_the_target_recover_after_the_nats_server_restarts() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The value of `sluice_connector_messages` for `connector` and `outcome` on `gw`.
+async fn connector_count(gw: &Gateway, connector: &str, outcome: &str) -> u64 {
+    let metrics = reqwest::get(gw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("sluice_connector_messages")
+                && l.contains(&format!("connector=\"{connector}\""))
+                && l.contains(&format!("\"{outcome}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_sharing_a_consumer_compete_for_messages() {
+    const N: usize = 1000;
+    let redis = Redis::start();
+    let s = suffix();
+    let stream_name = format!("SLUICE_COMP_{s}");
+    let subject = format!("sluicecomp.{s}");
+    let stream = TestStream::create(SHARED, &stream_name, &[format!("{subject}.>")]).await;
+    // dedupe off: an event appended by both replicas would be in the bus twice.
+    let config = format!(
+        r#"
+buses: [{{name: b}}]
+connectors:
+  - {{name: in, kind: nats, bus: b, url: "{SHARED}", stream: {stream_name}, consumer: shared, batch: 10, dedupe: off}}
+"#
+    );
+    let a = Gateway::start(&redis, &config).await;
+    let b = Gateway::start(&redis, &config).await;
+    publish_events(&stream, &format!("{subject}.in"), "c", 0..N).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || redis.xlen("sluice:{b}:events") >= N).await,
+        "{} of {N} in the bus",
+        redis.xlen("sluice:{b}:events")
+    );
+    let (from_a, from_b) = (
+        connector_count(&a, "in", "appended").await,
+        connector_count(&b, "in", "appended").await,
+    );
+    assert_eq!(from_a + from_b, N as u64, "each message appended once");
+    assert!(from_a > 0 && from_b > 0, "both replicas consumed: {from_a} + {from_b}");
+    assert_eq!(redis.xlen("sluice:{b}:events"), N);
+}
