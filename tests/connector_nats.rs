@@ -852,7 +852,9 @@ connectors:
     let b = Gateway::start(&redis, &config).await;
     publish_events(&stream, &format!("{subject}.in"), "c", 0..N).await;
     assert!(
-        wait_until(Duration::from_secs(30), || redis.xlen("sluice:{b}:events") >= N).await,
+        wait_until(Duration::from_secs(30), || redis.xlen("sluice:{b}:events")
+            >= N)
+        .await,
         "{} of {N} in the bus",
         redis.xlen("sluice:{b}:events")
     );
@@ -861,6 +863,122 @@ connectors:
         connector_count(&b, "in", "appended").await,
     );
     assert_eq!(from_a + from_b, N as u64, "each message appended once");
-    assert!(from_a > 0 && from_b > 0, "both replicas consumed: {from_a} + {from_b}");
+    assert!(
+        from_a > 0 && from_b > 0,
+        "both replicas consumed: {from_a} + {from_b}"
+    );
     assert_eq!(redis.xlen("sluice:{b}:events"), N);
+}
+
+#[test]
+fn bad_nats_fields_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.yaml");
+    std::fs::write(
+        &path,
+        r#"
+buses: [{name: b}]
+connectors:
+  - {name: a, kind: nats, bus: b, url: "http://x:4222", stream: S}
+  - {name: c, kind: nats, bus: b, url: "nats://x:4222", subject: "a b", ack_wait: 5s, batch: 0}
+  - {name: d, kind: nats, bus: b, url: "nats://x:4222", stream: S, consumer: c, queue_group: g, queue_url: x}
+rules:
+  - name: r
+    bus: b
+    targets:
+      - {name: t, kind: nats, url: "nats://x:4222", subject: "a.*"}
+      - {name: u, kind: nats, url: "nats://x:4222"}
+"#,
+    )
+    .unwrap();
+    let (code, _, err) = sluice(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "connectors[0].url",
+        "connectors[0].consumer",
+        "connectors[1].subject",
+        "connectors[1].ack_wait",
+        "connectors[1].batch",
+        "connectors[2].queue_group",
+        "connectors[2].queue_url",
+    ] {
+        assert!(err.contains(expected), "{expected} missing in:\n{err}");
+    }
+    // The targets: checked once the connectors and the mode parse.
+    std::fs::write(
+        &path,
+        r#"
+buses: [{name: b}]
+rules:
+  - name: r
+    bus: b
+    targets:
+      - {name: t, kind: nats, url: "nats://x:4222", subject: "a.*"}
+      - {name: u, kind: nats, url: "nats://x:4222"}
+      - {name: v, kind: nats, url: "nats://x:4222", subject: "a.{Type}"}
+      - {name: w, kind: nats, url: "nats://x:4222", subject: "a.{type}", jetstream: false, mode: structured}
+"#,
+    )
+    .unwrap();
+    let (code, _, err) = sluice(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "rules[0].targets[0].subject",
+        "rules[0].targets[1].subject",
+        "rules[0].targets[2].subject",
+    ] {
+        assert!(err.contains(expected), "{expected} missing in:\n{err}");
+    }
+    assert!(!err.contains("targets[3]"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_published_by_this_gateway_is_not_read_back_in_a_loop() {
+    let redis = Redis::start();
+    let s = suffix();
+    let stream_name = format!("SLUICE_LOOP_{s}");
+    let subject = format!("sluiceloop.{s}");
+    let stream = TestStream::create(SHARED, &stream_name, &[format!("{subject}.>")]).await;
+    // The connector reads the whole stream, the target writes into it.
+    let config = format!(
+        r#"
+buses: [{{name: b}}]
+connectors:
+  - {{name: in, kind: nats, bus: b, url: "{SHARED}", stream: {stream_name}, consumer: gw}}
+rules:
+  - name: out
+    bus: b
+    targets:
+      - {{name: out, kind: nats, url: "{SHARED}", subject: "{subject}.out"}}
+"#
+    );
+    let gw = Gateway::start(&redis, &config).await;
+    post_binary(
+        &gw,
+        "b",
+        &[
+            ("specversion", "1.0"),
+            ("id", "loop-1"),
+            ("source", "/x"),
+            ("type", "t"),
+        ],
+        "text/plain",
+        b"once",
+    )
+    .await;
+    let start = Instant::now();
+    while connector_count(&gw, "in", "returned").await < 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the published event was not read back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        redis.xlen("sluice:{b}:events"),
+        1,
+        "appended once, from HTTP only"
+    );
+    assert_eq!(ids_on(&stream, &format!("{subject}.out")).await.1, 1);
+    assert_eq!(connector_count(&gw, "in", "appended").await, 0);
 }
