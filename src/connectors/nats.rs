@@ -101,10 +101,11 @@ fn valid_name(s: &str) -> bool {
         })
 }
 
-/// Whether `url` is a NATS server URL (`nats://`, `tls://`, `ws://`, `wss://` with a host).
+/// Whether `url` is a NATS server URL (`nats://` or `tls://` with a host; WebSocket URLs
+/// need async-nats' `websockets` feature, which is not built).
 pub fn valid_url(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| {
-        matches!(u.scheme(), "nats" | "tls" | "ws" | "wss") && u.host_str().is_some()
+        matches!(u.scheme(), "nats" | "tls") && u.host_str().is_some()
     })
 }
 
@@ -126,7 +127,7 @@ impl NatsSourceConfig {
         if !valid_url(&self.url) {
             errors.at(
                 format!("{at}.url"),
-                "must be a NATS server URL, e.g. nats://127.0.0.1:4222 (tls://, ws://, wss:// too)",
+                "must be a NATS server URL, e.g. nats://127.0.0.1:4222 (tls:// for TLS)",
             );
         }
         if let Some(stream) = &self.stream {
@@ -615,6 +616,7 @@ mod tests {
         assert!(!valid_subject("a b", false));
         assert!(valid_url("nats://127.0.0.1:4222"));
         assert!(!valid_url("http://127.0.0.1:4222"));
+        assert!(!valid_url("ws://127.0.0.1:4222"));
         assert_eq!(display_url("nats://u:p@h:4222"), "nats://h:4222");
     }
 }

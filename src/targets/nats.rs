@@ -108,7 +108,7 @@ impl NatsTargetConfig {
         if !valid_url(&self.url) {
             errors.at(
                 format!("{at}.url"),
-                "must be a NATS server URL, e.g. nats://127.0.0.1:4222 (tls://, ws://, wss:// too)",
+                "must be a NATS server URL, e.g. nats://127.0.0.1:4222 (tls:// for TLS)",
             );
         }
         let subject = match &self.subject {
