@@ -622,6 +622,7 @@ connectors:
 rules:
   - name: out
     bus: b
+    pattern: {{type: [test.flow]}}
     targets:
       - {{name: out, kind: nats, url: "{url}", subject: "{subject}.out", timeout: 2s, retry: {{initial: 100ms, max: 500ms}}}}
 "#
@@ -747,7 +748,14 @@ async fn the_connector_and_the_target_recover_after_the_nats_server_restarts() {
     let url = server.url();
     let subject = "sluicer";
     let stream = TestStream::create(&url, "RESTART", &[format!("{subject}.>")]).await;
-    let gw = Gateway::start(&redis, &pipeline_config(&url, "RESTART", subject, 50)).await;
+    // Plus a core NATS connector, whose subscription must come back too.
+    let config = pipeline_config(&url, "RESTART", subject, 50).replace(
+        "rules:",
+        &format!(
+            "  - {{name: core, kind: nats, bus: b, url: \"{url}\", subject: \"rcore.>\"}}\nrules:"
+        ),
+    );
+    let gw = Gateway::start(&redis, &config).await;
     let out = format!("{subject}.out");
 
     publish_events(&stream, &format!("{subject}.in"), "r", 0..50).await;
@@ -809,6 +817,21 @@ async fn the_connector_and_the_target_recover_after_the_nats_server_restarts() {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Core NATS: probes until the resubscribed connector appends one.
+    let client = async_nats::connect(url.as_str()).await.unwrap();
+    let start = Instant::now();
+    while connector_count(&gw, "core", "appended").await < 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the core subscription did not come back"
+        );
+        client
+            .publish("rcore.x", Bytes::from_static(b"{\"probe\":true}"))
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -104,9 +104,8 @@ fn valid_name(s: &str) -> bool {
 /// Whether `url` is a NATS server URL (`nats://` or `tls://` with a host; WebSocket URLs
 /// need async-nats' `websockets` feature, which is not built).
 pub fn valid_url(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| {
-        matches!(u.scheme(), "nats" | "tls") && u.host_str().is_some()
-    })
+    url::Url::parse(url)
+        .is_ok_and(|u| matches!(u.scheme(), "nats" | "tls") && u.host_str().is_some())
 }
 
 /// `url` without user and password, for `source` attributes and logs.
