@@ -285,6 +285,8 @@ async fn messages_of_both_modes_and_plain_ones_arrive_in_the_bus() {
     );
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.body, br#"{"plain":true}"#);
+    let time = r.header("ce-time").expect("the time JetStream stored it");
+    assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{time}");
     assert!(by_id(&rx, "bad").is_none());
 
     // Everything settled: acked, and the invalid one terminated, not redelivered.

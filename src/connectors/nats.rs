@@ -300,11 +300,14 @@ async fn jetstream_session(
         let mut events = Vec::with_capacity(pulled.len());
         let mut accepted = Vec::with_capacity(pulled.len());
         for m in pulled {
-            let plain_id = m
-                .info()
-                .map(|i| format!("{}:{}", i.stream, i.stream_sequence))
-                .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
-            match event_of(&m.message, &source, plain_id) {
+            let (plain_id, published) = match m.info() {
+                Ok(i) => (
+                    format!("{}:{}", i.stream, i.stream_sequence),
+                    rfc3339(i.published.unix_timestamp_nanos()),
+                ),
+                Err(_) => (uuid::Uuid::new_v4().to_string(), None),
+            };
+            match event_of(&m.message, &source, plain_id, published.as_deref()) {
                 Ok(event) => {
                     events.push(event);
                     accepted.push(m);
@@ -397,7 +400,7 @@ async fn core_session(
             let plain_id = header(m, "nats-msg-id")
                 .map(String::from)
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            match event_of(m, &source, plain_id) {
+            match event_of(m, &source, plain_id, None) {
                 Ok(event) => events.push(event),
                 Err(reason) => {
                     intake.invalid(1);
@@ -440,6 +443,7 @@ pub fn event_of(
     m: &async_nats::Message,
     source: &str,
     plain_id: String,
+    published: Option<&str>,
 ) -> Result<EncodedEvent, String> {
     let content_type = header(m, "content-type");
     let structured = content_type.is_some_and(|ct| {
@@ -469,7 +473,16 @@ pub fn event_of(
         return parse_attributes(attrs, content_type, m.payload.clone())
             .map_err(|e| field_error(&e.field, &e.message));
     }
-    Ok(plain_event(m, source, plain_id, content_type))
+    Ok(plain_event(m, source, plain_id, published, content_type))
+}
+
+/// Nanoseconds since the epoch as an RFC 3339 UTC time (`time` of plain events).
+fn rfc3339(nanos: i128) -> Option<String> {
+    let nanos = i64::try_from(nanos).ok()?;
+    Some(
+        chrono::DateTime::from_timestamp_nanos(nanos)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+    )
 }
 
 fn field_error(field: &str, message: &str) -> String {
@@ -483,13 +496,15 @@ fn field_error(field: &str, message: &str) -> String {
 /// A message that is no CloudEvent as an event: `id` = `plain_id` (`{stream}:{seq}` for
 /// JetStream, stable on redelivery; the `Nats-Msg-Id` header or a new UUID for core
 /// NATS), `source` = server URL + `/` + stream (JetStream) or subscribed subject (core),
-/// `type` = `sluice.nats.message`, `subject` = the message's subject, `datacontenttype`
+/// `type` = `sluice.nats.message`, `subject` = the message's subject, `time` = when
+/// JetStream stored it (`published`; core NATS: none), `datacontenttype`
 /// = its `Content-Type` header, else `application/json` when the body is JSON, else
 /// `application/octet-stream`; data = the body bytes.
 pub fn plain_event(
     m: &async_nats::Message,
     source: &str,
     plain_id: String,
+    published: Option<&str>,
     content_type: Option<&str>,
 ) -> EncodedEvent {
     let body: Bytes = m.payload.clone();
@@ -501,6 +516,9 @@ pub fn plain_event(
             ("type", Cow::Borrowed(PLAIN_TYPE)),
         ];
         attrs.push(("subject", Cow::Borrowed(m.subject.as_str())));
+        if let Some(t) = published {
+            attrs.push(("time", Cow::Borrowed(t)));
+        }
         parse_attributes(attrs, ct, body.clone())
     };
     let guessed = if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() {
@@ -553,7 +571,7 @@ mod tests {
             ],
             br#"{"n":1}"#,
         );
-        let e = event_of(&m, "nats://x/S", "S:1".into()).unwrap();
+        let e = event_of(&m, "nats://x/S", "S:1".into(), None).unwrap();
         let a = attrs(&e);
         assert_eq!(e.id, "a1");
         assert_eq!(a["source"], "/orders");
@@ -572,37 +590,52 @@ mod tests {
             )],
             body,
         );
-        let e = event_of(&m, "nats://x/S", "S:1".into()).unwrap();
+        let e = event_of(&m, "nats://x/S", "S:1".into(), None).unwrap();
         assert_eq!(e.id, "s1");
     }
 
     #[test]
     fn invalid_cloudevents_are_refused() {
         let m = message(&[("ce-specversion", "1.0"), ("ce-id", "a1")], b"x");
-        assert!(event_of(&m, "nats://x/S", "S:1".into()).is_err());
+        assert!(event_of(&m, "nats://x/S", "S:1".into(), None).is_err());
         let m = message(&[("content-type", "application/cloudevents+json")], b"{");
-        assert!(event_of(&m, "nats://x/S", "S:1".into()).is_err());
+        assert!(event_of(&m, "nats://x/S", "S:1".into(), None).is_err());
     }
 
     #[test]
     fn plain_messages_become_documented_events() {
         let m = message(&[], br#"{"a":1}"#);
-        let e = event_of(&m, "nats://h:4222/S", "S:7".into()).unwrap();
+        let e = event_of(
+            &m,
+            "nats://h:4222/S",
+            "S:7".into(),
+            Some("2026-12-03T18:00:00Z"),
+        )
+        .unwrap();
         let a = attrs(&e);
         assert_eq!(e.id, "S:7");
         assert_eq!(a["source"], "nats://h:4222/S");
         assert_eq!(a["type"], PLAIN_TYPE);
         assert_eq!(a["subject"], "orders.created");
         assert_eq!(a["datacontenttype"], "application/json");
+        assert_eq!(a["time"], "2026-12-03T18:00:00Z");
         let m = message(&[], &[0, 159, 146, 150]);
-        let a = attrs(&event_of(&m, "s", "S:8".into()).unwrap());
+        let a = attrs(&event_of(&m, "s", "S:8".into(), None).unwrap());
         assert_eq!(a["datacontenttype"], "application/octet-stream");
         let m = message(&[("content-type", "application/json")], b"not json");
-        let a = attrs(&event_of(&m, "s", "S:9".into()).unwrap());
+        let a = attrs(&event_of(&m, "s", "S:9".into(), None).unwrap());
         assert_eq!(a["datacontenttype"], "application/octet-stream");
         let m = message(&[("content-type", "text/plain")], b"hello");
-        let a = attrs(&event_of(&m, "s", "S:9".into()).unwrap());
+        let a = attrs(&event_of(&m, "s", "S:9".into(), None).unwrap());
         assert_eq!(a["datacontenttype"], "text/plain");
+    }
+
+    #[test]
+    fn published_times() {
+        assert_eq!(
+            rfc3339(1_796_320_000_123_456_789).as_deref(),
+            Some("2026-12-03T17:46:40.123456789Z")
+        );
     }
 
     #[test]
