@@ -26,8 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -75,7 +74,9 @@ impl AmqpSourceConfig {
             errors.at(format!("{at}.url"), e);
         }
         match self.queue.as_deref() {
-            None | Some("") => errors.at(format!("{at}.queue"), "a rabbitmq connector needs a queue"),
+            None | Some("") => {
+                errors.at(format!("{at}.queue"), "a rabbitmq connector needs a queue")
+            }
             Some(q) if q.len() > 255 => {
                 errors.at(format!("{at}.queue"), "must be at most 255 bytes (AMQP)")
             }
@@ -96,7 +97,9 @@ pub fn broker_url(url: &SecretRef) -> Result<String, String> {
     let resolved = url.resolve()?;
     let text = String::from_utf8(resolved.0).map_err(|_| "must be UTF-8".to_string())?;
     if !(text.starts_with("amqp://") || text.starts_with("amqps://")) {
-        return Err("must be an amqp:// or amqps:// URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        return Err(
+            "must be an amqp:// or amqps:// URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+        );
     }
     text.parse::<lapin::uri::AMQPUri>()
         .map_err(|e| format!("not a valid AMQP URL: {e}"))?;
@@ -123,8 +126,15 @@ pub fn broker_name(url: &str) -> String {
     }
 }
 
+/// What a URI path segment keeps as it is: RFC 3986 unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn encode(segment: &str) -> String {
-    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 /// What a message is.
@@ -288,16 +298,7 @@ pub async fn run(config: AmqpSourceConfig, mut intake: Intake, shutdown: Cancell
             }
         };
         info!(queue = %queue, "consuming");
-        match consume(
-            &channel,
-            consumer,
-            &config,
-            &source,
-            &mut intake,
-            &shutdown,
-        )
-        .await
-        {
+        match consume(&channel, consumer, &config, &source, &mut intake, &shutdown).await {
             Ok(()) => {
                 // Shutdown: unacknowledged messages go back to the queue on close.
                 let _ = connection.close(200, "shutdown".into()).await;
@@ -347,7 +348,10 @@ async fn open(
             )
             .await?;
     }
-    let tag = format!("sluice-{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let tag = format!(
+        "sluice-{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let consumer = channel
         .basic_consume(
             queue.into(),
@@ -525,8 +529,8 @@ mod tests {
 
     #[test]
     fn invalid_cloudevents_are_told_apart_from_plain_messages() {
-        let props = BasicProperties::default()
-            .with_headers(headers(&[("cloudEvents:specversion", "1.0")]));
+        let props =
+            BasicProperties::default().with_headers(headers(&[("cloudEvents:specversion", "1.0")]));
         assert!(matches!(
             event_of(&props, vec![], "x"),
             Received::Invalid(_)

@@ -107,9 +107,10 @@ impl AmqpTargetConfig {
             errors.at(format!("{at}.exchange"), "must be at most 255 bytes (AMQP)");
         }
         match self.routing_key.as_deref() {
-            Some(k) if k.len() > 255 => {
-                errors.at(format!("{at}.routing_key"), "must be at most 255 bytes (AMQP)")
-            }
+            Some(k) if k.len() > 255 => errors.at(
+                format!("{at}.routing_key"),
+                "must be at most 255 bytes (AMQP)",
+            ),
             _ => {}
         }
         if errors.len() > before {
@@ -234,7 +235,11 @@ impl AmqpTarget {
         }
     }
 
-    pub async fn deliver(&self, event: &Event, ctx: &Context<'_>) -> Result<Delivered, DeliveryError> {
+    pub async fn deliver(
+        &self,
+        event: &Event,
+        ctx: &Context<'_>,
+    ) -> Result<Delivered, DeliveryError> {
         let stamped = Message::stamped(event, &self.gateway_id);
         let payload = super::function::transformed(self.transform(), event, ctx);
         let message = Message::of(&stamped, self.spec.mode, payload);
@@ -243,7 +248,9 @@ impl AmqpTarget {
             None => event.attr_str("type").unwrap_or_default(),
         };
         let routing_key = ShortString::try_new(routing_key).map_err(|_| {
-            DeliveryError::Invalid("the routing key (the event's type) is longer than 255 bytes".into())
+            DeliveryError::Invalid(
+                "the routing key (the event's type) is longer than 255 bytes".into(),
+            )
         })?;
         let mut properties = BasicProperties::default().with_delivery_mode(2);
         if let Some(ct) = &message.content_type {
