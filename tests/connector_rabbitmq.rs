@@ -826,3 +826,65 @@ rules:
     drain.await.unwrap();
     let _ = conn.close(200, "bye".into()).await;
 }
+
+// ---------------------------------------------------------------------------------
+// (5) competing consumers
+// ---------------------------------------------------------------------------------
+
+/// Messages connector `name` of `gw` appended, from its `/metrics`.
+async fn appended(gw: &Gateway, name: &str) -> u64 {
+    let text = reqwest::get(gw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("sluice_connector_messages")
+                && l.contains(&format!("connector=\"{name}\""))
+                && l.contains("outcome=\"appended\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test]
+async fn two_replicas_share_one_queue_and_each_event_arrives_once() {
+    let redis = Redis::start();
+    let rx = Receiver::start().await;
+    let (conn, ch) = channel().await;
+    let mut queues = Queues(Vec::new());
+    let q = queue_name("shared");
+    queues.declare(&ch, &q, FieldTable::default()).await;
+    let config = gateway_config(&format!(
+        r#"connectors:
+  - {{name: rabbit, kind: rabbitmq, bus: b, url: "{BROKER}", queue: {q}, prefetch: 5}}
+rules:
+  - name: all
+    bus: b
+    targets:
+      - {{name: rx, kind: http, url: "{}"}}
+"#,
+        rx.url("/in")
+    ));
+    let a = Gateway::start(&redis, &config).await;
+    let b = Gateway::start(&redis, &config).await;
+    const N: usize = 1000;
+    publish_many(&ch, &q, "c-", N).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || rx.count() >= N).await,
+        "{} of {N}",
+        rx.count()
+    );
+    let ids: HashSet<String> = rx.ce_ids().into_iter().collect();
+    assert_eq!(ids.len(), N);
+    assert_eq!(rx.count(), N, "each event once");
+    let (from_a, from_b) = (appended(&a, "rabbit").await, appended(&b, "rabbit").await);
+    assert_eq!(from_a + from_b, N as u64);
+    assert!(
+        from_a > 0 && from_b > 0,
+        "both replicas consumed: {from_a} + {from_b}"
+    );
+    let _ = conn.close(200, "bye".into()).await;
+}

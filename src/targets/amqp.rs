@@ -139,12 +139,12 @@ struct Link {
 
 /// A started `rabbitmq` target.
 pub struct AmqpTarget {
-    spec: AmqpSpec,
+    spec: Box<AmqpSpec>,
     timeout: Duration,
     gateway_id: String,
     /// Opened on the first delivery and after a failure. Held across the connect only,
     /// so concurrent deliveries wait for one connect instead of each opening its own.
-    link: Mutex<Option<Link>>,
+    link: Mutex<Option<Box<Link>>>,
     generations: std::sync::atomic::AtomicU64,
 }
 
@@ -164,7 +164,7 @@ impl AmqpTarget {
         gateway_id: &str,
     ) -> anyhow::Result<AmqpTarget> {
         Ok(AmqpTarget {
-            spec,
+            spec: Box::new(spec),
             timeout,
             gateway_id: gateway_id.to_string(),
             link: Mutex::new(None),
@@ -215,11 +215,11 @@ impl AmqpTarget {
             .generations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         info!(broker = %self.spec.broker, "connected to RabbitMQ");
-        *link = Some(Link {
+        *link = Some(Box::new(Link {
             connection,
             channel: channel.clone(),
             generation,
-        });
+        }));
         Ok((channel, generation))
     }
 
