@@ -273,7 +273,11 @@ impl AmqpTarget {
             properties = properties.with_headers(headers);
         }
 
-        let (channel, generation) = self.channel().await?;
+        // Bounded too: while one delivery connects, the others wait for it here.
+        let (channel, generation) = match tokio::time::timeout(self.timeout, self.channel()).await {
+            Ok(open) => open?,
+            Err(_) => return Err(DeliveryError::Timeout(self.timeout)),
+        };
         let publish = async {
             channel
                 .basic_publish(
