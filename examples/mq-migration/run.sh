@@ -10,8 +10,9 @@
 #   bash examples/mq-migration/run.sh                      # with `cargo run`
 #   SLUICE=target/debug/sluice bash examples/mq-migration/run.sh
 set -euo pipefail
-cd "$(dirname "$0")"
 SLUICE=${SLUICE:-}
+if [ -n "$SLUICE" ]; then SLUICE=$(realpath "$SLUICE"); fi
+cd "$(dirname "$0")"
 REDIS_PORT=${REDIS_PORT:-6393}
 dir=$(mktemp -d)
 pids=()
@@ -23,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 psql() { command psql -h 127.0.0.1 -U postgres -d test -v ON_ERROR_STOP=1 -qAt "$@"; }
 
-psql -c "DROP TABLE IF EXISTS mq_migration_orders" \
+psql -c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS mq_migration_orders" \
      -c "CREATE TABLE mq_migration_orders (id text PRIMARY KEY, order_id text, state text, amount numeric, at timestamptz)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >/dev/null &
 pids+=($!)
