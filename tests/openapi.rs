@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/buses/{bus}/rules/{rule}"),
     ("GET", "/api/v1/rules"),
     ("GET", "/api/v1/targets"),
+    ("POST", "/api/v1/targets/{bus}/{rule}/{target}/resume"),
     ("GET", "/api/v1/sources"),
     ("GET", "/api/v1/sources/{name}"),
     ("PUT", "/api/v1/sources/{name}"),

@@ -321,6 +321,14 @@ pub fn check_kind_fields<K: Copy + PartialEq>(
     }
 }
 
+/// Names as prose: `a`, `a and b`, `a, b and c`.
+pub fn and_list(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
+}
+
 /// The field names of a config struct, as its `Deserialize` declares them (serde passes
 /// them to `deserialize_struct`); empty for a type that is not a plain struct. Used to
 /// tell which kind a misplaced field belongs to.

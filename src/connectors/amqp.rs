@@ -38,7 +38,7 @@ use tracing::{debug, info, warn};
 use super::Intake;
 use crate::config::value::SecretRef;
 use crate::config::Errors;
-use crate::event::cloudevents::{self, STRUCTURED};
+use crate::event::cloudevents;
 use crate::event::{is_json_media_type, is_text_media_type, Data, DataKind, EncodedEvent};
 
 /// How long the loop waits for more messages after the first of a batch.
@@ -151,7 +151,7 @@ pub enum Received {
 pub fn event_of(properties: &BasicProperties, body: Vec<u8>, source: &str) -> Received {
     let content_type = properties.content_type().as_ref().map(|c| c.as_str());
     let body = Bytes::from(body);
-    if content_type.is_some_and(|ct| media_essence(ct) == STRUCTURED) {
+    if content_type.is_some_and(crate::event::cloudevents::is_structured) {
         return match cloudevents::parse_structured(&body) {
             Ok(e) => Received::Event(e),
             Err(e) => Received::Invalid(describe(e)),
@@ -215,15 +215,6 @@ fn text_of(value: &AMQPValue) -> Option<Cow<'_, str>> {
         AMQPValue::ByteArray(b) => Cow::Owned(String::from_utf8(b.as_slice().to_vec()).ok()?),
         _ => return None,
     })
-}
-
-fn media_essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
 }
 
 /// The event of a message that is not a CloudEvent: `id` the `message-id` property
@@ -469,6 +460,7 @@ async fn consume(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::cloudevents::STRUCTURED;
     use lapin::types::ShortString;
 
     fn headers(pairs: &[(&str, &str)]) -> FieldTable {

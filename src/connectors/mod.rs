@@ -96,7 +96,7 @@ pub fn check(c: &ConnectorConfig, bus_names: &HashSet<&str>, at: &str, errors: &
         |owners| {
             format!(
                 "applies only to {} connectors, not {kind}",
-                owners.join(" and ")
+                crate::config::value::and_list(owners)
             )
         },
         |field| format!("unknown field `{field}` of a {kind} connector (see docs/connectors.md)"),

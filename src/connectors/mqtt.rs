@@ -39,7 +39,7 @@ use tracing::{debug, info, warn};
 use super::Intake;
 use crate::config::value::{opt_duration, SecretRef};
 use crate::config::Errors;
-use crate::event::cloudevents::{self, STRUCTURED};
+use crate::event::cloudevents;
 use crate::event::{is_json_media_type, is_text_media_type, Data, DataKind, EncodedEvent};
 
 /// Default messages per batch (and receive maximum told to the broker).
@@ -859,16 +859,6 @@ fn is_attribute_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-/// The media type without parameters, lower-cased.
-fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
-}
-
 /// Whether a payload is a JSON object with a `specversion` member (a structured event
 /// sent without a content type, as over MQTT 3.1.1).
 fn looks_structured(payload: &[u8]) -> bool {
@@ -897,7 +887,7 @@ fn event_of(m: &Received, base: &str) -> Result<EncodedEvent, String> {
             format!("{}: {}", e.field, e.message)
         }
     };
-    if content_type.is_some_and(|ct| essence(ct) == STRUCTURED) {
+    if content_type.is_some_and(cloudevents::is_structured) {
         return cloudevents::parse_structured(payload).map_err(why);
     }
     let props = p.user_properties();
@@ -957,6 +947,7 @@ fn plain_event(m: &Received, base: &str) -> EncodedEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::cloudevents::STRUCTURED;
 
     fn config(yaml: &str) -> MqttSourceConfig {
         yaml_serde::from_str(yaml).unwrap()

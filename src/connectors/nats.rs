@@ -39,7 +39,7 @@ use tracing::{debug, info, warn};
 use super::Intake;
 use crate::config::value::opt_duration;
 use crate::config::Errors;
-use crate::event::cloudevents::{parse_attributes, parse_structured, STRUCTURED};
+use crate::event::cloudevents::{parse_attributes, parse_structured};
 use crate::event::EncodedEvent;
 
 /// Default messages per append.
@@ -446,11 +446,7 @@ pub fn event_of(
     published: Option<&str>,
 ) -> Result<EncodedEvent, String> {
     let content_type = header(m, "content-type");
-    let structured = content_type.is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .is_some_and(|media| media.trim().eq_ignore_ascii_case(STRUCTURED))
-    });
+    let structured = content_type.is_some_and(crate::event::cloudevents::is_structured);
     if structured {
         return parse_structured(&m.payload).map_err(|e| field_error(&e.field, &e.message));
     }

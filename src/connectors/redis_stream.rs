@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 use super::Intake;
 use crate::config::value::opt_duration;
 use crate::config::Errors;
-use crate::event::cloudevents::{self, STRUCTURED};
+use crate::event::cloudevents;
 use crate::event::{is_json_media_type, is_text_media_type, Data, DataKind, EncodedEvent};
 
 /// `kind: redis`: the stream to consume.
@@ -260,7 +260,7 @@ fn event(stream: &str, entry: &StreamId) -> Result<EncodedEvent, cloudevents::Fi
     let body = entry.map.get("data").map(bytes).unwrap_or_default();
     if content_type
         .as_deref()
-        .is_some_and(|ct| crate::ingress::media_type(ct) == STRUCTURED)
+        .is_some_and(cloudevents::is_structured)
     {
         return cloudevents::parse_structured(&body);
     }

@@ -323,6 +323,9 @@ async fn list_targets(api: web::Data<ResourceApi>) -> Result<HttpResponse, ApiEr
         )
     });
     // Targets paused by a 410 Gone: one pipelined read of their keys.
+    if items.is_empty() {
+        return Ok(HttpResponse::Ok().json(json!({"items": items, "next": null})));
+    }
     let mut pipe = redis::pipe();
     for v in &items {
         let part = |k: &str| v[k].as_str().unwrap_or_default().to_string();

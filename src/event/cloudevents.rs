@@ -18,6 +18,15 @@ use super::{is_json_media_type, is_text_media_type, Data, DataKind, EncodedEvent
 pub const STRUCTURED: &str = "application/cloudevents+json";
 pub const BATCH: &str = "application/cloudevents-batch+json";
 
+/// Whether a message with this content type is a structured-mode event
+/// (`application/cloudevents+json`, parameters and case aside), in any binding.
+pub fn is_structured(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(STRUCTURED))
+}
+
 /// One problem with one attribute of one event.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {

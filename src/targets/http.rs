@@ -7,6 +7,7 @@
 //! their values from the event through JSONPaths, like EventBridge's `HttpParameters`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::batch::{self, Batcher};
 use crate::config::{Errors, SecretRef};
 use crate::event::{DataKind, Event};
 use crate::rules::select::{Document, Path};
@@ -72,6 +74,38 @@ pub struct HttpConfig {
     /// (`targets::handshake`).
     #[serde(default)]
     pub handshake: Option<super::handshake::HandshakeConfig>,
+    /// Batched delivery: concurrent deliveries gathered into one request in the
+    /// CloudEvents batch format (`application/cloudevents-batch+json`).
+    #[serde(default)]
+    pub batch: Option<BatchConfig>,
+}
+
+/// `batch:` of an HTTP target.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Most events in one request. Default 100.
+    #[serde(default = "default_batch_events")]
+    pub max_events: usize,
+    /// Most bytes of one request's body. Default 1 MiB.
+    #[serde(default = "default_batch_bytes")]
+    pub max_bytes: usize,
+    /// How long the first event of a batch waits for others. Default 10ms.
+    #[serde(
+        default = "default_batch_window",
+        deserialize_with = "crate::config::value::duration"
+    )]
+    pub window: Duration,
+}
+
+fn default_batch_events() -> usize {
+    100
+}
+fn default_batch_bytes() -> usize {
+    1 << 20
+}
+fn default_batch_window() -> Duration {
+    Duration::from_millis(10)
 }
 
 fn default_method() -> String {
@@ -104,6 +138,7 @@ pub struct HttpSpec {
     signing_key: Option<Vec<u8>>,
     oauth: Option<Box<super::oauth::OAuth>>,
     handshake: Option<super::handshake::HandshakeConfig>,
+    batch: Option<BatchConfig>,
 }
 
 impl HttpSpec {
@@ -201,6 +236,9 @@ impl HttpConfig {
             .as_ref()
             .and_then(|o| o.build(&format!("{at}.oauth"), errors))
             .map(Box::new);
+        if let Some(b) = &self.batch {
+            self.check_batch(b, &sample_url, configured, at, errors);
+        }
         if let Some(h) = &self.handshake {
             errors.check(
                 format!("{at}.handshake.origin"),
@@ -229,7 +267,43 @@ impl HttpConfig {
             signing_key,
             oauth,
             handshake: self.handshake.clone(),
+            batch: self.batch,
         })
+    }
+
+    /// A batch is one request for many events: its URL, headers and body cannot come
+    /// from one event.
+    fn check_batch(
+        &self,
+        b: &BatchConfig,
+        _sample_url: &str,
+        configured: &str,
+        at: &str,
+        errors: &mut Errors,
+    ) {
+        if !(1..=10_000).contains(&b.max_events) {
+            errors.at(format!("{at}.batch.max_events"), "must be 1 to 10000");
+        }
+        if b.max_bytes < 1024 {
+            errors.at(format!("{at}.batch.max_bytes"), "must be at least 1024");
+        }
+        if b.window > Duration::from_secs(10) {
+            errors.at(format!("{at}.batch.window"), "must be at most 10s");
+        }
+        let per_event =
+            "a batch is one request for many events: it cannot take values from one event";
+        if configured.contains('{') || !self.path_params.is_empty() {
+            errors.at(
+                format!("{at}.batch"),
+                format!("{per_event} (url placeholders, path_params)"),
+            );
+        }
+        if self.query.values().any(|v| v.starts_with('$')) {
+            errors.at(format!("{at}.batch"), format!("{per_event} (query)"));
+        }
+        if self.headers.values().any(|v| v.starts_with('$')) {
+            errors.at(format!("{at}.batch"), format!("{per_event} (headers)"));
+        }
     }
 }
 
@@ -419,9 +493,72 @@ const PATH_SEGMENT: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}');
 
-/// A configured HTTP target with its own connection pool.
+/// A configured HTTP target: its connection pool and, in batch mode, the task that
+/// gathers concurrent deliveries into one request.
 #[derive(Debug)]
 pub struct HttpTarget {
+    core: Arc<HttpCore>,
+    batcher: Option<Batcher<Bytes>>,
+}
+
+impl HttpTarget {
+    /// Starts the target built by the plan: its own connection pool, sized for
+    /// `concurrency` requests of at most `timeout`.
+    pub fn new(spec: HttpSpec, timeout: Duration, concurrency: usize) -> anyhow::Result<Self> {
+        let batch = spec.batch;
+        let core = Arc::new(HttpCore::new(spec, timeout, concurrency)?);
+        let batcher = batch.map(|limits| {
+            Batcher::spawn(
+                BatchSink {
+                    url: core.fixed_url(),
+                    core: core.clone(),
+                },
+                batch::Limits {
+                    max_entries: limits.max_events,
+                    // The brackets of the array; each item counts its comma.
+                    max_bytes: limits.max_bytes.saturating_sub(2),
+                    linger: limits.window,
+                },
+            )
+        });
+        Ok(HttpTarget { core, batcher })
+    }
+
+    /// Sends one event (in batch mode: in the next batch); a 2xx answer is success.
+    /// Returns the status code (none in batch mode: the batch's answer was 2xx).
+    pub async fn deliver(
+        &self,
+        event: &Event,
+        ctx: &Context<'_>,
+    ) -> Result<Option<u16>, DeliveryError> {
+        match &self.batcher {
+            Some(batcher) => {
+                let json = Bytes::from(event.to_structured_json());
+                let size = json.len() + 1;
+                batcher.submit(json, size).await.map(|()| None)
+            }
+            None => self.core.deliver(event, ctx).await.map(Some),
+        }
+    }
+
+    /// The transformed body for `event`, when the target has a transform.
+    pub fn payload(&self, event: &Event, ctx: &Context<'_>) -> Option<Payload> {
+        self.core.payload(event, ctx)
+    }
+
+    /// Builds the request for one event (not sent).
+    pub fn request(
+        &self,
+        event: &Event,
+        ctx: &Context<'_>,
+    ) -> Result<reqwest::RequestBuilder, DeliveryError> {
+        self.core.request(event, ctx)
+    }
+}
+
+/// The request side of an HTTP target.
+#[derive(Debug)]
+struct HttpCore {
     client: reqwest::Client,
     shape: RequestShape,
     method: reqwest::Method,
@@ -434,10 +571,8 @@ pub struct HttpTarget {
     handshake: Option<super::handshake::Handshake>,
 }
 
-impl HttpTarget {
-    /// Starts the target built by the plan: its own connection pool, sized for
-    /// `concurrency` requests of at most `timeout`.
-    pub fn new(spec: HttpSpec, timeout: Duration, concurrency: usize) -> anyhow::Result<Self> {
+impl HttpCore {
+    fn new(spec: HttpSpec, timeout: Duration, concurrency: usize) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
@@ -445,7 +580,7 @@ impl HttpTarget {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(HttpTarget {
+        Ok(HttpCore {
             client,
             shape: spec.shape,
             method: spec.method,
@@ -462,8 +597,27 @@ impl HttpTarget {
     }
 
     /// Sends one event; a 2xx answer is success. Returns the status code.
-    pub async fn deliver(&self, event: &Event, ctx: &Context<'_>) -> Result<u16, DeliveryError> {
-        let mut request = self.request(event, ctx)?;
+    async fn deliver(&self, event: &Event, ctx: &Context<'_>) -> Result<u16, DeliveryError> {
+        let request = self.request(event, ctx)?;
+        self.send(request).await
+    }
+
+    /// The URL of a target whose URL takes nothing from events (batch mode).
+    fn fixed_url(&self) -> reqwest::Url {
+        let none = Event {
+            attrs: serde_json::Map::new(),
+            data: None,
+        };
+        self.shape
+            .url(&Document::new(&none))
+            .ok()
+            .or_else(|| reqwest::Url::parse(&self.shape.sample_url()).ok())
+            .expect("the plan checked the URL")
+    }
+
+    /// Sends a built request with the target's OAuth token and handshake; maps the
+    /// answer (2xx is success; `Retry-After` of 429/503; a 401 renews the token).
+    async fn send(&self, mut request: reqwest::RequestBuilder) -> Result<u16, DeliveryError> {
         let token = match &self.oauth {
             Some(oauth) => Some(oauth.token(&self.client).await?),
             None => None,
@@ -514,13 +668,13 @@ impl HttpTarget {
     }
 
     /// The transformed body for `event`, when the target has a transform.
-    pub fn payload(&self, event: &Event, ctx: &Context<'_>) -> Option<Payload> {
+    fn payload(&self, event: &Event, ctx: &Context<'_>) -> Option<Payload> {
         let doc = Document::new(event);
         self.shape.transform.as_ref()?.apply(&doc, ctx)
     }
 
     /// Builds the request for one event (not sent).
-    pub fn request(
+    fn request(
         &self,
         event: &Event,
         ctx: &Context<'_>,
@@ -576,24 +730,80 @@ impl HttpTarget {
                 }
             },
         };
-        let mut request = request.headers(headers);
-        if let Some(key) = &self.signing_key {
-            let timestamp = chrono::Utc::now().timestamp();
-            // The id is sent percent-encoded like `ce-id` (so it is always a valid,
-            // ASCII header value) and signed exactly as sent; never unsigned.
-            let id = percent_encoding::utf8_percent_encode(event.id(), HEADER_ESCAPES).to_string();
-            let signature =
-                sign_standard_webhook(key, &id, timestamp, body.as_deref().unwrap_or(b""));
-            request = request
-                .header("webhook-id", id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signature);
-        }
+        let request = self.signed(request.headers(headers), event.id(), body.as_deref());
         Ok(match body {
             Some(body) => request.body(body),
             None => request,
         })
     }
+
+    /// Adds the Standard Webhooks headers when the target signs.
+    fn signed(
+        &self,
+        request: reqwest::RequestBuilder,
+        id: &str,
+        body: Option<&[u8]>,
+    ) -> reqwest::RequestBuilder {
+        let Some(key) = &self.signing_key else {
+            return request;
+        };
+        let timestamp = chrono::Utc::now().timestamp();
+        // The id is sent percent-encoded like `ce-id` (so it is always a valid,
+        // ASCII header value) and signed exactly as sent; never unsigned.
+        let id = percent_encoding::utf8_percent_encode(id, HEADER_ESCAPES).to_string();
+        let signature = sign_standard_webhook(key, &id, timestamp, body.unwrap_or(b""));
+        request
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+    }
+}
+
+/// Batch mode: one request for the events of concurrent deliveries, all of whose
+/// results are the request's (a failed batch fails each of its events, which then
+/// retry, or dead-letter, one by one like any failed delivery).
+struct BatchSink {
+    core: Arc<HttpCore>,
+    url: reqwest::Url,
+}
+
+impl batch::Sink for BatchSink {
+    type Item = Bytes;
+
+    async fn send(&self, items: Vec<Bytes>) -> Vec<Result<(), DeliveryError>> {
+        let n = items.len();
+        let mut body = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
+        body.push(b'[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(item);
+        }
+        body.push(b']');
+        // The signature's id: the same for the same events, so a receiver can tell a
+        // repeated batch (a retry regroups events, so it rarely repeats).
+        let id = {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(&body);
+            format!("batch_{}", &hex_lower(&digest)[..32])
+        };
+        let core = &self.core;
+        let request = core
+            .client
+            .request(core.method.clone(), self.url.clone())
+            .headers(core.headers.clone())
+            .header(CONTENT_TYPE, crate::event::cloudevents::BATCH);
+        let request = core.signed(request, &id, Some(&body));
+        let outcome = core.send(request.body(body)).await;
+        (0..n)
+            .map(|_| outcome.as_ref().map(|_| ()).map_err(Clone::clone))
+            .collect()
+    }
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The Standard Webhooks signature header value: `v1,` + base64 of

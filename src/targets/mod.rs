@@ -125,13 +125,11 @@ pub(crate) fn check_fields(config: &TargetConfig, at: &str, errors: &mut Errors)
         errors,
         |owners| {
             let names: Vec<&str> = owners.iter().map(|k| k.as_str()).collect();
-            let names = match names.split_last() {
-                Some((last, rest)) if !rest.is_empty() => {
-                    format!("{} and {last}", rest.join(", "))
-                }
-                _ => names.join(""),
-            };
-            format!("applies only to {names} targets, not {}", kind.as_str())
+            format!(
+                "applies only to {} targets, not {}",
+                crate::config::value::and_list(&names),
+                kind.as_str()
+            )
         },
         |field| {
             format!(
@@ -180,6 +178,23 @@ pub fn build(
 ) -> Option<BuiltTarget> {
     check_fields(config, at, errors);
     let has_transform = config.transform.is_some();
+    if let TargetKindConfig::Http(c) | TargetKindConfig::Cloudevents(c) = &config.kind {
+        if c.batch.is_some() {
+            // One request carries many events: in the batch format, in any order.
+            if has_transform {
+                errors.at(
+                    format!("{at}.batch"),
+                    "a batch carries the events in the CloudEvents batch format: no transform",
+                );
+            }
+            if config.ordering.is_some() {
+                errors.at(
+                    format!("{at}.batch"),
+                    "ordered targets deliver one event of a key at a time: no batch",
+                );
+            }
+        }
+    }
     match &config.kind {
         TargetKindConfig::Http(c) => c
             .build("http", transform, at, errors)
@@ -216,7 +231,7 @@ pub fn build(
 }
 
 /// Why a delivery attempt failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DeliveryError {
     #[error("target answered HTTP {status}")]
     Status {
@@ -423,7 +438,7 @@ impl Target {
     ) -> Result<Delivered, DeliveryError> {
         match self {
             Target::Http(t) => t.deliver(event, ctx).await.map(|status| Delivered {
-                status: Some(status),
+                status,
                 output: None,
             }),
             Target::AwsEventBridge(t) => t.deliver(event).await,
