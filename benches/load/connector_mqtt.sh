@@ -66,7 +66,7 @@ awk -v n="$N" 'BEGIN { pad = sprintf("%200s", ""); gsub(/ /, "x", pad);
 mosquitto_pub -p "$MQTT_PORT" -q 1 -V 5 -t bench/in -l < "$dir/in.txt"
 start=$(now)
 start_gateway
-pids+=($gateway)
+pids+=("$gateway")
 until [ "$(redis-cli -p "$REDIS_PORT" xlen 'sluice:{in}:events')" -ge "$N" ]; do sleep 0.05; done
 rate "$N" "$start" "$(now)"
 
@@ -80,7 +80,7 @@ sub=$!
 sleep 0.5
 start=$(now)
 # Four posting clients at once, so the ingest is not what is measured.
-ls "$dir"/out-*.json | xargs -P 4 -I{} curl -sf -o /dev/null \
+find "$dir" -maxdepth 1 -name "out-*.json" -print0 | xargs -0 -P 4 -I{} curl -sf -o /dev/null \
   -H 'content-type: application/cloudevents-batch+json' \
   --data-binary "@{}" "http://127.0.0.1:$HTTP_PORT/buses/out/events"
 ingested=$(now)

@@ -81,7 +81,7 @@ connectors:
 EOF
 RUST_LOG=warn "$SLUICE" serve --config "$dir/in.yaml" --redis "$redis" --listen "127.0.0.1:$HTTP_PORT" &
 gw=$!
-pids+=($gw)
+pids+=("$gw")
 start=$(now)
 until [ "$(rcli xlen 'sluice:{bench}:events')" -ge "$N" ]; do sleep 0.05; done
 end=$(now)
@@ -100,7 +100,7 @@ rules:
 EOF
 RUST_LOG=warn "$SLUICE" serve --config "$dir/out.yaml" --redis "$redis" --listen "127.0.0.1:$HTTP_PORT" &
 gw=$!
-pids+=($gw)
+pids+=("$gw")
 until curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null; do sleep 0.05; done
 python3 - "$N" >"$dir/batches" <<'EOF'
 import json, sys

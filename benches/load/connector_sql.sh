@@ -53,7 +53,7 @@ wait_for() { # $1: command printing a number, $2: target
 start_gateway() { # $1: config file
   RUST_LOG=warn "$SLUICE" serve --config "$1" --listen "127.0.0.1:$PORT" --redis "redis://127.0.0.1:$REDIS_PORT" 2>>"$dir/sluice.log" &
   gw=$!
-  pids+=($gw)
+  pids+=("$gw")
   until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.1; done
 }
 stop_gateway() { kill "$gw"; wait "$gw" 2>/dev/null || true; }
@@ -101,8 +101,8 @@ for ((b=0; b<N/100; b++)); do
   } >"$dir/batches/$b.json"
 done
 t0=$(now)
-ls "$dir/batches" | xargs -P4 -I{} curl -sf -o /dev/null -H 'content-type: application/cloudevents-batch+json' \
-  --data-binary "@$dir/batches/{}" "http://127.0.0.1:$PORT/buses/bench/events"
+find "$dir/batches" -type f -print0 | xargs -0 -P4 -I{} curl -sf -o /dev/null -H 'content-type: application/cloudevents-batch+json' \
+  --data-binary "@{}" "http://127.0.0.1:$PORT/buses/bench/events"
 t1=$(now)
 wait_for "psql_ -c 'SELECT count(*) FROM $ROWS'" "$N"
 t2=$(now)
